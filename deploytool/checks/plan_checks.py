@@ -1,0 +1,207 @@
+"""Cross-checks over the plan, each a small named function returning findings, run in a fixed order.
+
+They look at the environment each process will actually see (after the spec's own `env` overrides),
+so a hand-written WHATSAPP_SERVER_URL pointing at a port nobody serves — the seed-002 bug — is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+from deploytool.plan.model import Finding, Literal, Plan, Role, SecretRef, ServiceInstance
+from deploytool.render.resolve import compose_value, local_value
+
+SECRET_NAME = re.compile(r"(^|_)(KEY|SECRET|PASSWORD|PASSWD|TOKEN)$")
+URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/:@\s]+:[^@\s]+@", re.IGNORECASE)
+
+Check = Callable[[Plan], Iterator[Finding]]
+
+
+def check_ports(plan: Plan) -> Iterator[Finding]:
+    owners: dict[int, list[str]] = defaultdict(list)
+    for svc in plan.services:
+        owners[svc.port].append(svc.name)
+        if not 1 <= svc.port <= 65535:
+            yield Finding("PORT_OUT_OF_RANGE", f"{svc.name}: port {svc.port} is outside 1-65535")
+    for port, names in sorted(owners.items()):
+        if len(names) > 1:
+            yield Finding("PORT_COLLISION", f"port {port} is used by {', '.join(sorted(names))}")
+
+
+def check_names(plan: Plan) -> Iterator[Finding]:
+    seen: dict[str, int] = defaultdict(int)
+    for svc in plan.services:
+        seen[svc.name] += 1
+    if plan.database.engine == "postgres":
+        seen["postgres"] += 1
+    for name, count in sorted(seen.items()):
+        if count > 1:
+            yield Finding("DUPLICATE_SERVICE_NAME", f"service name {name!r} is generated {count} times")
+    known = {svc.name for svc in plan.services} | {svc.spec_name for svc in plan.services}
+    for name, _ in plan.public_urls:
+        if name not in known:
+            yield Finding("UNKNOWN_SERVICE", f"public_urls.{name}: no such service (known: {', '.join(sorted(known))})")
+
+
+def _served_tenants(svc: ServiceInstance) -> set[str] | None:
+    """Tenants a WhatsApp process accepts, from its own env; None = any id (multi without allow-list)."""
+    env = svc.env_dict()
+    mode = env.get("WA_MODE")
+    if isinstance(mode, Literal) and mode.value == "single":
+        tenant = env.get("TENANT_ID")
+        return {tenant.value} if isinstance(tenant, Literal) else set()
+    allow = env.get("TENANTS")
+    if isinstance(allow, Literal) and allow.value.strip():
+        return {t.strip() for t in allow.value.split(",") if t.strip()}
+    return None
+
+
+def _listeners(plan: Plan, target: str) -> dict[tuple[str, int], ServiceInstance]:
+    hosts = ("127.0.0.1", "localhost", "[::1]", "::1") if target == "local" else None
+    out: dict[tuple[str, int], ServiceInstance] = {}
+    for svc in plan.services:
+        for host in hosts or (svc.name,):
+            out[(host, svc.port)] = svc
+    return out
+
+
+def _flask_routes(plan: Plan, target: str) -> dict[str, str | None]:
+    """tenant -> base URL exactly as flask_service resolves it from its env (map wins, then server URL)."""
+    env = plan.web.env
+    resolved = {
+        name: (local_value(plan, value, ".") if target == "local" else compose_value(plan, value))
+        for name, value in env
+    }
+    try:
+        mapping = json.loads(resolved.get("WHATSAPP_TENANT_URLS") or "{}")
+    except json.JSONDecodeError:
+        mapping = None
+    server = resolved.get("WHATSAPP_SERVER_URL")
+    routes: dict[str, str | None] = {}
+    for tenant in plan.tenants:
+        url = mapping.get(tenant) if isinstance(mapping, dict) else None
+        routes[tenant] = url if isinstance(url, str) else server
+    return routes
+
+
+def check_routing(plan: Plan) -> Iterator[Finding]:
+    """Every tenant must reach a process that listens at the URL flask uses and accepts that tenant."""
+    web_env = plan.web.env_dict()
+    raw_map = web_env.get("WHATSAPP_TENANT_URLS")
+    if isinstance(raw_map, Literal):
+        try:
+            if not isinstance(json.loads(raw_map.value), dict):
+                raise ValueError
+        except ValueError:
+            yield Finding("BAD_TENANT_URLS", f"{plan.web.name}: WHATSAPP_TENANT_URLS is not a JSON object")
+    targets = [t for t in ("local", "compose") if t in plan.targets] or ["compose"]
+    for target in targets:
+        listeners = _listeners(plan, target)
+        for tenant, url in _flask_routes(plan, target).items():
+            if not url:
+                yield Finding("TENANT_UNROUTED", f"tenant {tenant}: flask has no WhatsApp URL for it ({target})")
+                continue
+            parts = urlsplit(url)
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                port = -1
+            svc = listeners.get((parts.hostname or "", port))
+            if svc is None or svc.role is not Role.whatsapp:
+                yield Finding(
+                    "URL_NO_LISTENER",
+                    f"tenant {tenant}: flask would call {url} ({target}) but no WhatsApp service listens there",
+                )
+                continue
+            served = _served_tenants(svc)
+            if served is not None and tenant not in served:
+                yield Finding(
+                    "TENANT_UNROUTED",
+                    f"tenant {tenant}: routed to {svc.name} ({url}, {target}), which does not serve it",
+                )
+
+
+def check_whatsapp_services(plan: Plan) -> Iterator[Finding]:
+    for svc in plan.by_role(Role.whatsapp):
+        if svc.replicas != 1:
+            yield Finding(
+                "WHATSAPP_REPLICAS",
+                f"{svc.name}: replicas={svc.replicas}; a WhatsApp session can only live in one process "
+                "(and Railway cannot attach a volume to replicas): use the sharded topology instead",
+            )
+        if svc.volume is None and plan.stage != "development":
+            yield Finding(
+                "WHATSAPP_NO_VOLUME",
+                f"{svc.name}: no volume outside development; every session is lost on redeploy",
+            )
+        if plan.topology != "per-port" and not svc.tenants:
+            yield Finding("EMPTY_SHARD", f"{svc.name}: holds no tenant", "warning")
+
+
+def check_shards(plan: Plan, capacity: int | None = None) -> Iterator[Finding]:
+    if plan.shard_lock is None or capacity is None:
+        return
+    load: dict[int, int] = defaultdict(int)
+    for shard in plan.shard_lock.values():
+        load[shard] += 1
+    for shard, count in sorted(load.items()):
+        if count > capacity:
+            yield Finding(
+                "SHARD_OVER_CAPACITY",
+                f"shard {shard} holds {count} tenants (max {capacity}); deploytool never moves a tenant "
+                "(its session lives on that shard's volume): move it by hand in the lock file if you accept that",
+            )
+
+
+def check_secrets(plan: Plan) -> Iterator[Finding]:
+    declared = set(plan.secrets)
+    for svc in plan.services:
+        for name, value in svc.env:
+            if isinstance(value, SecretRef):
+                if value.name not in declared:
+                    yield Finding(
+                        "SECRET_UNDECLARED",
+                        f"{svc.name}: {name} needs secret {value.name}, which is not in `secrets`",
+                    )
+                continue
+            if not isinstance(value, Literal):
+                continue
+            if name in declared or SECRET_NAME.search(name):
+                yield Finding(
+                    "SECRET_LITERAL",
+                    f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under "
+                    "`secrets` and give the value through the environment",
+                )
+            elif URL_WITH_PASSWORD.match(value.value):
+                yield Finding("SECRET_LITERAL", f"{svc.spec_name}.env.{name}: URL with a password in the spec")
+
+
+def check_targets(plan: Plan) -> Iterator[Finding]:
+    if "railway" in plan.targets and plan.database.engine != "postgres":
+        yield Finding("RAILWAY_SQLITE", "railway target with database.engine sqlite: data would be lost on redeploy")
+    if "local" in plan.targets:
+        for svc in plan.services:
+            if not (svc.local_start or svc.start):
+                yield Finding("NO_START_COMMAND", f"{svc.name}: no local_start or start command for the local target")
+
+
+PLAN_CHECKS: tuple[Check, ...] = (
+    check_ports,
+    check_names,
+    check_routing,
+    check_whatsapp_services,
+    check_secrets,
+    check_targets,
+)
+
+
+def check_plan(plan: Plan, shard_capacity: int | None = None) -> list[Finding]:
+    findings = list(plan.notes)
+    for check in PLAN_CHECKS:
+        findings.extend(check(plan))
+    findings.extend(check_shards(plan, shard_capacity))
+    return findings

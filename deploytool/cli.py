@@ -1,0 +1,221 @@
+"""Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from deploytool import pipeline
+from deploytool.errors import CheckFailed, DeploytoolError, UserError
+from deploytool.render.railway import LEGACY_WARNING
+from deploytool.show import describe_plan
+from deploytool.spec.model import Spec
+
+app = typer.Typer(
+    name="deploytool",
+    help="One spec -> every deployment artifact of a multi-tenant Flask + WhatsApp system.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # a crash must never print a secret held in a local
+)
+
+SpecOption = Annotated[Path, typer.Option("--spec", help="Spec file; overlays are read from environments/ beside it.")]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="Output folder (default: deploy/ENV beside the spec).")
+]
+EnvArgument = Annotated[str, typer.Argument(help="Environment name: environments/ENV.yaml.", show_default=False)]
+
+_state: dict[str, Path] = {"spec": Path("deploytool.yaml")}
+
+
+def _echo(text: str = "") -> None:
+    typer.echo(text)
+
+
+def _warn(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+@app.callback()
+def _global(spec: SpecOption = Path("deploytool.yaml")) -> None:
+    _state["spec"] = spec
+
+
+def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
+    for finding in findings:
+        (_echo if finding.severity == "error" else _warn)(str(finding))
+
+
+@app.command()
+def validate(env: EnvArgument, out: OutOption = None) -> None:
+    """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
+    rendered = pipeline.render_environment(_state["spec"], env, out)
+    findings = pipeline.findings_of(rendered)
+    _report_findings(findings)
+    failed = pipeline.errors(findings)
+    if failed:
+        raise CheckFailed(f"{env}: {len(failed)} check(s) failed")
+    _echo(
+        f"{env}: ok ({len(rendered.plan.services)} services, {len(rendered.plan.tenants)} tenants, "
+        f"{len(rendered.artifacts)} artifacts)"
+    )
+
+
+@app.command()
+def render(
+    env: EnvArgument,
+    out: OutOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
+) -> None:
+    """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
+    rendered = pipeline.render_environment(_state["spec"], env, out)
+    findings = pipeline.findings_of(rendered)
+    _report_findings(findings)
+    if pipeline.errors(findings):
+        raise CheckFailed(f"{env}: checks failed; nothing was written")
+    if rendered.plan.railway.legacy_config and "railway" in rendered.plan.targets:
+        _warn(f"warning: {LEGACY_WARNING}")
+    if check:
+        changes = [c for c in pipeline.check(rendered) if c.status != "unchanged"]
+        for change in changes:
+            _echo(f"{change.status}: {change.path}")
+            if change.diff:
+                _echo(change.diff.rstrip("\n"))
+        if changes:
+            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date; run `deploytool render {env}`")
+        _echo(f"{env}: {len(rendered.artifacts)} files up to date")
+        return
+    changes, added = pipeline.write(rendered)
+    for change in changes:
+        _echo(f"{change.status:9} {change.path}")
+    if added:
+        _echo(f"secrets   {rendered.ctx.in_out('.secrets.env')}: generated {', '.join(added)} (git-ignored, 0600)")
+
+
+@app.command()
+def show(env: EnvArgument, out: OutOption = None) -> None:
+    """Print the resolved plan of ENV, secrets redacted."""
+    rendered = pipeline.render_environment(_state["spec"], env, out)
+    document = describe_plan(rendered.plan, rendered.ctx.out_rel)
+    _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of deploytool.yaml (for editors)."""
+    _echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
+
+
+@app.command()
+def up(
+    env: EnvArgument,
+    out: OutOption = None,
+    runner: Annotated[str, typer.Option(help="procfile (processes here) or compose (needs Docker).")] = "procfile",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every /health.")] = 90.0,
+) -> None:
+    """Render ENV if needed, start it, and return once every service is healthy."""
+    from deploytool import run
+
+    if runner not in ("procfile", "compose"):
+        raise UserError(f"--runner: expected procfile or compose, got {runner!r}")
+    rendered = pipeline.render_environment(_state["spec"], env, out)
+    findings = pipeline.findings_of(rendered, consumers=False)
+    _report_findings(findings)
+    pipeline.require_no_errors(findings)
+    pipeline.write(rendered)
+    if runner == "compose":
+        run.compose_up(rendered.ctx.out, os.environ)
+        _echo(f"{env}: started with docker compose")
+        return
+    statuses = run.up(rendered.ctx.out, os.environ, deadline_s=timeout, on_event=_warn)
+    for status in statuses:
+        _echo(f"healthy   {status.name:24} {status.url}")
+    _echo(f"{env}: {len(statuses)} services up; stop them with `deploytool down {env}`")
+
+
+@app.command()
+def down(
+    env: EnvArgument,
+    out: OutOption = None,
+    runner: Annotated[str, typer.Option(help="procfile or compose.")] = "procfile",
+) -> None:
+    """Stop everything `up` started for ENV, and nothing else."""
+    from deploytool import run
+
+    folder = out or pipeline.default_out(_state["spec"], env)
+    if runner == "compose":
+        run.compose_down(folder, os.environ)
+        return
+    stopped = run.down(folder)
+    _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
+
+
+@app.command()
+def probe(
+    env: EnvArgument,
+    out: OutOption = None,
+    url: Annotated[
+        Optional[list[str]], typer.Option("--url", help="SERVICE=URL of a remote service; repeatable.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or junit.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the report to FILE.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds each target may take, retries included.")] = 30.0,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Targets probed at once.")] = 16,
+    interval: Annotated[float, typer.Option(help="Seconds between retries of one target.")] = 1.0,
+) -> None:
+    """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
+    from deploytool import probe as probing
+
+    if fmt not in ("table", "json", "junit"):
+        raise UserError(f"--format: expected table, json or junit, got {fmt!r}")
+    urls: dict[str, str] = {}
+    for item in url or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"--url: expected SERVICE=URL, got {item!r}")
+        urls[name] = value
+    rendered = pipeline.render_environment(_state["spec"], env, out)
+    manifest = json.loads(next(a.content for a in rendered.artifacts if a.path == rendered.manifest_rel))
+    report = probing.probe_environment(
+        manifest, rendered.ctx.out, urls, os.environ, timeout=timeout, concurrency=concurrency, interval=interval
+    )
+    text = probing.format_report(report, fmt)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    if output is None or fmt == "table":
+        _echo(text.rstrip("\n"))
+    if not report.ok:
+        raise CheckFailed(f"{env}: probe failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
+    try:
+        result = app(args=argv, prog_name="deploytool", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _warn(f"error: {exc.format_message()}")
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        _warn("aborted")
+        return 130
+    except DeploytoolError as exc:
+        _warn(f"error: {exc}" if isinstance(exc, UserError) else str(exc))
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

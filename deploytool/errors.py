@@ -1,0 +1,21 @@
+"""The one error hierarchy. Exceptions never print; `deploytool.cli` maps them to exit codes."""
+
+from __future__ import annotations
+
+
+class DeploytoolError(Exception):
+    """Base of every error deploytool raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(DeploytoolError):
+    """Bad input from a person: spec, arguments, missing files. Exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+class CheckFailed(DeploytoolError):
+    """Checks, drift or probes failed. Exit code 1."""
+
+    exit_code = 1

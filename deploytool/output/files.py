@@ -1,0 +1,101 @@
+"""Atomic, idempotent writes and the `--check` comparison.
+
+Writing happens in two phases: every new file is first written and fsynced beside its target under
+a temporary name, and only then are they renamed over the old ones (a rename is atomic). An
+interruption before the second phase leaves every previous file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploytool.render.artifacts import Artifact
+
+TMP_SUFFIX = ".deploytool-tmp"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    status: str  # created | updated | unchanged | removed | missing | differs | stale
+    diff: str = ""
+
+
+def _previous_artifacts(root: Path, manifest_rel: str | None) -> set[str]:
+    if manifest_rel is None:
+        return set()
+    try:
+        data = json.loads((root / manifest_rel).read_text())
+        return set(data.get("artifacts", {}))
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def _stale(root: Path, artifacts: list[Artifact], manifest_rel: str | None) -> list[str]:
+    """Files the previous render wrote that this one no longer produces (a removed tenant's env file)."""
+    current = {a.path for a in artifacts}
+    return sorted(p for p in _previous_artifacts(root, manifest_rel) - current if (root / p).is_file())
+
+
+def write_files(root: Path, artifacts: list[Artifact], manifest_rel: str | None = None) -> list[FileChange]:
+    changes: list[FileChange] = []
+    staged: list[tuple[Path, Path]] = []
+    stale = _stale(root, artifacts, manifest_rel)
+    try:
+        for artifact in artifacts:
+            target = root / artifact.path
+            old = target.read_text() if target.is_file() else None
+            if old == artifact.content:
+                changes.append(FileChange(artifact.path, "unchanged"))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(target.name + TMP_SUFFIX)
+            staged.append((temp, target))  # before writing, so an interruption cleans this one too
+            with open(temp, "w", encoding="utf-8") as handle:
+                handle.write(artifact.content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, artifact.mode)
+            changes.append(FileChange(artifact.path, "created" if old is None else "updated"))
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        raise
+    # The manifest is renamed last so a reader never sees a manifest newer than its files.
+    staged.sort(key=lambda pair: pair[1].name == "deploytool-manifest.json")
+    for temp, target in staged:
+        os.replace(temp, target)
+    for path in stale:
+        (root / path).unlink()
+        changes.append(FileChange(path, "removed"))
+    return changes
+
+
+def check_files(root: Path, artifacts: list[Artifact], manifest_rel: str | None = None) -> list[FileChange]:
+    """Compare rendered artifacts with the disk; nothing is written."""
+    changes: list[FileChange] = []
+    for artifact in artifacts:
+        target = root / artifact.path
+        if not target.is_file():
+            changes.append(FileChange(artifact.path, "missing"))
+            continue
+        old = target.read_text()
+        if old == artifact.content:
+            changes.append(FileChange(artifact.path, "unchanged"))
+            continue
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                artifact.content.splitlines(keepends=True),
+                fromfile=f"{artifact.path} (on disk)",
+                tofile=f"{artifact.path} (rendered)",
+                n=1,
+            )
+        )
+        changes.append(FileChange(artifact.path, "differs", diff))
+    changes += [FileChange(path, "stale") for path in _stale(root, artifacts, manifest_rel)]
+    return changes

@@ -1,0 +1,44 @@
+"""The local secrets file: random values, generated once, git-ignored, mode 0600, never an artifact."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from deploytool.render.envfile import format_env, parse_env
+
+SECRETS_FILE = ".secrets.env"
+
+
+def read_secrets(out: Path) -> dict[str, str]:
+    path = out / SECRETS_FILE
+    if not path.is_file():
+        return {}
+    return parse_env(path.read_text())
+
+
+def ensure_secrets_file(out: Path, names: Iterable[str]) -> list[str]:
+    """Add a random value for every missing name; existing values are kept. Returns the names added."""
+    current = read_secrets(out)
+    missing = sorted(set(names) - set(current))
+    if not missing:
+        return []
+    values = {**current, **{name: secrets.token_urlsafe(32) for name in missing}}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SECRETS_FILE
+    temp = path.with_name(path.name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(format_env(sorted(values.items()), header=["local secret values: never commit this file"]))
+    os.replace(temp, path)
+    return missing
+
+
+def secret_values(names: Iterable[str], out: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Process environment first, then the secrets file."""
+    stored = read_secrets(out)
+    return {
+        name: environ[name] if name in environ else stored[name] for name in names if name in environ or name in stored
+    }

@@ -1,0 +1,196 @@
+"""build_plan: Spec (+ the shard lock) -> Plan. Pure: no files, no network, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from deploytool.plan.allocate import allocate_ports, assign_shards, shard_numbers
+from deploytool.plan.model import (
+    AuthRoot,
+    DatabasePlan,
+    DatabaseUrl,
+    EnvValue,
+    Finding,
+    Literal,
+    Plan,
+    RailwayPlan,
+    Role,
+    SecretRef,
+    ServiceInstance,
+    ServiceUrl,
+    TenantUrls,
+)
+from deploytool.spec.model import ServiceKind, ServiceSpec, Spec, Stage, Topology
+
+WEBHOOK_PATH = "/webhook/whatsapp"
+CONTAINER_AUTH_ROOT = "/data/auth"
+VOLUME_MOUNT = "/data"
+
+
+def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None = None) -> Plan:
+    web_name, web_spec = spec.service_of(ServiceKind.flask)
+    wa_name, wa_spec = spec.service_of(ServiceKind.whatsapp)
+    tenants = spec.tenant_ids()
+    secrets = set(spec.secrets)
+    notes: list[Finding] = []
+
+    groups, lock_out = _whatsapp_groups(spec, wa_name, wa_spec, web_spec.port, tenants, shard_lock or {})
+    multi = spec.topology.kind is not Topology.per_port
+    whatsapp = [
+        _whatsapp_instance(spec, wa_name, wa_spec, name, port, members, multi, web_name, secrets)
+        for name, port, members in groups
+    ]
+    routes = tuple((tenant, instance.name) for instance in whatsapp for tenant in instance.tenants)
+    order = {t: i for i, t in enumerate(tenants)}
+    routes = tuple(sorted(routes, key=lambda r: order[r[0]]))
+
+    if spec.topology.ports and spec.topology.kind is not Topology.per_port:
+        notes.append(Finding("PORTS_IGNORED", "topology.ports only applies to per-port; it is ignored", "warning"))
+    unknown = sorted(set(spec.topology.ports) - set(tenants))
+    if unknown:
+        notes.append(Finding("UNKNOWN_TENANT_PORT", f"topology.ports names tenants not in tenants: {unknown}"))
+
+    web = _web_instance(spec, web_name, web_spec, whatsapp, routes, secrets)
+    services = tuple(sorted([web, *whatsapp], key=lambda s: s.name))
+    return Plan(
+        project=spec.project,
+        env_name=env_name,
+        stage=spec.stage.value,
+        topology=spec.topology.kind.value,
+        services=services,
+        routes=routes,
+        database=DatabasePlan(
+            engine=spec.database.engine,
+            name=spec.database.name,
+            user=spec.database.user,
+            password_secret=spec.database.password_secret,
+        ),
+        secrets=tuple(sorted(secrets)),
+        targets=tuple(t.value for t in spec.targets),
+        public_urls=tuple(sorted(spec.public_urls.items())),
+        railway=RailwayPlan(
+            repo=spec.railway.repo,
+            branch=spec.railway.branch,
+            environment=spec.railway.environment or env_name,
+            legacy_config=spec.railway.legacy_config,
+        ),
+        shard_lock=lock_out,
+        notes=tuple(notes),
+    )
+
+
+def _whatsapp_groups(
+    spec: Spec, wa_name: str, wa_spec: ServiceSpec, web_port: int, tenants: list[str], lock: Mapping[str, int]
+) -> tuple[list[tuple[str, int, tuple[str, ...]]], dict[str, int] | None]:
+    """(instance name, port, tenants) for every WhatsApp process of the topology."""
+    kind = spec.topology.kind
+    reserved = {web_port}
+    if kind is Topology.shared:
+        return [(wa_name, wa_spec.port, tuple(tenants))], None
+    if kind is Topology.per_port:
+        ports = allocate_ports(tenants, wa_spec.port, reserved, spec.topology.ports)
+        return [(f"{wa_name}-{t}", ports[t], (t,)) for t in tenants], None
+    capacity = spec.topology.max_tenants_per_shard
+    min_shards = spec.topology.shards or 1
+    assignment = assign_shards(tenants, lock, capacity, min_shards)
+    shards = shard_numbers(assignment, min_shards)
+    ports = allocate_ports([str(n) for n in shards], wa_spec.port, reserved, {})
+    groups = []
+    for number in shards:
+        members = tuple(t for t in tenants if assignment[t] == number)
+        groups.append((f"{wa_name}-shard-{number}", ports[str(number)], members))
+    return groups, dict(sorted(assignment.items()))
+
+
+def _env(pairs: Mapping[str, EnvValue], extra: Mapping[str, str]) -> tuple[tuple[str, EnvValue], ...]:
+    """Generated variables, then the spec's own `env` on top (checked later: a secret there is a finding)."""
+    merged: dict[str, EnvValue] = dict(pairs)
+    for key, value in extra.items():
+        merged[key] = Literal(value)
+    return tuple(sorted(merged.items()))
+
+
+def _whatsapp_instance(
+    spec: Spec,
+    spec_name: str,
+    svc: ServiceSpec,
+    name: str,
+    port: int,
+    tenants: tuple[str, ...],
+    multi: bool,
+    web_name: str,
+    secrets: set[str],
+) -> ServiceInstance:
+    env: dict[str, EnvValue] = {
+        "PORT": Literal(str(port)),
+        "WA_MODE": Literal("multi" if multi else "single"),
+        "WA_DRIVER": Literal(svc.driver),
+        "AUTH_ROOT": AuthRoot(name),
+        "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
+        "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),
+        "WEBHOOK_URL": ServiceUrl(web_name, WEBHOOK_PATH),
+    }
+    if multi:
+        env["TENANTS"] = Literal(",".join(tenants))
+        if svc.max_tenants is not None:
+            env["MAX_TENANTS"] = Literal(str(svc.max_tenants))
+    else:
+        env["TENANT_ID"] = Literal(tenants[0])
+    return ServiceInstance(
+        name=name,
+        role=Role.whatsapp,
+        spec_name=spec_name,
+        source=svc.source,
+        port=port,
+        health_path=svc.health_path,
+        qr_path=svc.qr_path,
+        tenants=tenants,
+        env=_env(env, svc.env),
+        volume=f"{name}-data" if svc.volume else None,
+        replicas=svc.replicas,
+        start=svc.start,
+        local_start=svc.local_start,
+        pre_deploy=svc.pre_deploy,
+        dockerfile=svc.dockerfile,
+    )
+
+
+def _web_instance(
+    spec: Spec,
+    name: str,
+    svc: ServiceSpec,
+    whatsapp: list[ServiceInstance],
+    routes: tuple[tuple[str, str], ...],
+    secrets: set[str],
+) -> ServiceInstance:
+    env: dict[str, EnvValue] = {
+        "PORT": Literal(str(svc.port)),
+        "APP_ENV": Literal("development" if spec.stage is Stage.development else "production"),
+        "DATABASE_URL": DatabaseUrl(),
+        "SECRET_KEY": SecretRef("SECRET_KEY"),
+        "OPS_API_KEY": SecretRef("OPS_API_KEY"),
+        "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),
+        "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
+    }
+    if spec.topology.kind is Topology.shared:
+        env["WHATSAPP_SERVER_URL"] = ServiceUrl(whatsapp[0].name)
+    else:
+        env["WHATSAPP_TENANT_URLS"] = TenantUrls(routes)
+    return ServiceInstance(
+        name=name,
+        role=Role.web,
+        spec_name=name,
+        source=svc.source,
+        port=svc.port,
+        health_path=svc.health_path,
+        qr_path=None,
+        tenants=(),
+        env=_env(env, svc.env),
+        volume=None,
+        replicas=svc.replicas,
+        start=svc.start,
+        local_start=svc.local_start,
+        pre_deploy=svc.pre_deploy,
+        dockerfile=svc.dockerfile,
+        depends_on=tuple(sorted(w.name for w in whatsapp)),
+    )

@@ -1,0 +1,143 @@
+"""The plan: every service instance, port, tenant route and env var, independent of any target.
+
+Env values stay symbolic (a secret by name, "the URL of service X") so each renderer can spell them
+for its target: `127.0.0.1:PORT` locally, `name:PORT` in compose, private domains on Railway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Role(str, Enum):
+    web = "web"
+    whatsapp = "whatsapp"
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class ServiceUrl:
+    """Base URL of a service instance as seen from another service, plus an optional path."""
+
+    service: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class TenantUrls:
+    """JSON object tenant id -> base URL of the instance serving it (WHATSAPP_TENANT_URLS)."""
+
+    routes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """SQLAlchemy URL of the environment's database; unset locally means embedded SQLite."""
+
+
+@dataclass(frozen=True)
+class AuthRoot:
+    """Folder for WhatsApp session state: a volume in containers, a folder of the output locally."""
+
+    service: str
+
+
+EnvValue = Literal | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    name: str
+    role: Role
+    spec_name: str  # the service of the spec it was made from
+    source: str  # code folder relative to the project root
+    port: int
+    health_path: str | None
+    qr_path: str | None
+    tenants: tuple[str, ...]
+    env: tuple[tuple[str, EnvValue], ...]  # sorted by name
+    volume: str | None
+    replicas: int
+    start: str | None
+    local_start: str | None
+    pre_deploy: str | None
+    dockerfile: str
+    depends_on: tuple[str, ...] = ()
+
+    def env_dict(self) -> dict[str, EnvValue]:
+        return dict(self.env)
+
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(sorted({v.name for _, v in self.env if isinstance(v, SecretRef)}))
+
+
+@dataclass(frozen=True)
+class DatabasePlan:
+    engine: str  # postgres | sqlite
+    name: str
+    user: str
+    password_secret: str
+
+
+@dataclass(frozen=True)
+class RailwayPlan:
+    repo: str
+    branch: str
+    environment: str
+    legacy_config: bool
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A cross-check result. `error` findings fail `validate` (exit 1); warnings are printed."""
+
+    code: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity}[{self.code}]: {self.message}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    env_name: str
+    stage: str
+    topology: str
+    services: tuple[ServiceInstance, ...]  # sorted by name
+    routes: tuple[tuple[str, str], ...]  # tenant -> instance name, in spec order
+    database: DatabasePlan
+    secrets: tuple[str, ...]  # sorted
+    targets: tuple[str, ...]
+    public_urls: tuple[tuple[str, str], ...]
+    railway: RailwayPlan
+    shard_lock: dict[str, int] | None = None  # sharded: tenant -> shard number, to persist
+    notes: tuple[Finding, ...] = field(default=())  # findings found while planning
+
+    def service(self, name: str) -> ServiceInstance:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
+
+    def by_role(self, role: Role) -> tuple[ServiceInstance, ...]:
+        return tuple(s for s in self.services if s.role is role)
+
+    @property
+    def web(self) -> ServiceInstance:
+        return self.by_role(Role.web)[0]
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        return tuple(t for t, _ in self.routes)

@@ -1,0 +1,19 @@
+"""Redaction for anything shown to people: passwords inside URLs, secret values by name."""
+
+from __future__ import annotations
+
+import re
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<password>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`; `${...}` references stay."""
+
+    def hide(match: re.Match[str]) -> str:
+        password = match.group("password")
+        if password.startswith("${") and password.endswith("}"):
+            return match.group(0)
+        return f"{match.group('head')}***{match.group('tail')}"
+
+    return _URL_PASSWORD.sub(hide, text)

@@ -1,0 +1,37 @@
+"""Rendered files as data: a path relative to the project root and the exact text to write."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str  # posix path relative to the project root
+    content: str
+    mode: int = 0o644
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    root: Path  # folder of deploytool.yaml
+    out: Path  # the environment's output folder
+
+    @property
+    def out_rel(self) -> str:
+        """Output folder relative to the root (processes run from the root)."""
+        return PurePosixPath(Path(os.path.relpath(self.out.resolve(), self.root.resolve())).as_posix()).as_posix()
+
+    def in_out(self, name: str) -> str:
+        return (PurePosixPath(self.out_rel) / name).as_posix()
+
+    def source_from_out(self, source: str) -> str:
+        """A service's code folder as seen from the output folder (compose build contexts)."""
+        return Path(os.path.relpath((self.root / source).resolve(), self.out.resolve())).as_posix()

@@ -1,0 +1,262 @@
+"""Read the spec files, deep-merge the overlay, validate, and name the place of every error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from deploytool.errors import UserError
+from deploytool.spec.model import Spec
+
+ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+PathKey = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Origin:
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    spec: Spec
+    env_name: str
+    root: Path  # folder of deploytool.yaml: service sources and outputs are relative to it
+    files: tuple[Path, ...]
+
+
+def environments_dir(spec_path: Path) -> Path:
+    return spec_path.parent / "environments"
+
+
+def available_environments(spec_path: Path) -> list[str]:
+    folder = environments_dir(spec_path)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml") if ENV_NAME_PATTERN.match(p.stem))
+
+
+def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
+    """Load base spec + overlay for `env_name`; raise UserError naming file, field and line."""
+    if not ENV_NAME_PATTERN.match(env_name):
+        raise UserError(f"environment name {env_name!r} is invalid (expected {ENV_NAME_PATTERN.pattern})")
+    if not spec_path.is_file():
+        raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
+    overlay_path = environments_dir(spec_path) / f"{env_name}.yaml"
+    if not overlay_path.is_file():
+        known = ", ".join(available_environments(spec_path)) or "none"
+        raise UserError(f"{display(overlay_path)}: no such environment {env_name!r} (known: {known})")
+
+    base, base_origins = read_yaml(spec_path)
+    overlay, overlay_origins = read_yaml(overlay_path)
+    merged, origins = merge(base, base_origins, overlay, overlay_origins)
+    try:
+        spec = Spec.model_validate(merged)
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
+    return LoadedSpec(spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path))
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- YAML with positions -------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+    name = display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{name}: cannot read: {exc}") from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else {}
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{name}{where}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{name}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{name}:1: the top level must be a mapping of keys, not {type(data).__name__}")
+    origins: dict[PathKey, Origin] = {}
+    if node is not None:
+        _record_positions(node, (), name, origins)
+    return data, origins
+
+
+def _record_positions(node: yaml.Node, path: PathKey, name: str, out: dict[PathKey, Origin]) -> None:
+    out[path] = Origin(name, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                raise UserError(f"{name}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
+            seen.add(key)
+            out[path + (key,)] = Origin(name, key_node.start_mark.line + 1)
+            _record_positions(value_node, path + (key,), name, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_positions(item, path + (str(index),), name, out)
+
+
+# --- overlay merge -------------------------------------------------------------------------------
+
+
+def merge(
+    base: dict[str, Any],
+    base_origins: dict[PathKey, Origin],
+    overlay: dict[str, Any],
+    overlay_origins: dict[PathKey, Origin],
+) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+    """Deep-merge mappings; a list or scalar in the overlay replaces; `null` removes the key."""
+    origins = dict(base_origins)
+    merged = _merge_into(dict(base), overlay, (), origins, overlay_origins)
+    return merged, origins
+
+
+def _merge_into(
+    base: dict[str, Any],
+    overlay: dict[str, Any],
+    path: PathKey,
+    origins: dict[PathKey, Origin],
+    overlay_origins: dict[PathKey, Origin],
+) -> dict[str, Any]:
+    for key, value in overlay.items():
+        here = path + (str(key),)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = _merge_into(dict(base[key]), value, here, origins, overlay_origins)
+            continue
+        for stale in [p for p in origins if p[: len(here)] == here]:
+            del origins[stale]
+        if value is None:
+            base.pop(key, None)
+            continue
+        base[key] = value
+        origins.update({p: o for p, o in overlay_origins.items() if p[: len(here)] == here})
+    return base
+
+
+# --- readable validation errors ------------------------------------------------------------------
+
+
+def describe_validation_error(
+    exc: ValidationError, data: dict[str, Any], origins: dict[PathKey, Origin], base_name: str
+) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = _real_path(data, error["loc"])
+        origin = _nearest_origin(path, origins)
+        where = f"{origin.file}:{origin.line}" if origin else base_name
+        field = _dotted(path) or "(top level)"
+        lines.append(f"{where}: {field}: {_explain(error, path)}")
+    return "\n".join(sorted(set(lines)))
+
+
+def _real_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:
+    """pydantic's loc also names union branches and key markers: keep only steps that exist in data."""
+    path: list[str] = []
+    current = data
+    for step in loc:
+        in_dict = isinstance(current, dict) and step in current
+        in_list = isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current)
+        if in_dict or in_list:
+            path.append(str(step))
+            current = current[step]
+        elif (
+            isinstance(current, dict) and step not in ("[key]",) and isinstance(step, str) and not _is_branch_tag(step)
+        ):
+            path.append(step)  # a missing required key: name it
+            current = None
+    return tuple(path)
+
+
+def _is_branch_tag(step: str) -> bool:
+    return step in ("list", "range") or "[" in step
+
+
+def _nearest_origin(path: PathKey, origins: dict[PathKey, Origin]) -> Origin | None:
+    for cut in range(len(path), -1, -1):
+        origin = origins.get(path[:cut])
+        if origin is not None:
+            return origin
+    return None
+
+
+def _dotted(path: PathKey) -> str:
+    return ".".join(path)
+
+
+def _explain(error: Any, path: PathKey) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(path[:-1])
+        hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
+        return f"unknown key {path[-1]!r}{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    got = error.get("input")
+    if kind not in ("model_type", "dict_type", "list_type") and isinstance(got, (str, int, float, bool)):
+        text = repr(got)
+        message += f" (got {text[:60]}{'…' if len(text) > 60 else ''})"
+    elif kind in ("model_type", "dict_type", "list_type"):
+        message += f" (got {type(got).__name__})"
+    return message
+
+
+def _allowed_keys(path: PathKey) -> list[str]:
+    """Field names of the model that sits at `path`, for 'unknown key' hints."""
+    model: Any = Spec
+    steps = list(path)
+    while steps:
+        step = steps.pop(0)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(step)
+        if field is None:
+            return []
+        model = _unwrap(field.annotation)
+        if get_origin(model) is dict and steps:
+            steps.pop(0)  # the dict key (e.g. a service name)
+            model = _unwrap(get_args(model)[1])
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or name for name, f in model.model_fields.items())
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in _walk_annotation(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        if get_origin(arg) is dict:
+            return arg
+    return annotation
+
+
+def _walk_annotation(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _walk_annotation(arg)

@@ -1,0 +1,175 @@
+"""The spec's shape. pydantic at the edge: unknown keys and wrong types are rejected here."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceKind(str, Enum):
+    flask = "flask"
+    whatsapp = "whatsapp"
+
+
+class Topology(str, Enum):
+    per_port = "per-port"
+    shared = "shared"
+    sharded = "sharded"
+
+
+class Stage(str, Enum):
+    development = "development"
+    production = "production"
+
+
+class Target(str, Enum):
+    local = "local"
+    compose = "compose"
+    railway = "railway"
+
+
+class ServiceSpec(Strict):
+    kind: ServiceKind
+    source: str = Field(description="Folder of the service's code, relative to the spec file.")
+    port: Port = Field(description="Listen port; for WhatsApp services the first port of the range.")
+    health_path: str | None = Field("/health", description="Health endpoint; null disables healthchecks.")
+    qr_path: str = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
+    start: str | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
+    local_start: str | None = Field(None, description="Start command from the project root when run as a process.")
+    pre_deploy: str | None = Field(None, description="Command run before each deploy (migrations).")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path inside `source`.")
+    replicas: int = Field(1, ge=1, le=200)
+    volume: bool = Field(True, description="Keep WhatsApp sessions on a persistent volume.")
+    driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
+    max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
+
+    @field_validator("health_path", "qr_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(ENV_VAR_PATTERN, name):
+                raise ValueError(f"{name!r} is not an environment variable name (expected {ENV_VAR_PATTERN})")
+        return value
+
+
+class TenantRange(Strict):
+    start: int = Field(ge=0, alias="from")
+    end: int = Field(ge=0, alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TenantRange:
+        if self.end < self.start:
+            raise ValueError("'to' must be >= 'from'")
+        if self.end - self.start >= 100_000:
+            raise ValueError("a range holds at most 100000 tenants")
+        return self
+
+
+def _tenants_shape(value: Any) -> str:
+    # Pick the union branch from the input's shape so errors name only the branch the user meant.
+    return "range" if isinstance(value, dict) else "list"
+
+
+Tenants = Annotated[
+    Annotated[list[TenantId], Tag("list")] | Annotated[TenantRange, Tag("range")],
+    Discriminator(_tenants_shape),
+]
+
+
+class TopologySpec(Strict):
+    kind: Topology = Topology.shared
+    max_tenants_per_shard: int = Field(50, ge=1, description="sharded: tenants per shard at most.")
+    shards: int | None = Field(None, ge=1, description="sharded: minimum number of shards.")
+    ports: dict[TenantId, Port] = Field(default_factory=dict, description="per-port: explicit tenant ports.")
+
+
+class DatabaseSpec(Strict):
+    engine: Literal["postgres", "sqlite"] = "postgres"
+    name: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    user: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    password_secret: str = Field("POSTGRES_PASSWORD", pattern=ENV_VAR_PATTERN)
+
+
+class RailwaySpec(Strict):
+    repo: str = Field("owner/repo", pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    branch: str = "main"
+    environment: str | None = Field(None, description="Railway environment name (default: the env name).")
+    legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
+
+
+class Spec(Strict):
+    """One environment's resolved spec (base file + overlay)."""
+
+    project: str = Field(pattern=SERVICE_NAME_PATTERN)
+    stage: Stage = Stage.production
+    services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec]
+    database: DatabaseSpec = DatabaseSpec()
+    tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
+    topology: TopologySpec = TopologySpec()
+    targets: list[Target] = Field(default_factory=lambda: [Target.local, Target.compose])
+    secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
+        default_factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
+        description="Names of secrets; their values never live in the spec.",
+    )
+    public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s]+$")]] = Field(
+        default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
+    )
+    railway: RailwaySpec = RailwaySpec()
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, value: list[str] | TenantRange) -> list[str] | TenantRange:
+        if isinstance(value, list):
+            seen: set[str] = set()
+            for tenant in value:
+                if tenant in seen:
+                    raise ValueError(f"tenant {tenant!r} is listed twice")
+                seen.add(tenant)
+            if not value:
+                raise ValueError("at least one tenant is required")
+        return value
+
+    @field_validator("targets", "secrets")
+    @classmethod
+    def _unique_items(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("items must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of_each_kind(self) -> Spec:
+        for kind in ServiceKind:
+            names = [name for name, svc in self.services.items() if svc.kind is kind]
+            if len(names) != 1:
+                raise ValueError(f"exactly one service of kind '{kind.value}' is required, found {len(names)}")
+        return self
+
+    def tenant_ids(self) -> list[str]:
+        if isinstance(self.tenants, TenantRange):
+            return [str(i) for i in range(self.tenants.start, self.tenants.end + 1)]
+        return list(self.tenants)
+
+    def service_of(self, kind: ServiceKind) -> tuple[str, ServiceSpec]:
+        return next((name, svc) for name, svc in self.services.items() if svc.kind is kind)

