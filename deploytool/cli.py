@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -42,6 +43,11 @@ def _warn(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def _progress(event: object) -> None:
+    service, kind, detail = (getattr(event, k, "") for k in ("service", "kind", "detail"))
+    _warn(f"{kind:9} {service}{': ' + detail if detail else ''}")
+
+
 @app.callback()
 def _global(spec: SpecOption = Path("deploytool.yaml")) -> None:
     _state["spec"] = spec
@@ -75,7 +81,7 @@ def render(
 ) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
     rendered = pipeline.render_environment(_state["spec"], env, out)
-    findings = pipeline.findings_of(rendered)
+    findings = pipeline.findings_of(rendered, compose_binary=False)  # `validate` also runs Compose v2 itself
     _report_findings(findings)
     if pipeline.errors(findings):
         raise CheckFailed(f"{env}: checks failed; nothing was written")
@@ -133,26 +139,19 @@ def up(
         run.compose_up(rendered.ctx.out, os.environ)
         _echo(f"{env}: started with docker compose")
         return
-    statuses = run.up(rendered.ctx.out, os.environ, deadline_s=timeout, on_event=_warn)
+    statuses = run.up(rendered.ctx.out, os.environ, deadline_s=timeout, on_event=_progress)
     for status in statuses:
         _echo(f"healthy   {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up; stop them with `deploytool down {env}`")
 
 
 @app.command()
-def down(
-    env: EnvArgument,
-    out: OutOption = None,
-    runner: Annotated[str, typer.Option(help="procfile or compose.")] = "procfile",
-) -> None:
-    """Stop everything `up` started for ENV, and nothing else."""
+def down(env: EnvArgument, out: OutOption = None) -> None:
+    """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import run
 
     folder = out or pipeline.default_out(_state["spec"], env)
-    if runner == "compose":
-        run.compose_down(folder, os.environ)
-        return
-    stopped = run.down(folder)
+    stopped = run.down(folder, os.environ)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
@@ -197,6 +196,10 @@ def probe(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
+    # A short-lived process building one big tree of small objects: the default GC thresholds spend a
+    # third of a 1,000-tenant render scanning objects that are never garbage (see benchmarks/render.py).
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
     try:
         result = app(args=argv, prog_name="deploytool", standalone_mode=False)
     except typer.Exit as exc:

@@ -85,11 +85,14 @@ def render_environment(spec_path: Path, env_name: str, out: Path | None = None) 
     return Rendered(loaded, plan, ctx, render_all(plan, ctx, railway), railway)
 
 
-def findings_of(rendered: Rendered, consumers: bool = True) -> list[Finding]:
+def findings_of(rendered: Rendered, consumers: bool = True, compose_binary: bool = True) -> list[Finding]:
+    """Plan checks, then (with `consumers`) the rendered files through their consumers."""
     capacity = rendered.loaded.spec.topology.max_tenants_per_shard
     findings = check_plan(rendered.plan, capacity)
     if consumers:
-        findings += check_artifacts(rendered.plan, rendered.artifacts, rendered.ctx.out_rel, rendered.railway_plans)
+        findings += check_artifacts(
+            rendered.plan, rendered.artifacts, rendered.ctx.out_rel, rendered.railway_plans, compose_binary
+        )
     return findings
 
 

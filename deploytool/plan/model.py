@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 
 class Role(str, Enum):
@@ -125,16 +126,17 @@ class Plan:
     shard_lock: dict[str, int] | None = None  # sharded: tenant -> shard number, to persist
     notes: tuple[Finding, ...] = field(default=())  # findings found while planning
 
+    @cached_property
+    def _by_name(self) -> dict[str, ServiceInstance]:
+        return {svc.name: svc for svc in self.services}
+
     def service(self, name: str) -> ServiceInstance:
-        for svc in self.services:
-            if svc.name == name:
-                return svc
-        raise KeyError(name)
+        return self._by_name[name]
 
     def by_role(self, role: Role) -> tuple[ServiceInstance, ...]:
         return tuple(s for s in self.services if s.role is role)
 
-    @property
+    @cached_property
     def web(self) -> ServiceInstance:
         return self.by_role(Role.web)[0]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 
@@ -24,7 +25,7 @@ class RenderContext:
     root: Path  # folder of deploytool.yaml
     out: Path  # the environment's output folder
 
-    @property
+    @cached_property
     def out_rel(self) -> str:
         """Output folder relative to the root (processes run from the root)."""
         return PurePosixPath(Path(os.path.relpath(self.out.resolve(), self.root.resolve())).as_posix()).as_posix()

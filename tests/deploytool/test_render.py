@@ -267,16 +267,16 @@ def test_interrupted_render_leaves_previous_files_intact(make_project, monkeypat
     (spec.parent / "environments" / "dev.yaml").write_text("tenants: ['1', '2', '3', '4']\n")
     rendered = pipeline.render_environment(spec, "dev")
 
-    real_fsync = os.fsync
+    real_chmod = os.chmod
     calls = {"n": 0}
 
-    def failing_fsync(fd):
+    def failing_chmod(path, mode):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # Ctrl-C in the middle of writing
-        real_fsync(fd)
+        real_chmod(path, mode)
 
-    monkeypatch.setattr(output_files.os, "fsync", failing_fsync)
+    monkeypatch.setattr(output_files.os, "chmod", failing_chmod)
     with pytest.raises(KeyboardInterrupt):
         pipeline.write(rendered)
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

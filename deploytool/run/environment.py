@@ -1,0 +1,79 @@
+"""The environment of one local process: a small base from the caller, the env file, passthrough, secrets.
+
+The caller's whole environment is not handed down (a developer's shell holds tokens of other projects);
+only the names below, the passthrough names the manifest lists, and what the service's env file says.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploytool.errors import UserError
+from deploytool.output.secrets import SECRETS_FILE, secret_values
+from deploytool.render.envfile import parse_env
+from deploytool.run.manifest import RunService
+
+BASE_NAMES = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+)
+BASE_PREFIXES = ("LC_",)
+RUNNER_DEFAULTS = {"PYTHONUNBUFFERED": "1"}  # so a Python service's log is written as it happens
+
+
+@dataclass(frozen=True)
+class ProcessEnv:
+    values: dict[str, str]
+    secret_values: tuple[str, ...]  # to redact from anything the runner shows
+
+
+def base_path(environ: Mapping[str, str]) -> str:
+    """The caller's PATH with the directory of this Python first, so `python` is deploytool's interpreter."""
+    first = os.path.dirname(sys.executable)
+    rest = [p for p in environ.get("PATH", os.defpath).split(os.pathsep) if p and p != first]
+    return os.pathsep.join([first, *rest])
+
+
+def base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {name: environ[name] for name in BASE_NAMES if name in environ}
+    env.update({name: value for name, value in environ.items() if name.startswith(BASE_PREFIXES)})
+    env["PATH"] = base_path(environ)
+    env.update(RUNNER_DEFAULTS)
+    return env
+
+
+def process_env(service: RunService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
+    env_path = out_dir / service.env_file
+    try:
+        file_values = parse_env(env_path.read_text())
+    except OSError:
+        raise UserError(
+            f"{env_path}: env file of service {service.name} not found; render the output folder again"
+        ) from None
+    except ValueError as exc:
+        raise UserError(f"{env_path}: {exc}") from None
+    secrets = secret_values(service.secrets, out_dir, environ)
+    missing = [name for name in service.secrets if name not in secrets]
+    if missing:
+        raise UserError(
+            f"service {service.name} needs secret(s) {', '.join(missing)}: set them in the environment or in "
+            f"{out_dir / SECRETS_FILE} (`deploytool render ENV` creates that file)"
+        )
+    env = base_env(environ)
+    env.update(file_values)
+    env.update({name: environ[name] for name in service.passthrough if name in environ})
+    env.update(secrets)
+    return ProcessEnv(env, tuple(v for v in secrets.values() if v))

@@ -1,0 +1,108 @@
+"""`<out>/.run/state.json`: what `up` started, so `down` stops exactly that. No environment, no secrets."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from deploytool.errors import UserError
+
+RUN_DIR = ".run"
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    name: str
+    pid: int
+    pgid: int
+    start_time: str  # identifies the process together with pid: a reused pid has another start time
+    command: str
+    log: str  # relative to the output folder
+
+
+@dataclass(frozen=True)
+class RunState:
+    runner: str  # procfile | compose
+    environment: str
+    processes: tuple[ProcessRecord, ...] = ()
+
+
+def run_dir(out_dir: Path) -> Path:
+    return out_dir / RUN_DIR
+
+
+def state_path(out_dir: Path) -> Path:
+    return run_dir(out_dir) / STATE_FILE
+
+
+def read_state(out_dir: Path) -> RunState | None:
+    path = state_path(out_dir)
+    if not path.is_file():
+        return None
+    try:
+        data: Any = json.loads(path.read_text())
+        processes = tuple(
+            ProcessRecord(
+                name=str(p["name"]),
+                pid=int(p["pid"]),
+                pgid=int(p["pgid"]),
+                start_time=str(p["start_time"]),
+                command=str(p["command"]),
+                log=str(p["log"]),
+            )
+            for p in data.get("processes", [])
+        )
+        return RunState(
+            runner=str(data["runner"]), environment=str(data.get("environment", "ENV")), processes=processes
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(
+            f"{path}: unreadable run state; check for leftover processes (`ps -ef`) and delete the file"
+        ) from None
+
+
+def write_state(out_dir: Path, state: RunState) -> None:
+    path = state_path(out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": STATE_VERSION,
+        "runner": state.runner,
+        "environment": state.environment,
+        "processes": [asdict(p) for p in state.processes],
+    }
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w") as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def remove_state(out_dir: Path) -> None:
+    state_path(out_dir).unlink(missing_ok=True)
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """One `up`/`down` at a time per output folder."""
+    path = run_dir(out_dir) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"{out_dir}: another `deploytool up` or `down` is working on this folder; wait for it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

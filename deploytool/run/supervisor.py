@@ -1,0 +1,385 @@
+"""The procfile runner: start every service as its own detached process group, wait until healthy, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from deploytool.errors import CheckFailed, UserError
+from deploytool.run.environment import ProcessEnv, process_env
+from deploytool.run.manifest import RunManifest, RunService, load_manifest
+from deploytool.run.procs import group_members, port_in_use, proc_info, reap, signal_group, start_time
+from deploytool.run.state import ProcessRecord, RunState, read_state, remove_state, run_lock, state_path, write_state
+
+LOG_TAIL_LINES = 20
+KILL_WAIT_S = 3.0
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str  # healthy | running (alive, no health path) | unhealthy | stopped
+    url: str
+    health_url: str | None
+    pid: int | None = None
+    log: Path | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for the CLI to show while `up`/`down` work; never carries a secret."""
+
+    service: str
+    kind: str  # started | healthy | failed | stopping | stopped
+    detail: str = ""
+
+
+EventHandler = Callable[[Event], None]
+
+
+@dataclass
+class _Running:
+    service: RunService
+    process: subprocess.Popen[bytes]
+    record: ProcessRecord
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            data = handle.read()
+    except OSError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+# ---- ownership: only ever signal a process group that `up` created ----------------------------------
+
+
+def _owned(record: ProcessRecord) -> bool:
+    """True while the process group `up` recorded still has processes that are really ours."""
+    reap(record.pid)
+    info = proc_info(record.pid)
+    if info is not None:
+        # the pid exists: ours only if it is the very process `up` started (same start time, same group)
+        return (
+            info.start == record.start_time
+            and info.pgrp == record.pgid
+            and (info.alive or bool(group_members(record.pgid)))
+        )
+    # the leader is gone; while any member of its group lives, its pid cannot be reused, so they are ours
+    return record.pgid == record.pid and bool(group_members(record.pgid))
+
+
+def _gone(record: ProcessRecord) -> bool:
+    reap(record.pid)
+    info = proc_info(record.pid)
+    if info is not None and info.start != record.start_time:
+        return True  # the pid now belongs to someone else: our group is long gone
+    return not group_members(record.pgid)
+
+
+def _wait_gone(records: list[ProcessRecord], timeout_s: float) -> list[ProcessRecord]:
+    deadline = time.monotonic() + timeout_s
+    remaining = records
+    while True:
+        remaining = [r for r in remaining if not _gone(r)]
+        if not remaining or time.monotonic() >= deadline:
+            return remaining
+        time.sleep(0.05)
+
+
+def _stop(
+    records: Iterable[ProcessRecord], grace_s: float, on_event: EventHandler | None
+) -> tuple[list[str], list[str]]:
+    """SIGTERM each owned group, SIGKILL what is left after `grace_s`. Returns (stopped, could not stop)."""
+    targets = [r for r in records if _owned(r)]
+    for record in targets:
+        _emit(on_event, record.name, "stopping")
+        signal_group(record.pgid, signal.SIGTERM)
+    remaining = _wait_gone(targets, grace_s)
+    for record in remaining:
+        signal_group(record.pgid, signal.SIGKILL)
+    remaining = _wait_gone(remaining, KILL_WAIT_S)
+    failed = {r.name for r in remaining}
+    stopped = [r.name for r in targets if r.name not in failed]
+    for name in stopped:
+        _emit(on_event, name, "stopped")
+    return stopped, sorted(failed)
+
+
+def _emit(on_event: EventHandler | None, service: str, kind: str, detail: str = "") -> None:
+    if on_event is not None:
+        on_event(Event(service, kind, detail))
+
+
+# ---- up ----------------------------------------------------------------------------------------------
+
+
+def refuse_if_running(manifest: RunManifest) -> None:
+    """UserError when this folder still runs what a previous `up` started; forget state left by dead ones."""
+    state = read_state(manifest.out_dir)
+    if state is None:
+        return
+    if state.runner != "procfile":
+        raise UserError(
+            f"{manifest.out_dir}: was started with --runner {state.runner}; run `{manifest.down_hint}` first"
+        )
+    live = [r for r in state.processes if _owned(r)]
+    if live:
+        names = ", ".join(f"{r.name} (pid {r.pid})" for r in live)
+        raise UserError(
+            f"{manifest.out_dir}: already running from a previous `deploytool up`: {names}; "
+            f"run `{manifest.down_hint}` first"
+        )
+    remove_state(manifest.out_dir)  # left by processes that have all exited since
+
+
+def _refuse_taken_ports(manifest: RunManifest) -> None:
+    taken = []
+    for svc in manifest.services:
+        host = urlsplit(svc.local_url).hostname or "127.0.0.1"
+        if port_in_use(host, svc.port):
+            taken.append(f"service {svc.name}: port {svc.port}")
+    if taken:
+        raise UserError(
+            "port already in use by another process: "
+            + "; ".join(taken)
+            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
+        )
+
+
+def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv) -> _Running:
+    log_rel = f".run/logs/{svc.name}.log"
+    log_path = manifest.out_dir / log_rel
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                ["sh", "-c", svc.command],
+                cwd=manifest.root,
+                env=env.values,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own session and process group: `down` stops its children too
+            )
+    except OSError as exc:
+        raise UserError(f"service {svc.name}: cannot start `sh -c` in {manifest.root}: {exc.strerror}") from None
+    record = ProcessRecord(
+        name=svc.name,
+        pid=process.pid,
+        pgid=process.pid,
+        start_time=start_time(process.pid) or "",
+        command=svc.command,
+        log=log_rel,
+    )
+    return _Running(svc, process, record)
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _failure_block(manifest: RunManifest, run: _Running, what: str, secrets: tuple[str, ...]) -> str:
+    log_path = manifest.out_dir / run.record.log
+    tail = log_tail(log_path)
+    lines = [f"{run.service.name} {what} (command: {run.service.command}; log: {log_path})"]
+    lines += [f"    | {line}" for line in tail] or ["    (the log is empty)"]
+    return redact("\n".join(lines), secrets)
+
+
+def _wait_healthy(
+    manifest: RunManifest,
+    running: list[_Running],
+    secrets: tuple[str, ...],
+    deadline_s: float,
+    start_grace_s: float,
+    interval_s: float,
+    on_event: EventHandler | None,
+) -> list[ServiceStatus]:
+    started = time.monotonic()
+    healthy: dict[str, ServiceStatus] = {}
+    last: dict[str, str] = {run.service.name: "no answer yet" for run in running}
+    with httpx.Client(timeout=min(2.0, max(0.5, interval_s * 4)), trust_env=False) as client:
+        while True:
+            exited = [run for run in running if run.process.poll() is not None]
+            if exited:
+                blocks = [
+                    _failure_block(
+                        manifest, run, f"{_exit_text(run.process.returncode)} before all services were healthy", secrets
+                    )
+                    for run in exited
+                ]
+                for run in exited:
+                    _emit(on_event, run.service.name, "failed", _exit_text(run.process.returncode))
+                raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
+            for run in running:
+                svc = run.service
+                if svc.name in healthy:
+                    continue
+                url = svc.health_url
+                if url is None:
+                    ok = time.monotonic() - started >= start_grace_s
+                    last[svc.name] = "no health path; alive after the start grace period" if ok else "starting"
+                else:
+                    try:
+                        response = client.get(url)
+                        ok = response.status_code == 200
+                        last[svc.name] = f"GET {url} -> HTTP {response.status_code}"
+                    except httpx.TimeoutException:
+                        ok, last[svc.name] = False, f"GET {url} -> timed out"
+                    except httpx.HTTPError as exc:
+                        ok, last[svc.name] = False, f"GET {url} -> {exc or type(exc).__name__}"
+                if ok:
+                    healthy[svc.name] = ServiceStatus(
+                        svc.name, "healthy", svc.local_url, url, run.process.pid, manifest.out_dir / run.record.log
+                    )
+                    _emit(on_event, svc.name, "healthy", svc.local_url)
+            if len(healthy) == len(running):
+                return [healthy[run.service.name] for run in running]
+            if time.monotonic() - started >= deadline_s:
+                waiting = [run for run in running if run.service.name not in healthy]
+                for run in waiting:
+                    _emit(on_event, run.service.name, "failed", last[run.service.name])
+                blocks = [
+                    _failure_block(
+                        manifest, run, f"was not healthy within {deadline_s:g}s: last {last[run.service.name]}", secrets
+                    )
+                    for run in waiting
+                ]
+                raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
+            time.sleep(interval_s)
+
+
+def up(
+    out_dir: Path,
+    environ: Mapping[str, str],
+    deadline_s: float = 60.0,
+    on_event: EventHandler | None = None,
+    *,
+    start_grace_s: float = 1.0,
+    interval_s: float = 0.3,
+    stop_grace_s: float = 5.0,
+) -> list[ServiceStatus]:
+    """Start every service of the rendered folder `out_dir`; return once each one is healthy.
+
+    The processes keep running after this returns (`down` stops them). On failure everything this call
+    started is stopped again and CheckFailed names the service, what happened and the end of its log.
+    """
+    out_dir = Path(out_dir)
+    manifest = load_manifest(out_dir)
+    with run_lock(out_dir):
+        refuse_if_running(manifest)
+        if not manifest.root.is_dir():
+            raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
+        envs = {svc.name: process_env(svc, out_dir, environ) for svc in manifest.services}
+        secrets = tuple(value for env in envs.values() for value in env.secret_values)
+        _refuse_taken_ports(manifest)
+        running: list[_Running] = []
+        try:
+            for svc in manifest.services:
+                run = _start(manifest, svc, envs[svc.name])
+                running.append(run)
+                write_state(out_dir, RunState("procfile", manifest.environment, tuple(r.record for r in running)))
+                _emit(on_event, svc.name, "started", f"pid {run.process.pid}")
+            return _wait_healthy(manifest, running, secrets, deadline_s, start_grace_s, interval_s, on_event)
+        except BaseException:
+            _stop([r.record for r in running], stop_grace_s, on_event)
+            for run in running:
+                run.process.poll()
+            remove_state(out_dir)
+            raise
+
+
+# ---- down / status -----------------------------------------------------------------------------------
+
+
+def down(
+    out_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    grace_s: float = 10.0,
+    on_event: EventHandler | None = None,
+) -> list[str]:
+    """Stop what `up` started in `out_dir` (SIGTERM, then SIGKILL after `grace_s`); names of services stopped.
+
+    Nothing running is not an error: the result is empty. A folder started with `--runner compose` is
+    stopped with `docker compose down` (`environ` is then the environment docker compose runs with).
+    """
+    out_dir = Path(out_dir)
+    if not state_path(out_dir).is_file():
+        return []
+    with run_lock(out_dir):
+        state = read_state(out_dir)
+        if state is None:
+            return []
+        if state.runner == "compose":
+            from deploytool.run.compose import compose_down  # compose builds on this module
+
+            names = compose_down(out_dir, environ if environ is not None else os.environ, locked=True)
+            remove_state(out_dir)
+            return names
+        stopped, failed = _stop(state.processes, grace_s, on_event)
+        if failed:
+            write_state(
+                out_dir,
+                RunState(state.runner, state.environment, tuple(r for r in state.processes if r.name in failed)),
+            )
+            raise CheckFailed(f"could not stop: {', '.join(failed)} (still alive after SIGKILL; check `ps -ef`)")
+        remove_state(out_dir)
+        return stopped
+
+
+def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
+    """One look at every service of the folder: healthy / unhealthy / running / stopped."""
+    out_dir = Path(out_dir)
+    manifest = load_manifest(out_dir)
+    state = read_state(out_dir)
+    records = {r.name: r for r in state.processes} if state else {}
+    compose = state is not None and state.runner == "compose"
+    result = []
+    with httpx.Client(timeout=timeout_s, trust_env=False) as client:
+        for svc in manifest.services:
+            record = records.get(svc.name)
+            log = out_dir / record.log if record else None
+            if not compose and (record is None or not _owned(record)):
+                result.append(ServiceStatus(svc.name, "stopped", svc.local_url, svc.health_url, None, log))
+                continue
+            if svc.health_url is None:
+                result.append(
+                    ServiceStatus(svc.name, "running", svc.local_url, None, record.pid if record else None, log)
+                )
+                continue
+            try:
+                code = client.get(svc.health_url).status_code
+                detail = f"HTTP {code}"
+            except httpx.HTTPError as exc:
+                code, detail = 0, str(exc) or type(exc).__name__
+            state_name = "healthy" if code == 200 else "unhealthy"
+            pid = record.pid if record else None
+            result.append(ServiceStatus(svc.name, state_name, svc.local_url, svc.health_url, pid, log, detail))
+    return result

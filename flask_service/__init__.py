@@ -1,0 +1,90 @@
+"""flask_service: the Flask web app of the multi-tenant WhatsApp system.
+
+Use :func:`create_app` (the app factory). Configuration comes from the
+environment (see README.md); ``config`` overrides it (tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from .config import ConfigError, load_config, redact_url
+
+__all__ = ["ConfigError", "create_app"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_DIR / "migrations"
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = True) -> Flask:
+    """Create the Flask app. Raises :class:`ConfigError` for a bad environment."""
+    from flask_migrate import Migrate
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from . import api, errors, health, pages, webhook
+    from .models import db
+
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    overrides = dict(config or {})
+    # An explicit SECRET_KEY in ``config`` satisfies the production requirement.
+    needs_secret = require_secret and not overrides.get("SECRET_KEY")
+    app.config.update(load_config(require_secret=needs_secret))
+    if "DATABASE_URL" in overrides:
+        from .config import normalize_database_url
+
+        overrides["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(overrides.pop("DATABASE_URL"))
+    app.config.update(overrides)
+    app.config.setdefault("SQLALCHEMY_TRACK_MODIFICATIONS", False)
+    app.config.update(
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+
+    uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
+    engine_options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    engine_options.setdefault("pool_pre_ping", True)
+    if uri.startswith("postgresql"):
+        connect_args = dict(engine_options.get("connect_args") or {})
+        connect_args.setdefault("connect_timeout", 5)
+        engine_options["connect_args"] = connect_args
+    elif uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
+
+    try:
+        db.init_app(app)  # creates the engine: a bad URL or a missing driver fails here
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(uri)!r} cannot be used: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    Migrate(app, db, directory=str(MIGRATIONS_DIR))
+
+    pages.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(health.bp)
+    errors.init_app(app)
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline';"
+            " frame-ancestors 'none'",
+        )
+        return response
+
+    log.debug("flask_service created (env=%s, database=%s)", app.config["APP_ENV"], redact_url(uri))
+    return app

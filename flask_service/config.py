@@ -1,0 +1,109 @@
+"""Configuration from the environment (see shared/design/contract.md).
+
+Every problem with the environment is raised as :class:`ConfigError` with a
+one-line message; the command line and the WSGI entry point turn it into a
+clean exit without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .resolver import normalize_base_url, parse_tenant_urls
+
+DEFAULT_PORT = 5002
+DEFAULT_TIMEOUT_S = 5.0
+VALID_APP_ENVS = ("development", "production")
+
+
+class ConfigError(Exception):
+    """A start-up configuration error with a one-line, human readable message."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` and select the psycopg 3 driver."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
+
+
+def redact_url(url: str | None) -> str:
+    """Return ``url`` with any password replaced by ``***`` (safe to log)."""
+    if not url:
+        return ""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('pre')}***{m.group('post')}", url)
+
+
+def default_sqlite_url(instance_dir: Path | None = None) -> str:
+    folder = (instance_dir or Path.cwd() / "instance").resolve()
+    return f"sqlite:///{folder / 'flask_service.sqlite3'}"
+
+
+def load_config(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> dict[str, Any]:
+    """Build the Flask config dict from environment variables.
+
+    ``require_secret=False`` is used by maintenance commands (``migrate``,
+    ``create-user``) that never sign a session cookie.
+    """
+    env = os.environ if environ is None else environ
+
+    app_env = (env.get("APP_ENV") or "production").strip().lower()
+    if app_env not in VALID_APP_ENVS:
+        raise ConfigError(f"APP_ENV must be 'development' or 'production', got {app_env!r}")
+
+    secret_key = env.get("SECRET_KEY") or ""
+    if not secret_key:
+        if app_env != "development" and require_secret:
+            raise ConfigError("SECRET_KEY is not set; it is required when APP_ENV is not 'development'")
+        secret_key = secrets.token_hex(32)
+
+    database_url = (env.get("DATABASE_URL") or "").strip()
+    database_url = normalize_database_url(database_url) if database_url else default_sqlite_url()
+
+    raw_timeout = (env.get("WHATSAPP_TIMEOUT_S") or "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be a number of seconds, got {raw_timeout!r}") from None
+    if not timeout > 0:
+        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be positive, got {raw_timeout!r}")
+
+    raw_port = (env.get("PORT") or "").strip()
+    try:
+        port = int(raw_port) if raw_port else DEFAULT_PORT
+    except ValueError:
+        raise ConfigError(f"PORT must be an integer, got {raw_port!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"PORT must be between 0 and 65535, got {port}")
+
+    tenant_urls = parse_tenant_urls(env.get("WHATSAPP_TENANT_URLS"), error=ConfigError)
+    server_url_raw = (env.get("WHATSAPP_SERVER_URL") or "").strip()
+    server_url = None
+    if server_url_raw:
+        server_url = normalize_base_url(server_url_raw)
+        if server_url is None:
+            raise ConfigError(f"WHATSAPP_SERVER_URL must be an http(s) URL, got {redact_url(server_url_raw)!r}")
+
+    return {
+        "APP_ENV": app_env,
+        "SECRET_KEY": secret_key,
+        "PORT": port,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WHATSAPP_SERVER_URL": server_url,
+        "WHATSAPP_TENANT_URLS": tenant_urls,
+        "WHATSAPP_API_KEY": env.get("WHATSAPP_API_KEY") or "",
+        "WHATSAPP_TIMEOUT_S": timeout,
+        "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
+        "OPS_API_KEY": env.get("OPS_API_KEY") or "",
+    }

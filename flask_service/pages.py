@@ -1,0 +1,175 @@
+"""Pages for people: /login, /logout, /connect (QR code), /dashboard (messages)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from . import whatsapp
+from .errors import json_error, wants_json
+from .models import Message, SessionState, User, db
+from .resolver import UnknownTenant
+
+bp = Blueprint("pages", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "pages.login"
+login_manager.login_message = None  # type: ignore[assignment]
+
+CSRF_SESSION_KEY = "_csrf_token"
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    try:
+        return db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():  # type: ignore[no-untyped-def]
+    if wants_json():
+        return json_error(401, "unauthorized", "Log in or send X-Api-Key")
+    return redirect(url_for("pages.login", next=request.full_path if request.query_string else request.path))
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = token
+    return token
+
+
+def check_csrf() -> None:
+    expected = session.get(CSRF_SESSION_KEY)
+    sent = request.form.get("csrf_token", "")
+    if not isinstance(expected, str) or not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        abort(400, description="The form expired or is invalid (CSRF token mismatch); reload the page and try again.")
+
+
+def _safe_next(target: str | None) -> str:
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+            and "\\" not in target
+        ):
+            return target
+    return url_for("pages.connect")
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return redirect(url_for("pages.dashboard" if current_user.is_authenticated else "pages.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    next_url = request.values.get("next")
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(_safe_next(next_url))
+        return render_template("login.html", error=None, username="", next=next_url or "")
+
+    check_csrf()
+    username = (request.form.get("username") or "").strip()
+    password = request.form.get("password") or ""
+    user = None
+    if username and password and len(username) <= 80:
+        user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not user.check_password(password):
+        return (
+            render_template(
+                "login.html", error="Invalid username or password.", username=username, next=next_url or ""
+            ),
+            401,
+        )
+    session.clear()  # no session fixation: a new CSRF token after login
+    login_user(user)
+    return redirect(_safe_next(next_url))
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():  # type: ignore[no-untyped-def]
+    logout_user()
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@bp.get("/connect")
+@login_required
+def connect():  # type: ignore[no-untyped-def]
+    tenant_id = current_user.tenant_id
+    qr_data_url = None
+    state = "starting"
+    message = "Waiting for the QR code…"
+    try:
+        node = whatsapp.call_node("GET", tenant_id, "qr")
+    except UnknownTenant:
+        node = None
+        state = "unknown_tenant"
+        message = f"No WhatsApp server is configured for tenant {tenant_id}."
+    if node is not None:
+        body = node.body if isinstance(node.body, dict) else {}
+        if (
+            node.status == 200
+            and isinstance(body.get("qr_data_url"), str)
+            and body["qr_data_url"].startswith("data:image/")
+        ):
+            qr_data_url = body["qr_data_url"]
+            state = "qr"
+            message = "Scan this QR code with WhatsApp (Settings → Linked devices)."
+        elif node.status == 409:
+            state = "connected"
+            message = "WhatsApp connected."
+        elif node.status == 410:
+            state = "qr_expired"
+            message = "The QR code expired; waiting for a new one…"
+        else:
+            state = str(body.get("error") or "waiting")
+            message = str(body.get("message") or "Waiting for the WhatsApp server…")
+    response = render_template(
+        "connect.html", tenant_id=tenant_id, qr_data_url=qr_data_url, state=state, message=message
+    )
+    return response, 200, {"Cache-Control": "no-store"}
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():  # type: ignore[no-untyped-def]
+    tenant_id = current_user.tenant_id
+    messages = (
+        db.session.execute(
+            select(Message)
+            .where(Message.tenant_id == tenant_id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(200)
+        )
+        .scalars()
+        .all()
+    )
+    session_state = db.session.get(SessionState, tenant_id)
+    return render_template("dashboard.html", tenant_id=tenant_id, messages=messages, session_state=session_state)

@@ -1,0 +1,188 @@
+"""POST /webhook/whatsapp: signed events from the WhatsApp (node) servers.
+
+Signature: ``X-Webhook-Signature: sha256=<hex HMAC-SHA256(WEBHOOK_SECRET,
+"<X-Webhook-Timestamp>.<raw body>")>``, timestamps more than 300 s away are
+refused. ``X-Webhook-Id`` is the primary key of ``webhook_events``, so a retried
+delivery is stored once, even when two copies arrive at the same time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .errors import json_error
+from .models import Message, SessionState, WebhookEvent, db
+from .resolver import is_valid_tenant_id
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhook", __name__)
+
+MAX_SKEW_S = 300
+MAX_ID_LEN = 255
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Webhook-Signature`` value for ``body`` (also used by tests)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def _verify(secret: str, body: bytes):  # type: ignore[no-untyped-def]
+    """None when the request is authentic, else an error response."""
+    timestamp = request.headers.get("X-Webhook-Timestamp", "").strip()
+    signature = request.headers.get("X-Webhook-Signature", "").strip()
+    if not timestamp or not signature:
+        return json_error(401, "invalid_signature", "X-Webhook-Timestamp and X-Webhook-Signature are required")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return json_error(401, "invalid_timestamp", "X-Webhook-Timestamp must be unix seconds")
+    expected = sign(secret, timestamp, body)
+    scheme, _, digest = signature.partition("=")
+    given = f"{scheme.lower()}={digest.lower()}"
+    if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
+        return json_error(401, "invalid_signature", "X-Webhook-Signature does not match the body")
+    if abs(time.time() - ts) > MAX_SKEW_S:
+        return json_error(
+            401, "stale_timestamp", f"X-Webhook-Timestamp is more than {MAX_SKEW_S} s away from the server clock"
+        )
+    return None
+
+
+def _as_text(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    return str(value)[:limit]
+
+
+@bp.post("/webhook/whatsapp")
+def receive():  # type: ignore[no-untyped-def]
+    secret = current_app.config.get("WEBHOOK_SECRET") or ""
+    if not secret:
+        log.error("webhook refused: WEBHOOK_SECRET is not set")
+        return json_error(503, "webhook_not_configured", "WEBHOOK_SECRET is not set on this server")
+    body = request.get_data(cache=True)
+    failure = _verify(secret, body)
+    if failure is not None:
+        return failure
+
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return json_error(400, "invalid_json", "The body is not valid JSON")
+    if not isinstance(payload, dict):
+        return json_error(400, "invalid_json", "The body must be a JSON object")
+
+    webhook_id = request.headers.get("X-Webhook-Id", "").strip()
+    if not webhook_id or len(webhook_id) > MAX_ID_LEN:
+        return json_error(400, "invalid_webhook_id", f"X-Webhook-Id is required (at most {MAX_ID_LEN} characters)")
+    event = request.headers.get("X-Webhook-Event") or payload.get("event") or ""
+    event = event.strip() if isinstance(event, str) else ""
+    if not event or len(event) > 64:
+        return json_error(400, "invalid_event", "X-Webhook-Event is required")
+    tenant_id = payload.get("tenant_id")
+    if isinstance(tenant_id, int) and not isinstance(tenant_id, bool):
+        tenant_id = str(tenant_id)
+    if not is_valid_tenant_id(tenant_id):
+        return json_error(400, "invalid_tenant_id", "tenant_id must match ^[A-Za-z0-9_-]{1,64}$")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return json_error(400, "invalid_data", "data must be a JSON object")
+
+    received_at = datetime.now(UTC)
+    db.session.add(WebhookEvent(id=webhook_id, event=event, tenant_id=tenant_id, received_at=received_at))
+    status = "stored"
+    if event == "message.received":
+        message_id = data.get("message_id")
+        if message_id in (None, "") or isinstance(message_id, (dict, list, bool)):
+            db.session.rollback()
+            return json_error(400, "invalid_message", "data.message_id is required")
+        db.session.add(
+            Message(
+                tenant_id=tenant_id,
+                message_id=str(message_id)[:255],
+                sender=_as_text(data.get("from"), 255),
+                text=_as_text(data.get("text"), 65536),
+                direction="in",
+                created_at=received_at,
+            )
+        )
+    elif event == "session.status":
+        state = data.get("state")
+        if not isinstance(state, str) or not state or len(state) > 32:
+            db.session.rollback()
+            return json_error(400, "invalid_state", "data.state is required")
+        event_time = datetime.fromtimestamp(int(request.headers["X-Webhook-Timestamp"]), UTC)
+        status = _record_session_state(tenant_id, state, data, event_time)
+    else:
+        status = "ignored"  # recorded for de-duplication, nothing else to store
+
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if _is_duplicate(webhook_id, event, tenant_id, data):
+            log.info("webhook %s (%s, tenant %s) is a duplicate", webhook_id, event, tenant_id)
+            return jsonify({"status": "duplicate"}), 200
+        # a concurrent event for the same tenant won the race: let node retry
+        log.warning("webhook %s (%s, tenant %s) conflicted with a concurrent write", webhook_id, event, tenant_id)
+        response, code = json_error(503, "conflict_retry", "A concurrent update won; retry the delivery")
+        response.headers["Retry-After"] = "1"
+        return response, code
+    return jsonify({"status": status}), 200
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _record_session_state(tenant_id: str, state: str, data: dict[str, Any], event_time: datetime) -> str:
+    previous = data.get("previous_state")
+    previous = previous[:32] if isinstance(previous, str) else None
+    row = db.session.get(SessionState, tenant_id, with_for_update=db.engine.dialect.name == "postgresql")
+    if row is None:
+        db.session.add(
+            SessionState(
+                tenant_id=tenant_id,
+                state=state,
+                previous_state=previous,
+                code=_code(data.get("code")),
+                updated_at=event_time,
+            )
+        )
+        return "stored"
+    current = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    if current > event_time:
+        return "stale"  # a retry of an older event must not overwrite a newer state
+    row.state, row.previous_state, row.code, row.updated_at = state, previous, _code(data.get("code")), event_time
+    return "stored"
+
+
+def _is_duplicate(webhook_id: str, event: str, tenant_id: str, data: dict[str, Any]) -> bool:
+    if db.session.get(WebhookEvent, webhook_id) is not None:
+        return True
+    if event == "message.received":
+        existing = db.session.execute(
+            select(Message.id).where(
+                Message.tenant_id == tenant_id, Message.message_id == str(data.get("message_id"))[:255]
+            )
+        ).first()
+        return existing is not None
+    return False

@@ -1,0 +1,440 @@
+"""The local runner against real processes: tiny Python HTTP servers started from a hand-made output folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deploytool.errors import CheckFailed, UserError
+from deploytool.run import Event, compose_down, compose_up, down, status, up
+from deploytool.run.procs import start_time
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks read /proc (Linux)")
+
+SECRET_KEY = "s3cr3t-from-file-Zq9"
+API_KEY_FILE = "api-key-from-file-Xw4"
+API_KEY_ENV = "api-key-from-env-Pp7"
+
+SERVER = textwrap.dedent(
+    """
+    import json, os, signal, subprocess, sys, time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    mode = sys.argv[1]
+    marker = sys.argv[2]
+    print("booting", mode, flush=True)
+    if mode == "crash":
+        print("fatal: cannot open the database with key", os.environ.get("SECRET_KEY"), flush=True)
+        sys.exit(3)
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode == "grandchild":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
+        with open(os.environ["PID_FILE"], "w") as handle:
+            json.dump({"server": os.getpid(), "grandchild": child.pid}, handle)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/health":
+                code, body = (503, b"sick") if mode == "sick" else (200, b"ok")
+            elif self.path == "/env":
+                code, body = 200, json.dumps({"env": dict(os.environ), "executable": sys.executable}).encode()
+            else:
+                code, body = 404, b""
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
+
+
+def leftovers(marker: Path) -> list[int]:
+    """Live processes whose command line mentions this test's folder (every process these tests start does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(marker).encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+class Folder:
+    """A rendered output folder made by hand: manifest, env files, .secrets.env; root = tmp_path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.out = root / "deploy" / "test"
+        self.script = root / "server.py"
+        self.script.write_text(SERVER)
+        self.services: list[dict[str, Any]] = []
+        (self.out / "env" / "local").mkdir(parents=True)
+        secrets = self.out / ".secrets.env"
+        secrets.write_text(f"# local secret values\nSECRET_KEY={SECRET_KEY}\nWHATSAPP_API_KEY={API_KEY_FILE}\n")
+        secrets.chmod(0o600)
+        self.environ = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(root),
+            "LANG": "C.UTF-8",
+            "DATABASE_URL": "postgresql://app@127.0.0.1/app",
+            "AWS_SECRET_ACCESS_KEY": "caller-only-do-not-pass",
+            "WHATSAPP_API_KEY": API_KEY_ENV,
+        }
+
+    def add(
+        self,
+        name: str,
+        mode: str = "ok",
+        *,
+        health_path: str | None = "/health",
+        command: str | None = None,
+        secrets: tuple[str, ...] = ("SECRET_KEY", "WHATSAPP_API_KEY"),
+        passthrough: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> int:
+        port = free_port()
+        lines = [
+            f"# {name}: generated",
+            f"PORT={port}",
+            "GREETING='hello world'",
+            *(f"{k}={v}" for k, v in (env or {}).items()),
+        ]
+        (self.out / "env" / "local" / f"{name}.env").write_text("\n".join(lines) + "\n")
+        self.services.append(
+            {
+                "name": name,
+                "role": "web",
+                "port": port,
+                "local_url": f"http://127.0.0.1:{port}",
+                "health_path": health_path,
+                "command": command or f"python {self.script} {mode} {self.root}",
+                "env_file": f"env/local/{name}.env",
+                "secrets": list(secrets),
+                "passthrough": list(passthrough),
+            }
+        )
+        self.write()
+        return port
+
+    def write(self) -> None:
+        manifest = {"version": 1, "environment": "test", "root": "../..", "services": self.services}
+        (self.out / "deploytool-manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    def get(self, port: int, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5, trust_env=False)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Folder]:
+    made = Folder(tmp_path)
+    try:
+        yield made
+    finally:
+        try:
+            down(made.out, grace_s=2)
+        finally:
+            for pid in leftovers(tmp_path):  # never leave a process behind, even when a test or `down` failed
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_up_returns_once_healthy_with_env_file_secrets_and_passthrough(folder: Folder) -> None:
+    web = folder.add("web", passthrough=("DATABASE_URL",))
+    wa = folder.add("wa", secrets=("WHATSAPP_API_KEY",))
+    folder.add("worker", health_path=None, command=f"exec python -c 'import time; time.sleep(60)' {folder.root}")
+    events: list[Event] = []
+
+    statuses = up(folder.out, folder.environ, deadline_s=20, on_event=events.append)
+
+    assert [(s.name, s.state, s.url) for s in statuses] == [
+        ("wa", "healthy", f"http://127.0.0.1:{wa}"),
+        ("web", "healthy", f"http://127.0.0.1:{web}"),
+        ("worker", "healthy", folder.services[2]["local_url"]),
+    ]
+    assert folder.get(web, "/health").status_code == 200
+    assert folder.get(wa, "/health").status_code == 200
+    seen = folder.get(web, "/env").json()
+    env = seen["env"]
+    assert env["PORT"] == str(web) and env["GREETING"] == "hello world"  # the env file
+    assert env["SECRET_KEY"] == SECRET_KEY  # .secrets.env
+    assert env["WHATSAPP_API_KEY"] == API_KEY_ENV  # the caller's environment wins over .secrets.env
+    assert env["DATABASE_URL"] == folder.environ["DATABASE_URL"]  # passthrough
+    assert "AWS_SECRET_ACCESS_KEY" not in env  # the caller's other variables stay out
+    assert env["HOME"] == folder.environ["HOME"]
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    assert seen["executable"].startswith(os.path.dirname(sys.executable))  # `python` is deploytool's python
+    wa_env = folder.get(wa, "/env").json()["env"]
+    assert "DATABASE_URL" not in wa_env and "SECRET_KEY" not in wa_env  # only what the manifest lists for wa
+    assert wa_env["PORT"] == str(wa)
+
+    state_text = (folder.out / ".run" / "state.json").read_text()
+    state = json.loads(state_text)
+    assert sorted(p["name"] for p in state["processes"]) == ["wa", "web", "worker"]
+    for process in state["processes"]:
+        assert process["start_time"] == start_time(process["pid"]) and process["pgid"] == process["pid"]
+    for secret in (SECRET_KEY, API_KEY_FILE, API_KEY_ENV):
+        assert secret not in state_text
+        assert secret not in repr(events) and secret not in repr(statuses)
+    assert {(e.service, e.kind) for e in events} >= {("web", "started"), ("web", "healthy"), ("worker", "healthy")}
+    assert [s.state for s in status(folder.out)] == ["healthy", "healthy", "running"]
+
+
+def test_a_service_that_crashes_at_start_fails_up_with_its_log_and_stops_the_others(folder: Folder) -> None:
+    good = folder.add("good")
+    folder.add("bad", "crash")
+
+    with pytest.raises(CheckFailed) as failure:
+        up(folder.out, folder.environ, deadline_s=20)
+
+    message = str(failure.value)
+    assert "bad exited with code 3" in message
+    assert "booting crash" in message and "fatal: cannot open the database with key ***" in message  # log tail
+    assert SECRET_KEY not in message  # the service printed it; the runner does not repeat it
+    assert "good exited" not in message
+    assert wait_until(lambda: not leftovers(folder.root), 3), leftovers(folder.root)
+    assert not (folder.out / ".run" / "state.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        folder.get(good, "/health")
+    assert down(folder.out) == []
+
+
+def test_a_service_that_never_becomes_healthy_fails_after_the_deadline(folder: Folder) -> None:
+    folder.add("sick", "sick")
+    started = time.monotonic()
+
+    with pytest.raises(CheckFailed) as failure:
+        up(folder.out, folder.environ, deadline_s=1.5)
+
+    assert time.monotonic() - started >= 1.5
+    message = str(failure.value)
+    assert "sick was not healthy within 1.5s" in message and "-> HTTP 503" in message
+    assert "booting sick" in message
+    assert not leftovers(folder.root)
+    assert not (folder.out / ".run" / "state.json").exists()
+
+
+def test_down_stops_every_process_of_the_group_including_grandchildren(folder: Folder) -> None:
+    pid_file = folder.root / "pids.json"
+    # no `exec`: sh stays the leader, python its child, and the sleeper python's child (a grandchild of sh)
+    port = folder.add("web", "grandchild", env={"PID_FILE": str(pid_file)})
+    up(folder.out, folder.environ, deadline_s=20)
+    pids = json.loads(pid_file.read_text())
+    leader = json.loads((folder.out / ".run" / "state.json").read_text())["processes"][0]["pid"]
+    assert all(alive(pid) for pid in (leader, pids["server"], pids["grandchild"]))
+
+    assert down(folder.out, grace_s=5) == ["web"]
+
+    assert not any(alive(pid) for pid in (leader, pids["server"], pids["grandchild"]))
+    assert not leftovers(folder.root)
+    assert not (folder.out / ".run" / "state.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        folder.get(port, "/health")
+    assert down(folder.out) == []  # nothing running: not an error
+
+
+def test_down_kills_a_service_that_ignores_sigterm_after_the_grace_period(folder: Folder) -> None:
+    folder.add("stubborn", "stubborn", command=f"exec python {folder.script} stubborn {folder.root}")
+    up(folder.out, folder.environ, deadline_s=20)
+    started = time.monotonic()
+
+    assert down(folder.out, grace_s=0.5) == ["stubborn"]
+
+    assert time.monotonic() - started >= 0.5
+    assert not leftovers(folder.root)
+
+
+@pytest.mark.parametrize("tampered", [True, False])
+def test_down_only_signals_the_process_it_recorded(folder: Folder, tampered: bool) -> None:
+    folder.add("web")
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        real_start = start_time(other.pid)
+        assert real_start is not None
+        recorded = str(int(real_start) + 1) if tampered else real_start
+        run = folder.out / ".run"
+        run.mkdir()
+        record = {
+            "name": "web",
+            "pid": other.pid,
+            "pgid": other.pid,
+            "start_time": recorded,
+            "command": "x",
+            "log": "l",
+        }
+        (run / "state.json").write_text(
+            json.dumps({"runner": "procfile", "environment": "test", "processes": [record]})
+        )
+
+        stopped = down(folder.out, grace_s=2)
+
+        if tampered:  # a reused pid: not ours, left alone
+            assert stopped == [] and other.poll() is None and alive(other.pid)
+        else:  # the recorded process itself: stopped (proves the tampered case could fail)
+            assert stopped == ["web"] and other.wait(timeout=5) == -signal.SIGTERM
+        assert not (run / "state.json").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_second_up_is_refused_while_the_first_still_runs(folder: Folder) -> None:
+    port = folder.add("web")
+    up(folder.out, folder.environ, deadline_s=20)
+    state_before = (folder.out / ".run" / "state.json").read_text()
+
+    with pytest.raises(UserError) as refused:
+        up(folder.out, folder.environ, deadline_s=20)
+
+    assert "already running" in str(refused.value) and "web (pid" in str(refused.value)
+    assert "deploytool down test" in str(refused.value)
+    assert folder.get(port, "/health").status_code == 200  # the first one is untouched
+    assert (folder.out / ".run" / "state.json").read_text() == state_before
+
+
+def test_up_forgets_state_left_by_processes_that_have_all_exited(folder: Folder) -> None:
+    port = folder.add("web")
+    dead = subprocess.Popen(["true"], start_new_session=True)
+    dead_start = start_time(dead.pid) or "1"
+    dead.wait()
+    run = folder.out / ".run"
+    run.mkdir()
+    record = {"name": "web", "pid": dead.pid, "pgid": dead.pid, "start_time": dead_start, "command": "x", "log": "l"}
+    (run / "state.json").write_text(json.dumps({"runner": "procfile", "environment": "test", "processes": [record]}))
+
+    up(folder.out, folder.environ, deadline_s=20)
+
+    assert folder.get(port, "/health").status_code == 200
+
+
+def test_a_taken_port_is_refused_naming_the_service_and_port(folder: Folder) -> None:
+    folder.add("web")
+    port = folder.add("wa")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+
+        with pytest.raises(UserError) as refused:
+            up(folder.out, folder.environ, deadline_s=20)
+
+    assert f"service wa: port {port}" in str(refused.value)
+    assert "service web" not in str(refused.value)
+    assert not leftovers(folder.root)
+    assert not (folder.out / ".run" / "state.json").exists()
+
+
+def test_a_missing_secret_is_refused_before_anything_starts(folder: Folder) -> None:
+    folder.add("web", secrets=("SECRET_KEY", "OPS_API_KEY"))
+    with pytest.raises(UserError, match="web needs secret\\(s\\) OPS_API_KEY"):
+        up(folder.out, folder.environ, deadline_s=20)
+    assert not leftovers(folder.root)
+
+
+# ---- --runner compose -------------------------------------------------------------------------------
+
+
+def fake_docker(folder: Folder, engine: bool) -> dict[str, str]:
+    """A `docker` CLI on PATH that logs its arguments; `info` fails like a CLI without a daemon."""
+    bin_dir = folder.root / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    info = (
+        "echo 27.3.1; exit 0"
+        if engine
+        else 'echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. '
+        'Is the docker daemon running?" >&2; exit 1'
+    )
+    docker.write_text(
+        f'#!/bin/sh\necho "$@" >> {folder.root}/docker.log\nif [ "$1" = info ]; then {info}; fi\nexit 0\n'
+    )
+    docker.chmod(docker.stat().st_mode | stat.S_IXUSR)
+    (folder.out / "docker-compose.yml").write_text("services: {}\n")
+    return {**folder.environ, "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"}
+
+
+def test_compose_runner_without_an_engine_says_so_and_points_to_the_default_runner(folder: Folder) -> None:
+    folder.add("web")
+    environ = fake_docker(folder, engine=False)
+
+    with pytest.raises(UserError) as refused:
+        compose_up(folder.out, environ)
+
+    message = str(refused.value)
+    assert "no Docker engine is running" in message and "Cannot connect to the Docker daemon" in message
+    assert "--runner procfile" in message and "needs no Docker" in message
+    assert "up" not in (folder.root / "docker.log").read_text().split()  # compose up never ran
+    with pytest.raises(UserError, match="no Docker engine is running"):
+        compose_down(folder.out, environ)
+
+
+def test_compose_runner_on_this_machine_without_an_engine(folder: Folder) -> None:
+    folder.add("web")
+    (folder.out / "docker-compose.yml").write_text("services: {}\n")
+    environ = {**folder.environ, "PATH": os.environ.get("PATH", os.defpath)}
+    probe = None
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        probe = subprocess.run(["docker", "info"], capture_output=True, timeout=10, check=False, env=environ)
+    if probe is not None and probe.returncode == 0:
+        pytest.skip("a Docker engine runs here")
+    with pytest.raises(UserError, match=r"(no Docker engine is running|docker CLI is not installed).*needs no Docker"):
+        compose_up(folder.out, environ)
+
+
+def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(folder: Folder) -> None:
+    folder.add("web")
+    environ = fake_docker(folder, engine=True)
+
+    assert compose_up(folder.out, environ) == ["web"]
+    assert json.loads((folder.out / ".run" / "state.json").read_text())["runner"] == "compose"
+    assert down(folder.out, environ) == ["web"]  # `down` knows the folder runs under compose
+
+    out = folder.out
+    calls = (folder.root / "docker.log").read_text().splitlines()
+    assert f"compose --env-file {out}/.secrets.env -f {out}/docker-compose.yml up -d --wait" in calls
+    assert f"compose --env-file {out}/.secrets.env -f {out}/docker-compose.yml down" in calls
+    assert not (folder.out / ".run" / "state.json").exists()
