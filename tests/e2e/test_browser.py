@@ -1,0 +1,82 @@
+"""A person's view: headless Chromium logs into flask, opens /connect and sees the tenant's QR code.
+The picture on the page, decoded by zxing-cpp, must be the very pairing string node_service serves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+         "--no-first-run", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+DECODE = """
+import sys, zxingcpp
+from PIL import Image
+found = zxingcpp.read_barcodes(Image.open(sys.argv[1]))
+assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode, found
+sys.stdout.write(found[0].text)
+"""
+
+
+def decode_qr(png: bytes, folder: Path) -> str:
+    # In a child process: zxing-cpp's bindings print reference-leak noise at interpreter exit.
+    path = folder / "qr.png"
+    path.write_bytes(png)
+    result = subprocess.run([sys.executable, "-c", DECODE, str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_connect_page_shows_the_real_qr(deploy, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is required (scripts/bootstrap --dev installs it)")
+    from playwright.sync_api import sync_playwright
+
+    deployment = deploy("{kind: shared}", ["1"])
+    # Keep one QR long enough to compare what the browser shows with what node serves.
+    overlay = deployment.spec.parent / "environments" / "e2e.yaml"
+    overlay.write_text("services:\n  whatsapp:\n    env: {SANDBOX_QR_TTL_MS: '600000'}\n")
+    assert deployment.cli("up", deployment.env, "--timeout", "90") == 0
+
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "DATABASE_URL": deployment.database_url}
+    subprocess.run(
+        [sys.executable, "-m", "flask_service", "create-user", "--username", "ana", "--password", "s3cret-pass",
+         "--tenant", "1"],
+        cwd=deployment.spec.parent, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    web = deployment.service_url("web")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{web}/login")
+            page.fill("#username", "ana")
+            page.fill("#password", "s3cret-pass")
+            page.click("#login-submit")
+            page.goto(f"{web}/connect")
+            qr = page.locator("img#qr")
+            qr.wait_for(state="visible", timeout=20_000)
+            page.wait_for_function("document.querySelector('img#qr').naturalWidth > 0", timeout=20_000)
+            page.screenshot(path=str(ARTIFACTS / "connect.png"), full_page=True)
+            picture = qr.screenshot()
+        finally:
+            browser.close()
+
+    decoded = decode_qr(picture, tmp_path)
+
+    key = deployment.secrets()["WHATSAPP_API_KEY"]
+    served = httpx.get(f"{deployment.service_url('whatsapp')}/tenants/1/qr", headers={"X-Api-Key": key}, timeout=10)
+    assert served.status_code == 200
+    assert decoded == served.json()["qr"]
+    assert (ARTIFACTS / "connect.png").stat().st_size > 0  # kept for people to look at
