@@ -173,18 +173,23 @@ def probe(
 
     if fmt not in ("table", "json", "junit"):
         raise UserError(f"--format: expected table, json or junit, got {fmt!r}")
-    urls: dict[str, str] = {}
-    for item in url or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UserError(f"--url: expected SERVICE=URL, got {item!r}")
-        urls[name] = value
+    urls = probing.parse_url_options(url or [])
+    # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
     rendered = pipeline.render_environment(_state["spec"], env, out)
     manifest = json.loads(next(a.content for a in rendered.artifacts if a.path == rendered.manifest_rel))
-    report = probing.probe_environment(
-        manifest, rendered.ctx.out, urls, os.environ, timeout=timeout, concurrency=concurrency, interval=interval
-    )
-    text = probing.format_report(report, fmt)
+    total = len(manifest["probe_targets"])
+    with probing.live_progress(total) as on_result:
+        report = probing.probe_environment(
+            manifest,
+            rendered.ctx.out,
+            urls,
+            os.environ,
+            timeout=timeout,
+            concurrency=concurrency,
+            interval=interval,
+            on_result=on_result,
+        )
+    text = probing.format_report(report, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)

@@ -99,6 +99,7 @@ def check_routing(plan: Plan) -> Iterator[Finding]:
         except ValueError:
             yield Finding("BAD_TENANT_URLS", f"{plan.web.name}: WHATSAPP_TENANT_URLS is not a JSON object")
     targets = [t for t in ("local", "compose") if t in plan.targets] or ["compose"]
+    served_by: dict[str, set[str] | None] = {}  # parsed once per process, not once per tenant
     for target in targets:
         listeners = _listeners(plan, target)
         for tenant, url in _flask_routes(plan, target).items():
@@ -117,7 +118,9 @@ def check_routing(plan: Plan) -> Iterator[Finding]:
                     f"tenant {tenant}: flask would call {url} ({target}) but no WhatsApp service listens there",
                 )
                 continue
-            served = _served_tenants(svc)
+            if svc.name not in served_by:
+                served_by[svc.name] = _served_tenants(svc)
+            served = served_by[svc.name]
             if served is not None and tenant not in served:
                 yield Finding(
                     "TENANT_UNROUTED",

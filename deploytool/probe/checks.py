@@ -1,0 +1,96 @@
+"""Judging one HTTP answer: pass, fail now, or retry (not ready yet). Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DATA_URL_PREFIX = "data:image/png;base64,"
+EXCERPT_CHARS = 200
+MAX_RETRY_AFTER = 10.0  # seconds; a longer Retry-After is capped so one probe run stays bounded
+
+Outcome = Literal["pass", "fail", "retry"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str
+    retry_after: float | None = None
+
+
+def excerpt(body: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """The first `limit` characters of a body, on one line."""
+    text = " ".join(body.decode("utf-8", errors="replace").split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` in seconds (delta-seconds form only; an HTTP date is ignored), capped."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _is_png_data_url(value: Any) -> str | None:
+    """None when `value` is a base64 PNG data URL, else why not."""
+    if not isinstance(value, str):
+        return f"got {type(value).__name__}"
+    if not value.startswith(DATA_URL_PREFIX):
+        return f"starts with {value[:30]!r}"
+    try:
+        data = base64.b64decode(value[len(DATA_URL_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        return "invalid base64"
+    if not data.startswith(PNG_SIGNATURE):
+        return "decoded bytes lack the PNG signature"
+    return None
+
+
+def judge(kind: str, tenant: str | None, status: int, headers: Mapping[str, str], body: bytes) -> Verdict:
+    """The verdict on one answer to a `health` or `qr` target."""
+    if status == 503:
+        return Verdict("retry", f"HTTP 503: {excerpt(body)}", retry_after_seconds(headers.get("retry-after")))
+    if kind == "qr" and status == 409:
+        return Verdict("pass", "already connected (HTTP 409)")
+    if status != 200:
+        reason = f"HTTP {status}: {excerpt(body)}"
+        if 300 <= status < 400 and headers.get("location"):
+            reason = f"HTTP {status}: redirected to {headers['location']} (give that URL instead)"
+        elif status in (401, 403):
+            reason += " (is the API key right?)"
+        return Verdict("fail", reason)
+    data = _json(body)
+    if not isinstance(data, dict):
+        return Verdict("fail", f"HTTP 200 but the body is not a JSON object: {excerpt(body)}")
+    if kind == "health":
+        if data.get("status") != "ok":
+            return Verdict("fail", f"unhealthy: status is {data.get('status')!r}, expected 'ok': {excerpt(body)}")
+        return Verdict("pass", "ok")
+    got = data.get("tenant_id")
+    if got is None or str(got) != str(tenant):
+        return Verdict("fail", f"wrong tenant in answer: expected {tenant}, got {'nothing' if got is None else got}")
+    why = _is_png_data_url(data.get("qr_data_url"))
+    if why:
+        return Verdict("fail", f"qr_data_url is not a PNG ({why})")
+    return Verdict("pass", "QR code served")

@@ -1,0 +1,53 @@
+"""Probe a rendered environment: manifest from the output folder, keys from the environment or the secrets file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from deploytool.errors import UserError
+from deploytool.output.secrets import secret_values
+from deploytool.probe.runner import OnResult, ProbeReport, run_probe
+from deploytool.probe.targets import build_targets
+from deploytool.render.manifest import MANIFEST
+
+
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    """The manifest `render` wrote into `out_dir`; UserError when it is missing or not JSON."""
+    path = out_dir / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found: render the environment first (deploytool render ENV --out DIR)") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def probe_environment(
+    manifest: Mapping[str, Any],
+    out_dir: Path,
+    urls: Mapping[str, str],
+    environ: Mapping[str, str],
+    timeout: float = 30.0,
+    concurrency: int = 16,
+    interval: float = 1.0,
+    on_result: OnResult | None = None,
+) -> ProbeReport:
+    """build_targets + keys (`environ` first, then `<out_dir>/.secrets.env`) + run_probe."""
+    targets = build_targets(manifest, urls)
+    names = sorted({t.auth for t in targets if t.auth and t.url is not None})
+    keys = secret_values(names, out_dir, environ)
+    return run_probe(
+        targets,
+        keys,
+        timeout=timeout,
+        interval=interval,
+        concurrency=concurrency,
+        on_result=on_result,
+        environment=str(manifest.get("environment") or ""),
+    )
