@@ -109,11 +109,25 @@ def manifest_for(url: str, tenants: int) -> dict[str, Any]:
     ids = [str(i) for i in range(1, tenants + 1)]
     return {
         "environment": "bench",
-        "services": [{"name": "whatsapp", "role": "whatsapp", "local_url": url, "public_url": None,
-                      "health_path": "/health", "tenants": ids}],
+        "services": [
+            {
+                "name": "whatsapp",
+                "role": "whatsapp",
+                "local_url": url,
+                "public_url": None,
+                "health_path": "/health",
+                "tenants": ids,
+            }
+        ],
         "probe_targets": [
-            {"id": f"qr:{t}@whatsapp", "kind": "qr", "service": "whatsapp", "tenant": t,
-             "path": f"/tenants/{t}/qr", "auth": "WHATSAPP_API_KEY"}
+            {
+                "id": f"qr:{t}@whatsapp",
+                "kind": "qr",
+                "service": "whatsapp",
+                "tenant": t,
+                "path": f"/tenants/{t}/qr",
+                "auth": "WHATSAPP_API_KEY",
+            }
             for t in ids
         ],
     }
@@ -162,10 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(title=f"probe benchmark: {n} QR targets, {args.delay_ms:g} ms per answer")
     for col in ("method", "N", "concurrency", "delay", "wall time", "speed-up vs sequential", "ratio to ideal"):
         table.add_column(col, justify="left" if col == "method" else "right")
-    table.add_row("sequential httpx.Client loop", str(n), "1", f"{args.delay_ms:g} ms", f"{seq_time:.3f} s", "1.0x",
-                  f"{seq_time / ideal(1):.2f}")
-    table.add_row("deploytool run_probe", str(n), str(conc), f"{args.delay_ms:g} ms", f"{probe_time:.3f} s",
-                  f"{seq_time / probe_time:.1f}x", f"{probe_time / ideal(conc):.2f}")
+    table.add_row(
+        "sequential httpx.Client loop",
+        str(n),
+        "1",
+        f"{args.delay_ms:g} ms",
+        f"{seq_time:.3f} s",
+        "1.0x",
+        f"{seq_time / ideal(1):.2f}",
+    )
+    table.add_row(
+        "deploytool run_probe",
+        str(n),
+        str(conc),
+        f"{args.delay_ms:g} ms",
+        f"{probe_time:.3f} s",
+        f"{seq_time / probe_time:.1f}x",
+        f"{probe_time / ideal(conc):.2f}",
+    )
     console = Console()
     console.width = max(console.width, 120)
     console.print(table)

@@ -63,10 +63,7 @@ def report_dict(report: ProbeReport) -> dict[str, Any]:
 
 def summary_line(report: ProbeReport) -> str:
     head = "OK" if report.ok else "FAILED"
-    text = (
-        f"{head}: {report.passed} passed, {report.failed} failed, {report.skipped} skipped "
-        f"in {report.elapsed:.1f}s"
-    )
+    text = f"{head}: {report.passed} passed, {report.failed} failed, {report.skipped} skipped in {report.elapsed:.1f}s"
     if report.failed_tenants:
         text += f"; failed tenants: {', '.join(report.failed_tenants)}"
     if not report.ok and report.passed == 0 and report.failed == 0:

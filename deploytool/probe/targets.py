@@ -62,7 +62,9 @@ def parse_url_options(values: Iterable[str]) -> dict[str, str]:
         name, sep, url = value.partition("=")
         name = name.strip()
         if not sep or not name or not url.strip():
-            raise UserError(f"--url {display_url(value)!r}: expected SERVICE=URL, for example web=https://web.up.railway.app")
+            raise UserError(
+                f"--url {display_url(value)!r}: expected SERVICE=URL, for example web=https://web.up.railway.app"
+            )
         if name in urls:
             raise UserError(f"--url: service {name!r} given twice")
         urls[name] = url.strip()

@@ -119,8 +119,16 @@ class NodeApp:
 
     def __call__(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         if path == "/health":
-            return answer(200, {"status": "ok", "mode": "multi", "driver": "sandbox",
-                                "tenants": {"total": len(self.tenants), "connected": 0}, "auth_root_writable": True})
+            return answer(
+                200,
+                {
+                    "status": "ok",
+                    "mode": "multi",
+                    "driver": "sandbox",
+                    "tenants": {"total": len(self.tenants), "connected": 0},
+                    "auth_root_writable": True,
+                },
+            )
         if headers.get("x-api-key") != WA_KEY:
             return answer(401, {"error": "unauthorized", "message": "missing or wrong X-Api-Key"})
         m = re.fullmatch(r"/tenants/([^/]+)/qr", path)
@@ -142,8 +150,13 @@ class NodeApp:
                 self.in_flight -= 1
 
     def step(self, step: str, tenant: str, headers: dict[str, str]) -> Answer:
-        qr = {"tenant_id": tenant, "state": "qr", "qr": f"2@{tenant}", "qr_data_url": PNG_URL,
-              "expires_at": "2026-01-01T00:00:00Z"}
+        qr = {
+            "tenant_id": tenant,
+            "state": "qr",
+            "qr": f"2@{tenant}",
+            "qr_data_url": PNG_URL,
+            "expires_at": "2026-01-01T00:00:00Z",
+        }
         if step == "slow":
             time.sleep(self.delay)
             return answer(200, qr)
@@ -197,26 +210,59 @@ class FlaskApp:
             extra = {"Retry-After": exc.headers["Retry-After"]} if exc.headers.get("Retry-After") else {}
             return answer(exc.code, exc.read(), extra)
         except (urllib.error.URLError, OSError):
-            return answer(503, {"error": "whatsapp_unreachable", "tenant_id": tenant, "url": url,
-                                "message": f"The WhatsApp server of tenant {tenant} at {url} is unreachable"},
-                          {"Retry-After": "5"})
+            return answer(
+                503,
+                {
+                    "error": "whatsapp_unreachable",
+                    "tenant_id": tenant,
+                    "url": url,
+                    "message": f"The WhatsApp server of tenant {tenant} at {url} is unreachable",
+                },
+                {"Retry-After": "5"},
+            )
 
 
-def make_manifest(services: dict[str, str], layout: dict[str, list[str]], env: str = "dev",
-                  public: dict[str, str] | None = None) -> dict[str, Any]:
+def make_manifest(
+    services: dict[str, str], layout: dict[str, list[str]], env: str = "dev", public: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A manifest shaped like deploytool/render/manifest.py writes it: `web` plus the WhatsApp services."""
-    svc_list = [{"name": name, "role": "web" if name == "web" else "whatsapp", "local_url": url,
-                 "public_url": (public or {}).get(name), "health_path": "/health",
-                 "tenants": layout.get(name, [])} for name, url in services.items()]
+    svc_list = [
+        {
+            "name": name,
+            "role": "web" if name == "web" else "whatsapp",
+            "local_url": url,
+            "public_url": (public or {}).get(name),
+            "health_path": "/health",
+            "tenants": layout.get(name, []),
+        }
+        for name, url in services.items()
+    ]
     targets: list[dict[str, Any]] = [
         {"id": f"health:{name}", "kind": "health", "service": name, "path": "/health"} for name in services
     ]
     for server, tenants in layout.items():
         for t in tenants:
-            targets.append({"id": f"qr:{t}@{server}", "kind": "qr", "service": server, "tenant": t,
-                            "path": f"/tenants/{t}/qr", "auth": "WHATSAPP_API_KEY"})
-            targets.append({"id": f"qr:{t}@web", "kind": "qr", "service": "web", "tenant": t, "via": server,
-                            "path": f"/api/qr?user_id={t}", "auth": "OPS_API_KEY"})
+            targets.append(
+                {
+                    "id": f"qr:{t}@{server}",
+                    "kind": "qr",
+                    "service": server,
+                    "tenant": t,
+                    "path": f"/tenants/{t}/qr",
+                    "auth": "WHATSAPP_API_KEY",
+                }
+            )
+            targets.append(
+                {
+                    "id": f"qr:{t}@web",
+                    "kind": "qr",
+                    "service": "web",
+                    "tenant": t,
+                    "via": server,
+                    "path": f"/api/qr?user_id={t}",
+                    "auth": "OPS_API_KEY",
+                }
+            )
     return {"version": 1, "environment": env, "services": svc_list, "probe_targets": targets}
 
 
@@ -230,8 +276,12 @@ def deploy() -> Iterator[Callable[..., Deployment]]:
     """deploy(layout, script=..., down={service}) starts one NodeApp per WhatsApp service and a FlaskApp."""
     servers: list[Server] = []
 
-    def start(layout: dict[str, list[str]] | None = None, script: dict[str, list[str]] | None = None,
-              down: frozenset[str] = frozenset(), delay: float = 0.0) -> Deployment:
+    def start(
+        layout: dict[str, list[str]] | None = None,
+        script: dict[str, list[str]] | None = None,
+        down: frozenset[str] = frozenset(),
+        delay: float = 0.0,
+    ) -> Deployment:
         layout = layout or {"whatsapp-1": ["1"], "whatsapp-2": ["2"], "whatsapp-3": ["3"]}
         urls: dict[str, str] = {}
         nodes: dict[str, NodeApp] = {}
@@ -410,9 +460,14 @@ def test_remote_mode_probes_only_public_services(deploy: Callable[..., Deploymen
     d = deploy()
     for manifest, urls in (
         (d.manifest, {"web": d.flask.url + "/"}),  # --url
-        (make_manifest({s["name"]: s["local_url"] for s in d.manifest["services"]},
-                       {"whatsapp-1": ["1"], "whatsapp-2": ["2"], "whatsapp-3": ["3"]},
-                       public={"web": d.flask.url}), {}),  # public_url in the manifest (Railway)
+        (
+            make_manifest(
+                {s["name"]: s["local_url"] for s in d.manifest["services"]},
+                {"whatsapp-1": ["1"], "whatsapp-2": ["2"], "whatsapp-3": ["3"]},
+                public={"web": d.flask.url},
+            ),
+            {},
+        ),  # public_url in the manifest (Railway)
     ):
         report = run_probe(build_targets(manifest, urls), KEYS, **FAST)
         for r in report.results:
@@ -425,8 +480,11 @@ def test_remote_mode_probes_only_public_services(deploy: Callable[..., Deploymen
 
 
 def test_nothing_probed_is_not_ok() -> None:
-    manifest = make_manifest({"web": "http://127.0.0.1:1", "whatsapp-1": "http://127.0.0.1:2"}, {"whatsapp-1": ["1"]},
-                             public={"whatsapp-1": "https://wa.example.com"})
+    manifest = make_manifest(
+        {"web": "http://127.0.0.1:1", "whatsapp-1": "http://127.0.0.1:2"},
+        {"whatsapp-1": ["1"]},
+        public={"whatsapp-1": "https://wa.example.com"},
+    )
     targets = [t for t in build_targets(manifest, {}) if t.service == "web"]
     assert all(t.url is None for t in targets)
     report = run_probe(targets, KEYS, **FAST)
@@ -459,8 +517,9 @@ def test_url_options_parse() -> None:
 
 def test_credentials_in_url_are_not_shown() -> None:
     manifest = make_manifest({"web": "http://127.0.0.1:1"}, {})
-    report = run_probe(build_targets(manifest, {"web": "http://user:hunter22@127.0.0.1:1"}), {}, timeout=0.2,
-                       interval=0.1)
+    report = run_probe(
+        build_targets(manifest, {"web": "http://user:hunter22@127.0.0.1:1"}), {}, timeout=0.2, interval=0.1
+    )
     assert report.results[0].url == "http://127.0.0.1:1/health"
     assert "hunter22" not in all_outputs(report)
 
@@ -495,12 +554,26 @@ def test_json_output(mixed_report: ProbeReport) -> None:
     assert list(data) == ["environment", "ok", "summary", "failed_tenants", "results"]
     assert data["environment"] == "staging" and data["ok"] is False
     assert {k: data["summary"][k] for k in ("total", "passed", "failed", "skipped")} == {
-        "total": 10, "passed": 3, "failed": 1, "skipped": 6,
+        "total": 10,
+        "passed": 3,
+        "failed": 1,
+        "skipped": 6,
     }
     assert data["failed_tenants"] == ["2"]
     first = data["results"][0]
-    assert list(first) == ["id", "kind", "service", "tenant", "via", "url", "status", "http_status", "attempts",
-                           "elapsed_s", "reason"]
+    assert list(first) == [
+        "id",
+        "kind",
+        "service",
+        "tenant",
+        "via",
+        "url",
+        "status",
+        "http_status",
+        "attempts",
+        "elapsed_s",
+        "reason",
+    ]
     failed = [r for r in data["results"] if r["status"] == "fail"]
     assert [r["id"] for r in failed] == ["qr:2@web"] and failed[0]["via"] == "whatsapp-2"
     assert format_report(mixed_report, "json") == format_report(mixed_report, "json")
@@ -583,8 +656,7 @@ def test_probe_environment_reads_keys_from_secrets_file(deploy: Callable[..., De
     report = probe_environment(manifest, tmp_path, {}, {}, timeout=1, concurrency=4, interval=0.1)
     assert {r.id for r in report.results if r.status == "fail"} == {"qr:1@web", "qr:2@web", "qr:3@web"}
     assert "HTTP 401" in by_id(report)["qr:1@web"].reason
-    report = probe_environment(manifest, tmp_path, {}, {"OPS_API_KEY": OPS_KEY}, timeout=1, concurrency=4,
-                               interval=0.1)
+    report = probe_environment(manifest, tmp_path, {}, {"OPS_API_KEY": OPS_KEY}, timeout=1, concurrency=4, interval=0.1)
     assert report.ok and report.environment == "dev"
 
 
