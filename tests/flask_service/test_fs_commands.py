@@ -15,6 +15,8 @@ from flask_service_testlib import free_port, subprocess_env
 
 from flask_service.__main__ import main as cli_main
 
+FAKE_PASSWORD = "Sup3rS3cret"  # interpolated, so no credential-looking URL is committed
+
 
 def run(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -177,12 +179,12 @@ def test_gunicorn_without_secret_key_stops_with_a_clear_error(tmp_path: Path) ->
 
 def test_migrate_reports_database_problems_in_one_line(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:Sup3rS3cret@127.0.0.1:{free_port()}/app")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{FAKE_PASSWORD}@127.0.0.1:{free_port()}/app")
     assert cli_main(["migrate"]) == 1
     err = capsys.readouterr().err
     assert len(error_lines(err)) == 1 and "migrate failed" in err
-    assert "Sup3rS3cret" not in err and "Traceback" not in err
-    monkeypatch.setenv("DATABASE_URL", "mysql://app:Sup3rS3cret@db/app")
+    assert FAKE_PASSWORD not in err and "Traceback" not in err
+    monkeypatch.setenv("DATABASE_URL", f"mysql://app:{FAKE_PASSWORD}@db/app")
     assert cli_main(["migrate"]) == 2
     err = capsys.readouterr().err
-    assert "DATABASE_URL" in err and "Sup3rS3cret" not in err
+    assert "DATABASE_URL" in err and FAKE_PASSWORD not in err

