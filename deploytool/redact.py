@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]+:)(?P<password>[^@\s]+)(?P<tail>@)", re.IGNORECASE)
 
@@ -17,3 +18,10 @@ def redact_url(text: str) -> str:
         return f"{match.group('head')}***{match.group('tail')}"
 
     return _URL_PASSWORD.sub(hide, text)
+
+
+def redact_values(text: str, secrets: Iterable[str]) -> str:
+    """Replace every known secret value by `***` (longest first, so a value inside another still hides)."""
+    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text

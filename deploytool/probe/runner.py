@@ -21,6 +21,7 @@ import httpx
 from deploytool.errors import UserError
 from deploytool.probe.checks import Verdict, judge
 from deploytool.probe.targets import ProbeTarget, display_url
+from deploytool.redact import redact_values as redact
 
 Status = Literal["pass", "fail", "skip"]
 MAX_ATTEMPT_TIMEOUT = 10.0  # one request never waits longer, so a hung server is asked again
@@ -81,13 +82,6 @@ class ProbeReport:
 
 
 OnResult = Callable[[ProbeResult], None]
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return text
 
 
 def missing_key_reason(name: str) -> str:

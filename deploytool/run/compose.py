@@ -10,9 +10,10 @@ from pathlib import Path
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
+from deploytool.redact import redact_values as redact
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import RunState, read_state, remove_state, run_lock, write_state
-from deploytool.run.supervisor import redact, refuse_if_running
+from deploytool.run.supervisor import refuse_if_running
 
 COMPOSE_FILE = "docker-compose.yml"
 ENGINE_TIMEOUT_S = 5.0

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from deploytool.errors import CheckFailed, UserError
+from deploytool.redact import redact_values as redact
 from deploytool.run.environment import ProcessEnv, process_env
 from deploytool.run.manifest import RunManifest, RunService, load_manifest
 from deploytool.run.procs import group_members, port_in_use, proc_info, reap, signal_group, start_time
@@ -51,13 +52,6 @@ class _Running:
     service: RunService
     process: subprocess.Popen[bytes]
     record: ProcessRecord
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value:
-            text = text.replace(value, "***")
-    return text
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
