@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deploytool.errors import UserError
 from deploytool.output.secrets import secret_values
 from deploytool.probe.runner import OnResult, ProbeReport, run_probe
 from deploytool.probe.targets import build_targets
-from deploytool.render.manifest import MANIFEST
-
-
-def load_manifest(out_dir: Path) -> dict[str, Any]:
-    """The manifest `render` wrote into `out_dir`; UserError when it is missing or not JSON."""
-    path = out_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found: render the environment first (deploytool render ENV --out DIR)") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: cannot read the manifest: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return data
 
 
 def probe_environment(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deploytool.errors import UserError
-
-MANIFEST = "deploytool-manifest.json"  # same name as deploytool.render.manifest.MANIFEST
+from deploytool.render.manifest import MANIFEST, read_manifest
 
 
 @dataclass(frozen=True)
@@ -58,16 +56,7 @@ def _names(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 
 def load_manifest(out_dir: Path) -> RunManifest:
     path = out_dir / MANIFEST
-    if not path.is_file():
-        raise UserError(
-            f"{path}: not found; run `deploytool render ENV` first (or pass the folder it wrote with --out)"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc}); render the output folder again") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object; render the output folder again")
+    data = read_manifest(out_dir)
     where = str(path)
     root = out_dir / _field(data, "root", str, where)
     services = []

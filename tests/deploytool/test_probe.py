@@ -661,7 +661,7 @@ def test_probe_environment_reads_keys_from_secrets_file(deploy: Callable[..., De
 
 
 def test_load_manifest_missing_is_a_user_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="render the environment first"):
+    with pytest.raises(UserError, match="run `deploytool render ENV` first"):
         load_manifest(tmp_path)
     (tmp_path / "deploytool-manifest.json").write_text("{not json")
     with pytest.raises(UserError):
