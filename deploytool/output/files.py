@@ -42,22 +42,34 @@ def _stale(root: Path, artifacts: list[Artifact], manifest_rel: str | None) -> l
     return sorted(p for p in _previous_artifacts(root, manifest_rel) - current if (root / p).is_file())
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def write_files(root: Path, artifacts: list[Artifact], manifest_rel: str | None = None) -> list[FileChange]:
     changes: list[FileChange] = []
     staged: list[tuple[Path, Path]] = []
     stale = _stale(root, artifacts, manifest_rel)
+    folders: set[Path] = set()
     try:
         for artifact in artifacts:
             target = root / artifact.path
-            old = target.read_text() if target.is_file() else None
+            old = _read(target)
             if old == artifact.content:
                 changes.append(FileChange(artifact.path, "unchanged"))
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(target.parent)
             temp = target.with_name(target.name + TMP_SUFFIX)
             staged.append((temp, target))  # before writing, so an interruption cleans this one too
-            temp.write_text(artifact.content, encoding="utf-8")
-            os.chmod(temp, artifact.mode)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, artifact.mode)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), artifact.mode)  # exact mode, whatever the umask
+                handle.write(artifact.content)
             changes.append(FileChange(artifact.path, "created" if old is None else "updated"))
     except BaseException:
         for temp, _ in staged:

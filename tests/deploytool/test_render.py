@@ -267,16 +267,16 @@ def test_interrupted_render_leaves_previous_files_intact(make_project, monkeypat
     (spec.parent / "environments" / "dev.yaml").write_text("tenants: ['1', '2', '3', '4']\n")
     rendered = pipeline.render_environment(spec, "dev")
 
-    real_chmod = os.chmod
+    real_fchmod = os.fchmod
     calls = {"n": 0}
 
-    def failing_chmod(path, mode):
+    def failing_fchmod(fd, mode):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # Ctrl-C in the middle of writing
-        real_chmod(path, mode)
+        real_fchmod(fd, mode)
 
-    monkeypatch.setattr(output_files.os, "chmod", failing_chmod)
+    monkeypatch.setattr(output_files.os, "fchmod", failing_fchmod)
     with pytest.raises(KeyboardInterrupt):
         pipeline.write(rendered)
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
