@@ -131,6 +131,12 @@ def up(
     if runner not in ("procfile", "compose"):
         raise UserError(f"--runner: expected procfile or compose, got {runner!r}")
     rendered = pipeline.render_environment(_state["spec"], env, out)
+    needed = "local" if runner == "procfile" else "compose"
+    if needed not in rendered.plan.targets:
+        raise UserError(
+            f"{env}: targets are {', '.join(rendered.plan.targets)}; --runner {runner} needs the {needed!r} target "
+            f"(add it to `targets` in environments/{env}.yaml)"
+        )
     findings = pipeline.findings_of(rendered, consumers=False)
     _report_findings(findings)
     pipeline.require_no_errors(findings)

@@ -86,6 +86,11 @@ def test_show_redacts_secrets(make_project, capsys):
     assert "<secret WHATSAPP_API_KEY>" in out
 
 
+def test_up_needs_the_matching_target(capsys):
+    code, _, err = run(["--spec", str(REPO / "deploytool.yaml"), "up", "staging"], capsys)
+    assert code == 2 and "needs the 'local' target" in err
+
+
 def test_up_rejects_unknown_runner(capsys):
     code, _, err = run(["--spec", str(REPO / "deploytool.yaml"), "up", "dev", "--runner", "k8s"], capsys)
     assert code == 2 and "--runner" in err
