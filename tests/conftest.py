@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +55,3 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
         return spec
 
     return make
-
-
-@pytest.fixture
-def test_database_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against (CI sets it)")
-    return url
