@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 import yaml
@@ -17,6 +17,9 @@ from deploytool.errors import CheckFailed, DeploytoolError, UserError
 from deploytool.render.railway import LEGACY_WARNING
 from deploytool.show import describe_plan
 from deploytool.spec.model import Spec
+
+if TYPE_CHECKING:
+    from deploytool.run import Event
 
 app = typer.Typer(
     name="deploytool",
@@ -43,9 +46,8 @@ def _warn(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _progress(event: object) -> None:
-    service, kind, detail = (getattr(event, k, "") for k in ("service", "kind", "detail"))
-    _warn(f"{kind:9} {service}{': ' + detail if detail else ''}")
+def _progress(event: Event) -> None:
+    _warn(f"{event.kind:9} {event.service}{': ' + event.detail if event.detail else ''}")
 
 
 @app.callback()
@@ -177,8 +179,8 @@ def probe(
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
     from deploytool import probe as probing
 
-    if fmt not in ("table", "json", "junit"):
-        raise UserError(f"--format: expected table, json or junit, got {fmt!r}")
+    if fmt not in probing.FORMATS:  # before any work: a typo must not cost a whole probe run
+        raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
     rendered = pipeline.render_environment(_state["spec"], env, out)

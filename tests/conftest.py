@@ -55,3 +55,12 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
         return spec
 
     return make
+
+
+def process_alive(pid: int) -> bool:
+    """Read from /proc, independently of deploytool.run: a zombie (exited, not reaped) counts as gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"

@@ -9,11 +9,12 @@ against an interrupted process, and a thousand fsyncs cost seconds.)
 from __future__ import annotations
 
 import difflib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploytool.errors import UserError
+from deploytool.output.manifest import read_manifest
 from deploytool.render.artifacts import Artifact
 
 TMP_SUFFIX = ".deploytool-tmp"
@@ -27,13 +28,13 @@ class FileChange:
 
 
 def _previous_artifacts(root: Path, manifest_rel: str | None) -> set[str]:
-    if manifest_rel is None:
+    if manifest_rel is None or not (root / manifest_rel).is_file():
         return set()
     try:
-        data = json.loads((root / manifest_rel).read_text())
-        return set(data.get("artifacts", {}))
-    except (OSError, ValueError, AttributeError):
-        return set()
+        artifacts = read_manifest((root / manifest_rel).parent).get("artifacts")
+    except UserError:
+        return set()  # an unreadable old manifest only means no stale files can be named
+    return set(artifacts) if isinstance(artifacts, dict) else set()
 
 
 def _stale(root: Path, artifacts: list[Artifact], manifest_rel: str | None) -> list[str]:

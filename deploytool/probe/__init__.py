@@ -10,12 +10,12 @@
 or in one call: `probe_environment(manifest, out_dir, urls, environ, timeout, concurrency, interval)`.
 """
 
+from deploytool.output.manifest import read_manifest as load_manifest
 from deploytool.probe.checks import Verdict, judge
 from deploytool.probe.environment import probe_environment
 from deploytool.probe.report import FORMATS, format_report, live_progress, report_dict, summary_line
 from deploytool.probe.runner import ProbeReport, ProbeResult, run_probe, run_probe_async
 from deploytool.probe.targets import PRIVATE_SKIP, ProbeTarget, build_targets, parse_url_options
-from deploytool.render.manifest import read_manifest as load_manifest
 
 __all__ = [
     "FORMATS",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from deploytool.errors import UserError
 from deploytool.plan.model import Plan
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.local import PASSTHROUGH, local_command, local_env_file
@@ -86,19 +84,3 @@ def manifest_data(plan: Plan, ctx: RenderContext, artifacts: list[Artifact]) -> 
 def render_manifest(plan: Plan, ctx: RenderContext, artifacts: list[Artifact]) -> Artifact:
     text = json.dumps(manifest_data(plan, ctx, artifacts), indent=2, sort_keys=True) + "\n"
     return Artifact(ctx.in_out(MANIFEST), text)
-
-
-def read_manifest(out_dir: Path) -> dict[str, Any]:
-    """The manifest `render` wrote into `out_dir`; UserError when it is missing or not a JSON object."""
-    path = out_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc}); render the output folder again") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object; render the output folder again")
-    return data

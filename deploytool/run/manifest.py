@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from deploytool.errors import UserError
-from deploytool.render.manifest import MANIFEST, read_manifest
+from deploytool.output.manifest import read_manifest
+from deploytool.render.manifest import MANIFEST
 
 
 @dataclass(frozen=True)

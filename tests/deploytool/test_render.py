@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -155,12 +156,29 @@ def test_compose_publishes_only_on_loopback_and_keeps_sessions_on_volumes():
     assert "postgres" in compose["services"]["web"]["depends_on"]
 
 
-def test_no_secret_values_in_committed_artifacts(tmp_path):
-    secrets = {"OPS_API_KEY": "s3cret-ops", "SECRET_KEY": "s3cret-key"}
+def test_no_secret_values_in_committed_artifacts(tmp_path, monkeypatch):
+    # Secret values are everywhere a careless renderer could pick them up: the process environment and
+    # an existing secrets file in the output folder. None of them may reach an artifact.
+    names = ["OPS_API_KEY", "POSTGRES_PASSWORD", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"]
+    values = {name: f"value-of-{name.lower()}-x9" for name in names}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(REPO / "deploytool.yaml", tmp_path)
+    shutil.copytree(REPO / "environments", tmp_path / "environments")
     for env in ENVS:
-        for item in rendered_repo(env).artifacts:
-            for value in secrets.values():
-                assert value not in item.content
+        out = tmp_path / "deploy" / env
+        out.mkdir(parents=True)
+        (out / ".secrets.env").write_text("".join(f"{n}={v}-file\n" for n, v in values.items()))
+        rendered = pipeline.render_environment(tmp_path / "deploytool.yaml", env)
+        pipeline.write(rendered)
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".secrets.env"]
+        assert written, "render wrote nothing"
+        for item in [*rendered.artifacts]:
+            for value in values.values():
+                assert value not in item.content, (item.path, value)
+        for path in written:
+            for value in values.values():
+                assert value not in path.read_text(), (path, value)
             if item.path.endswith(".env.example"):
                 assert all(
                     line.endswith("=change-me")

@@ -22,6 +22,7 @@ import pytest
 from deploytool.errors import CheckFailed, UserError
 from deploytool.run import Event, compose_down, compose_up, down, status, up
 from deploytool.run.procs import start_time
+from tests.conftest import process_alive as alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks read /proc (Linux)")
 
@@ -72,14 +73,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def alive(pid: int) -> bool:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"
 
 
 def leftovers(marker: Path) -> list[int]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from deploytool.cli import main
 from deploytool.output import read_secrets
-from tests.conftest import REPO
+from tests.conftest import REPO, process_alive
 
 E2E_SPEC = """
 project: e2e
@@ -65,15 +65,6 @@ def _free_block(size: int) -> int:
     raise RuntimeError("no free port block")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
-
-
 @dataclass
 class Deployment:
     spec: Path
@@ -100,7 +91,7 @@ class Deployment:
         entry = next(p for p in self.state()["processes"] if p["name"] == name)
         os.killpg(entry["pgid"], signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(entry["pid"]) and time.monotonic() < deadline:
+        while process_alive(entry["pid"]) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def pids(self) -> list[int]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import _alive
+from tests.conftest import process_alive
 
 TOPOLOGIES = {
     "per-port": ("{kind: per-port}", ["1", "2", "3"]),
@@ -82,5 +82,5 @@ def test_topology_end_to_end(topology, deploy, tmp_path):
 
     pids = deployment.pids()
     assert deployment.cli("down", deployment.env) == 0
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(process_alive(pid) for pid in pids)
     assert not (deployment.out / ".run" / "state.json").exists()
