@@ -70,7 +70,7 @@ from deploytool.checks import check_plan
 marks = [time.perf_counter()]
 rendered = pipeline.render_environment(Path(sys.argv[1]), "bench"); marks.append(time.perf_counter())
 check_plan(rendered.plan, 50); marks.append(time.perf_counter())
-pipeline.findings_of(rendered, compose_binary=False); marks.append(time.perf_counter())
+pipeline.findings_of(rendered, deep=False); marks.append(time.perf_counter())
 pipeline.write(rendered); marks.append(time.perf_counter())
 plan_checks = marks[2] - marks[1]
 files_checks = marks[3] - marks[2] - plan_checks  # findings_of runs the plan checks again

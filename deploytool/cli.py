@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 import yaml
 
-from deploytool import pipeline
+from deploytool import __version__, pipeline
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
-from deploytool.render.railway import LEGACY_WARNING
 from deploytool.show import describe_plan
 from deploytool.spec.model import Spec
+from deploytool.targets import target_of_runner
 
 if TYPE_CHECKING:
     from deploytool.run import Event
@@ -35,7 +35,11 @@ OutOption = Annotated[
 ]
 EnvArgument = Annotated[str, typer.Argument(help="Environment name: environments/ENV.yaml.", show_default=False)]
 
-_state: dict[str, Path] = {"spec": Path("deploytool.yaml")}
+
+def _spec(ctx: typer.Context) -> Path:
+    """The --spec of this invocation, kept on typer's context object (no module state between calls)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Path) else Path("deploytool.yaml")
 
 
 def _echo(text: str = "") -> None:
@@ -50,9 +54,21 @@ def _progress(event: Event) -> None:
     _warn(f"{event.kind:9} {event.service}{': ' + event.detail if event.detail else ''}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        _echo(f"deploytool {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _global(spec: SpecOption = Path("deploytool.yaml")) -> None:
-    _state["spec"] = spec
+def _global(
+    ctx: typer.Context,
+    spec: SpecOption = Path("deploytool.yaml"),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = spec
 
 
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
@@ -61,9 +77,9 @@ def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
 
 
 @app.command()
-def validate(env: EnvArgument, out: OutOption = None) -> None:
+def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
-    rendered = pipeline.render_environment(_state["spec"], env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
     findings = pipeline.findings_of(rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
@@ -77,18 +93,17 @@ def validate(env: EnvArgument, out: OutOption = None) -> None:
 
 @app.command()
 def render(
+    ctx: typer.Context,
     env: EnvArgument,
     out: OutOption = None,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
 ) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
-    rendered = pipeline.render_environment(_state["spec"], env, out)
-    findings = pipeline.findings_of(rendered, compose_binary=False)  # `validate` also runs Compose v2 itself
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
     if pipeline.errors(findings):
         raise CheckFailed(f"{env}: checks failed; nothing was written")
-    if rendered.plan.railway.legacy_config and "railway" in rendered.plan.targets:
-        _warn(f"warning: {LEGACY_WARNING}")
     if check:
         changes = [c for c in pipeline.check(rendered) if c.status != "unchanged"]
         for change in changes:
@@ -107,10 +122,10 @@ def render(
 
 
 @app.command()
-def show(env: EnvArgument, out: OutOption = None) -> None:
+def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
-    rendered = pipeline.render_environment(_state["spec"], env, out)
-    document = describe_plan(rendered.plan, rendered.ctx.out_rel)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    document = describe_plan(rendered.plan, rendered.ctx)
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
 
@@ -122,6 +137,7 @@ def schema() -> None:
 
 @app.command()
 def up(
+    ctx: typer.Context,
     env: EnvArgument,
     out: OutOption = None,
     runner: Annotated[str, typer.Option(help="procfile (processes here) or compose (needs Docker).")] = "procfile",
@@ -130,41 +146,86 @@ def up(
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import run
 
-    if runner not in ("procfile", "compose"):
-        raise UserError(f"--runner: expected procfile or compose, got {runner!r}")
-    rendered = pipeline.render_environment(_state["spec"], env, out)
-    needed = "local" if runner == "procfile" else "compose"
-    if needed not in rendered.plan.targets:
+    chosen = run.runner(runner)
+    needed = target_of_runner(runner)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    if needed is None or needed not in rendered.plan.targets:
+        have = ", ".join(t.value for t in rendered.plan.targets)
         raise UserError(
-            f"{env}: targets are {', '.join(rendered.plan.targets)}; --runner {runner} needs the {needed!r} target "
+            f"{env}: targets are {have}; --runner {runner} needs the {needed.value if needed else runner!r} target "
             f"(add it to `targets` in environments/{env}.yaml)"
         )
     findings = pipeline.findings_of(rendered, consumers=False)
     _report_findings(findings)
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
-    if runner == "compose":
-        run.compose_up(rendered.ctx.out, os.environ)
-        _echo(f"{env}: started with docker compose")
-        return
-    statuses = run.up(rendered.ctx.out, os.environ, deadline_s=timeout, on_event=_progress)
+    statuses = chosen.up(rendered.ctx.out, os.environ, timeout, _progress)
     for status in statuses:
-        _echo(f"healthy   {status.name:24} {status.url}")
-    _echo(f"{env}: {len(statuses)} services up; stop them with `deploytool down {env}`")
+        _echo(f"{status.state:9} {status.name:24} {status.url}")
+    _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
 
 
 @app.command()
-def down(env: EnvArgument, out: OutOption = None) -> None:
+def down(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also remove the data volumes (WhatsApp sessions, database).")
+    ] = False,
+) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import run
+    from deploytool.spec.load import check_env_name
 
-    folder = out or pipeline.default_out(_state["spec"], env)
-    stopped = run.down(folder, os.environ)
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    stopped = run.down(folder, os.environ, volumes=volumes)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
 @app.command()
+def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+    """What runs for ENV: every service with its runner, state, port and tenants."""
+    from deploytool import run
+    from deploytool.output import read_manifest
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    manifest = read_manifest(folder)
+    current = run.running_runner(folder)
+    statuses = {s.name: s for s in current.status(folder, os.environ)} if current else {}
+    _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':10} {'PORT':>5}  TENANTS")
+    for svc in manifest.services:
+        status = statuses.get(svc.name)
+        state = status.state if status else "stopped"
+        tenants = ",".join(svc.tenants) or "-"
+        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:10} {svc.port:>5}  {tenants}")
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[Optional[str], typer.Argument(help="One service (default: all).")] = None,
+    out: OutOption = None,
+    lines: Annotated[int, typer.Option(min=1, max=100_000, help="Lines per service.")] = 100,
+) -> None:
+    """The last log lines of ENV's services, secrets masked."""
+    from deploytool import run
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    current = run.running_runner(folder) or run.runner("procfile")
+    for line in current.logs(folder, os.environ, service, lines):
+        _echo(line)
+
+
+@app.command()
 def probe(
+    ctx: typer.Context,
     env: EnvArgument,
     out: OutOption = None,
     url: Annotated[
@@ -183,9 +244,9 @@ def probe(
         raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
-    rendered = pipeline.render_environment(_state["spec"], env, out)
-    manifest = json.loads(next(a.content for a in rendered.artifacts if a.path == rendered.manifest_rel))
-    total = len(manifest["probe_targets"])
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    manifest = rendered.manifest
+    total = len(manifest.probe_targets)
     with probing.live_progress(total) as on_result:
         report = probing.probe_environment(
             manifest,

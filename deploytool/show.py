@@ -1,43 +1,38 @@
-"""The resolved plan as a document for people (`deploytool show`): symbolic values spelled out, secrets redacted."""
+"""The resolved plan as a document for people (`deploytool show`): each value as every target of the
+environment spells it, secrets redacted."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from deploytool.checks.plan_checks import SECRET_NAME
-from deploytool.plan.model import AuthRoot, DatabaseUrl, EnvValue, Literal, Plan, SecretRef, ServiceUrl, TenantUrls
-from deploytool.redact import redact_url
-from deploytool.render.resolve import compose_value, local_value
+from deploytool.plan.model import EnvValue, Plain, Plan
+from deploytool.redact import is_secret_name, redact_url
+from deploytool.render.artifacts import RenderContext
+from deploytool.render.manifest import secret_names
+from deploytool.targets import plugins_of
 
 
-def describe_value(plan: Plan, name: str, value: EnvValue, out_rel: str) -> Any:
-    if isinstance(value, Literal):
-        if name in plan.secrets or SECRET_NAME.search(name):
+def describe_value(plan: Plan, name: str, value: EnvValue, ctx: RenderContext) -> Any:
+    if isinstance(value, Plain):
+        if name in plan.secrets or is_secret_name(name):
             return "<redacted: a secret written as a plain value>"
         return redact_url(value.value)
-    if isinstance(value, SecretRef):
-        return f"<secret {value.name}>"
-    if isinstance(value, DatabaseUrl):
-        compose = compose_value(plan, value)
-        return {
-            "local": "DATABASE_URL from the environment, else embedded SQLite",
-            "compose": redact_url(compose) if compose else "embedded SQLite",
-            "railway": "${{Postgres.DATABASE_URL}}",
-        }
-    if isinstance(value, (ServiceUrl, TenantUrls, AuthRoot)):
-        return {"local": local_value(plan, value, out_rel), "compose": compose_value(plan, value)}
-    raise TypeError(value)
+    spelled = {}
+    for target_plugin in plugins_of(plan):
+        text = target_plugin.describe(plan, value, ctx)
+        spelled[target_plugin.target.value] = redact_url(text) if isinstance(text, str) else text
+    return spelled
 
 
-def describe_plan(plan: Plan, out_rel: str) -> dict[str, Any]:
+def describe_plan(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
     return {
         "project": plan.project,
         "environment": plan.env_name,
-        "stage": plan.stage,
-        "topology": plan.topology,
-        "targets": list(plan.targets),
+        "stage": plan.stage.value,
+        "topology": plan.topology.value,
+        "targets": [t.value for t in plan.targets],
         "database": {"engine": plan.database.engine, "name": plan.database.name, "user": plan.database.user},
-        "secrets": list(plan.secrets),
+        "secrets": secret_names(plan),
         "tenants": {tenant: service for tenant, service in plan.routes},
         "services": {
             svc.name: {
@@ -47,7 +42,7 @@ def describe_plan(plan: Plan, out_rel: str) -> dict[str, Any]:
                 "replicas": svc.replicas,
                 "volume": svc.volume,
                 "health": svc.health_path,
-                "env": {name: describe_value(plan, name, value, out_rel) for name, value in svc.env},
+                "env": {name: describe_value(plan, name, value, ctx) for name, value in svc.env},
             }
             for svc in plan.services
         },

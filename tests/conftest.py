@@ -9,14 +9,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_SCHEMAS = REPO.parent / "shared" / "schemas"
-
-
-def shared_schema(name: str) -> Path:
-    path = SHARED_SCHEMAS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not present (shared/ must sit beside the repository)")
-    return path
 
 
 BASE_SPEC = """
@@ -46,8 +38,12 @@ targets: [local, compose]
 def make_project(tmp_path: Path) -> Callable[..., Path]:
     """Write deploytool.yaml + overlays (inline YAML) into tmp_path; returns the spec path."""
 
-    def make(overlays: dict[str, str] | None = None, base: str = BASE_SPEC) -> Path:
+    def make(overlays: dict[str, str] | None = None, base: str = BASE_SPEC, sources: bool = True) -> Path:
         (tmp_path / "environments").mkdir(exist_ok=True)
+        if sources:  # the service folders the spec names, each with the Dockerfile builders look for
+            for folder, image in (("flask_service", "python:3.11-slim"), ("node_service", "node:22-bookworm-slim")):
+                (tmp_path / folder).mkdir(exist_ok=True)
+                (tmp_path / folder / "Dockerfile").write_text(f"FROM {image}\n")
         spec = tmp_path / "deploytool.yaml"
         spec.write_text(textwrap.dedent(base))
         for name, text in (overlays or {"dev": "{}\n"}).items():

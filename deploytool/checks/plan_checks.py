@@ -7,16 +7,16 @@ so a hand-written WHATSAPP_SERVER_URL pointing at a port nobody serves — the s
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from deploytool.plan.model import Finding, Literal, Plan, Role, SecretRef, ServiceInstance
-from deploytool.render.resolve import compose_value, local_value
-
-SECRET_NAME = re.compile(r"(^|_)(KEY|SECRET|PASSWORD|PASSWD|TOKEN)$")
-URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/:@\s]+:[^@\s]+@", re.IGNORECASE)
+from deploytool.plan.model import Finding, Plain, Plan, Role, SecretRef, ServiceInstance
+from deploytool.redact import has_url_credentials, is_secret_name
+from deploytool.render.artifacts import RenderContext
+from deploytool.spec.model import Topology
+from deploytool.targets import TargetPlugin, plugins_of
 
 Check = Callable[[Plan], Iterator[Finding]]
 
@@ -51,31 +51,27 @@ def _served_tenants(svc: ServiceInstance) -> set[str] | None:
     """Tenants a WhatsApp process accepts, from its own env; None = any id (multi without allow-list)."""
     env = svc.env_dict()
     mode = env.get("WA_MODE")
-    if isinstance(mode, Literal) and mode.value == "single":
+    if isinstance(mode, Plain) and mode.value == "single":
         tenant = env.get("TENANT_ID")
-        return {tenant.value} if isinstance(tenant, Literal) else set()
+        return {tenant.value} if isinstance(tenant, Plain) else set()
     allow = env.get("TENANTS")
-    if isinstance(allow, Literal) and allow.value.strip():
+    if isinstance(allow, Plain) and allow.value.strip():
         return {t.strip() for t in allow.value.split(",") if t.strip()}
     return None
 
 
-def _listeners(plan: Plan, target: str) -> dict[tuple[str, int], ServiceInstance]:
-    hosts = ("127.0.0.1", "localhost", "[::1]", "::1") if target == "local" else None
+def _listeners(plan: Plan, target: TargetPlugin) -> dict[tuple[str, int], ServiceInstance]:
     out: dict[tuple[str, int], ServiceInstance] = {}
     for svc in plan.services:
-        for host in hosts or (svc.name,):
+        for host in target.hosts(plan, svc) or ():
             out[(host, svc.port)] = svc
     return out
 
 
-def _flask_routes(plan: Plan, target: str) -> dict[str, str | None]:
+def _flask_routes(plan: Plan, target: TargetPlugin) -> dict[str, str | None]:
     """tenant -> base URL exactly as flask_service resolves it from its env (map wins, then server URL)."""
-    env = plan.web.env
-    resolved = {
-        name: (local_value(plan, value, ".") if target == "local" else compose_value(plan, value))
-        for name, value in env
-    }
+    ctx = RenderContext(root=Path("."), out=Path("."))
+    resolved = {name: target.spell(plan, value, ctx) for name, value in plan.web.env}
     try:
         mapping = json.loads(resolved.get("WHATSAPP_TENANT_URLS") or "{}")
     except json.JSONDecodeError:
@@ -92,17 +88,19 @@ def check_routing(plan: Plan) -> Iterator[Finding]:
     """Every tenant must reach a process that listens at the URL flask uses and accepts that tenant."""
     web_env = plan.web.env_dict()
     raw_map = web_env.get("WHATSAPP_TENANT_URLS")
-    if isinstance(raw_map, Literal):
+    if isinstance(raw_map, Plain):
         try:
             if not isinstance(json.loads(raw_map.value), dict):
                 raise ValueError
         except ValueError:
             yield Finding("BAD_TENANT_URLS", f"{plan.web.name}: WHATSAPP_TENANT_URLS is not a JSON object")
-    targets = [t for t in ("local", "compose") if t in plan.targets] or ["compose"]
+    # Only targets whose addresses are known offline can be checked (not a cloud's private domains).
+    checkable = [p for p in plugins_of(plan) if p.hosts(plan, plan.web) is not None]
     served_by: dict[str, set[str] | None] = {}  # parsed once per process, not once per tenant
-    for target in targets:
-        listeners = _listeners(plan, target)
-        for tenant, url in _flask_routes(plan, target).items():
+    for target_plugin in checkable:
+        target = target_plugin.target.value
+        listeners = _listeners(plan, target_plugin)
+        for tenant, url in _flask_routes(plan, target_plugin).items():
             if not url:
                 yield Finding("TENANT_UNROUTED", f"tenant {tenant}: flask has no WhatsApp URL for it ({target})")
                 continue
@@ -136,12 +134,12 @@ def check_whatsapp_services(plan: Plan) -> Iterator[Finding]:
                 f"{svc.name}: replicas={svc.replicas}; a WhatsApp session can only live in one process "
                 "(and Railway cannot attach a volume to replicas): use the sharded topology instead",
             )
-        if svc.volume is None and plan.stage != "development":
+        if svc.volume is None and plan.stage.value != "development":
             yield Finding(
                 "WHATSAPP_NO_VOLUME",
                 f"{svc.name}: no volume outside development; every session is lost on redeploy",
             )
-        if plan.topology != "per-port" and not svc.tenants:
+        if plan.topology is not Topology.per_port and not svc.tenants:
             yield Finding("EMPTY_SHARD", f"{svc.name}: holds no tenant", "warning")
 
 
@@ -171,25 +169,25 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
                         f"{svc.name}: {name} needs secret {value.name}, which is not in `secrets`",
                     )
                 continue
-            if not isinstance(value, Literal):
+            if not isinstance(value, Plain):
                 continue
-            if name in declared or SECRET_NAME.search(name):
+            if name in declared or is_secret_name(name):
                 yield Finding(
                     "SECRET_LITERAL",
                     f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under "
                     "`secrets` and give the value through the environment",
                 )
-            elif URL_WITH_PASSWORD.match(value.value):
-                yield Finding("SECRET_LITERAL", f"{svc.spec_name}.env.{name}: URL with a password in the spec")
+            elif has_url_credentials(value.value):
+                yield Finding(
+                    "SECRET_LITERAL",
+                    f"{svc.spec_name}.env.{name}: a URL with credentials in the spec; declare it under `secrets`",
+                )
 
 
 def check_targets(plan: Plan) -> Iterator[Finding]:
-    if "railway" in plan.targets and plan.database.engine != "postgres":
-        yield Finding("RAILWAY_SQLITE", "railway target with database.engine sqlite: data would be lost on redeploy")
-    if "local" in plan.targets:
-        for svc in plan.services:
-            if not (svc.local_start or svc.start):
-                yield Finding("NO_START_COMMAND", f"{svc.name}: no local_start or start command for the local target")
+    """Each target's own rules about the plan (start commands, databases it cannot keep, …)."""
+    for target_plugin in plugins_of(plan):
+        yield from target_plugin.plan_findings(plan)
 
 
 PLAN_CHECKS: tuple[Check, ...] = (

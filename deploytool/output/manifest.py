@@ -1,26 +1,50 @@
-"""Read back the manifest `render` wrote into an output folder (for up, probe and stale-file detection)."""
+"""Read back the manifest `render` wrote into an output folder (for up, down, probe and stale files)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from pydantic import ValidationError
 
 from deploytool.errors import UserError
-from deploytool.render.manifest import MANIFEST
+from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any]:
-    """The manifest in `out_dir`; UserError when it is missing or not a JSON object."""
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{field}: {first['msg']}"
+
+
+def read_manifest(out_dir: Path) -> Manifest:
+    """The manifest in `out_dir`; UserError naming the file and field when it is missing, foreign or bad."""
     path = out_dir / MANIFEST
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(
             f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc}); render the output folder again") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object; render the output folder again")
-    return data
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
+
+
+def previous_manifest(out_dir: Path) -> Manifest | None:
+    """The manifest a previous render left, for stale-file detection: None when there is none, or when an
+    older deploytool wrote it (its entries are then not trusted, so nothing is removed). Anything else that
+    does not validate is an error: a hand-edited manifest must never steer what `render` deletes."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
+        return None
+    return read_manifest(out_dir)

@@ -6,12 +6,13 @@ from collections.abc import Mapping
 
 from deploytool.plan.allocate import allocate_ports, assign_shards, shard_numbers
 from deploytool.plan.model import (
+    WEBHOOK_PATH,
     AuthRoot,
     DatabasePlan,
     DatabaseUrl,
     EnvValue,
     Finding,
-    Literal,
+    Plain,
     Plan,
     RailwayPlan,
     Role,
@@ -21,10 +22,6 @@ from deploytool.plan.model import (
     TenantUrls,
 )
 from deploytool.spec.model import ServiceKind, ServiceSpec, Spec, Stage, Topology
-
-WEBHOOK_PATH = "/webhook/whatsapp"
-CONTAINER_AUTH_ROOT = "/data/auth"
-VOLUME_MOUNT = "/data"
 
 
 def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None = None) -> Plan:
@@ -55,8 +52,8 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
     return Plan(
         project=spec.project,
         env_name=env_name,
-        stage=spec.stage.value,
-        topology=spec.topology.kind.value,
+        stage=spec.stage,
+        topology=spec.topology.kind,
         services=services,
         routes=routes,
         database=DatabasePlan(
@@ -66,7 +63,7 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
             password_secret=spec.database.password_secret,
         ),
         secrets=tuple(sorted(secrets)),
-        targets=tuple(t.value for t in spec.targets),
+        targets=tuple(spec.targets),
         public_urls=tuple(sorted(spec.public_urls.items())),
         railway=RailwayPlan(
             repo=spec.railway.repo,
@@ -106,7 +103,7 @@ def _env(pairs: Mapping[str, EnvValue], extra: Mapping[str, str]) -> tuple[tuple
     """Generated variables, then the spec's own `env` on top (checked later: a secret there is a finding)."""
     merged: dict[str, EnvValue] = dict(pairs)
     for key, value in extra.items():
-        merged[key] = Literal(value)
+        merged[key] = Plain(value)
     return tuple(sorted(merged.items()))
 
 
@@ -122,20 +119,20 @@ def _whatsapp_instance(
     secrets: set[str],
 ) -> ServiceInstance:
     env: dict[str, EnvValue] = {
-        "PORT": Literal(str(port)),
-        "WA_MODE": Literal("multi" if multi else "single"),
-        "WA_DRIVER": Literal(svc.driver),
+        "PORT": Plain(str(port)),
+        "WA_MODE": Plain("multi" if multi else "single"),
+        "WA_DRIVER": Plain(svc.driver),
         "AUTH_ROOT": AuthRoot(name),
         "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
         "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),
         "WEBHOOK_URL": ServiceUrl(web_name, WEBHOOK_PATH),
     }
     if multi:
-        env["TENANTS"] = Literal(",".join(tenants))
+        env["TENANTS"] = Plain(",".join(tenants))
         if svc.max_tenants is not None:
-            env["MAX_TENANTS"] = Literal(str(svc.max_tenants))
+            env["MAX_TENANTS"] = Plain(str(svc.max_tenants))
     else:
-        env["TENANT_ID"] = Literal(tenants[0])
+        env["TENANT_ID"] = Plain(tenants[0])
     return ServiceInstance(
         name=name,
         role=Role.whatsapp,
@@ -164,8 +161,8 @@ def _web_instance(
     secrets: set[str],
 ) -> ServiceInstance:
     env: dict[str, EnvValue] = {
-        "PORT": Literal(str(svc.port)),
-        "APP_ENV": Literal("development" if spec.stage is Stage.development else "production"),
+        "PORT": Plain(str(svc.port)),
+        "APP_ENV": Plain("development" if spec.stage is Stage.development else "production"),
         "DATABASE_URL": DatabaseUrl(),
         "SECRET_KEY": SecretRef("SECRET_KEY"),
         "OPS_API_KEY": SecretRef("OPS_API_KEY"),

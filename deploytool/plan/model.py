@@ -6,9 +6,21 @@ for its target: `127.0.0.1:PORT` locally, `name:PORT` in compose, private domain
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from typing import Literal
+
+from deploytool.spec.model import Stage, Target, Topology
+
+Severity = Literal["error", "warning"]
+
+# Where WhatsApp session state lives inside a container: the service's volume is mounted at VOLUME_MOUNT.
+VOLUME_MOUNT = "/data"
+CONTAINER_AUTH_ROOT = "/data/auth"
+WEBHOOK_PATH = "/webhook/whatsapp"
 
 
 class Role(str, Enum):
@@ -17,7 +29,9 @@ class Role(str, Enum):
 
 
 @dataclass(frozen=True)
-class Literal:
+class Plain:
+    """A value written as is (ports, modes, tenant lists, the spec's own `env`)."""
+
     value: str
 
 
@@ -40,6 +54,11 @@ class TenantUrls:
 
     routes: tuple[tuple[str, str], ...]
 
+    def spell(self, url_of: Callable[[str], str]) -> str:
+        """The JSON text, each instance's base URL spelled by the target (`url_of(instance name)`)."""
+        urls = {service: url_of(service) for service in {s for _, s in self.routes}}
+        return json.dumps({tenant: urls[service] for tenant, service in self.routes}, separators=(",", ":"))
+
 
 @dataclass(frozen=True)
 class DatabaseUrl:
@@ -53,7 +72,7 @@ class AuthRoot:
     service: str
 
 
-EnvValue = Literal | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot
+EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ class DatabasePlan:
 
 @dataclass(frozen=True)
 class RailwayPlan:
-    repo: str
+    repo: str | None
     branch: str
     environment: str
     legacy_config: bool
@@ -104,7 +123,7 @@ class Finding:
 
     code: str
     message: str
-    severity: str = "error"
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         return f"{self.severity}[{self.code}]: {self.message}"
@@ -114,13 +133,13 @@ class Finding:
 class Plan:
     project: str
     env_name: str
-    stage: str
-    topology: str
+    stage: Stage
+    topology: Topology
     services: tuple[ServiceInstance, ...]  # sorted by name
     routes: tuple[tuple[str, str], ...]  # tenant -> instance name, in spec order
     database: DatabasePlan
     secrets: tuple[str, ...]  # sorted
-    targets: tuple[str, ...]
+    targets: tuple[Target, ...]
     public_urls: tuple[tuple[str, str], ...]
     railway: RailwayPlan
     shard_lock: dict[str, int] | None = None  # sharded: tenant -> shard number, to persist

@@ -8,11 +8,12 @@ from typing import Any
 
 from deploytool.output.secrets import secret_values
 from deploytool.probe.runner import OnResult, ProbeReport, run_probe
-from deploytool.probe.targets import build_targets
+from deploytool.probe.targets import as_manifest, build_targets
+from deploytool.render.manifest import Manifest
 
 
 def probe_environment(
-    manifest: Mapping[str, Any],
+    manifest: Manifest | Mapping[str, Any],
     out_dir: Path,
     urls: Mapping[str, str],
     environ: Mapping[str, str],
@@ -22,6 +23,7 @@ def probe_environment(
     on_result: OnResult | None = None,
 ) -> ProbeReport:
     """build_targets + keys (`environ` first, then `<out_dir>/.secrets.env`) + run_probe."""
+    manifest = as_manifest(manifest)
     targets = build_targets(manifest, urls)
     names = sorted({t.auth for t in targets if t.auth and t.url is not None})
     keys = secret_values(names, out_dir, environ)
@@ -32,5 +34,5 @@ def probe_environment(
         interval=interval,
         concurrency=concurrency,
         on_result=on_result,
-        environment=str(manifest.get("environment") or ""),
+        environment=manifest.environment,
     )

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
+
 from deploytool.errors import UserError
+from deploytool.render.manifest import Manifest
 
 PRIVATE_SKIP = "no reachable URL (private service)"
 KINDS = ("health", "qr")
@@ -71,34 +74,27 @@ def parse_url_options(values: Iterable[str]) -> dict[str, str]:
     return urls
 
 
-def _str_field(obj: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str | None:
-    value = obj.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise UserError(f"{where}.{key}: expected a non-empty string, got {value!r} (render the environment again)")
-    return value
+def as_manifest(manifest: Manifest | Mapping[str, Any]) -> Manifest:
+    """The typed manifest (a mapping is validated: UserError naming the field that is wrong)."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    try:
+        return Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise UserError(f"manifest: {field}: {first['msg']} (render the environment again)") from None
 
 
-def build_targets(manifest: Mapping[str, Any], urls: Mapping[str, str]) -> list[ProbeTarget]:
-    """Bind every `probe_targets[]` entry of a rendered manifest to a base URL, in manifest order.
+def build_targets(manifest: Manifest | Mapping[str, Any], urls: Mapping[str, str]) -> list[ProbeTarget]:
+    """Bind every probe target of a rendered manifest to a base URL, in manifest order.
 
     Remote mode (any `urls` given, or any service with a `public_url`): only services with such a URL are
     probed (`urls` wins over `public_url`), every other target is skipped as private. Local mode: every
     service's `local_url`. Raises UserError for unknown services in `urls`, bad URLs or a broken manifest.
     """
-    services = manifest.get("services")
-    raw_targets = manifest.get("probe_targets")
-    if not isinstance(services, list) or not isinstance(raw_targets, list):
-        raise UserError("manifest: expected lists `services` and `probe_targets` (render the environment again)")
-    by_name: dict[str, Mapping[str, Any]] = {}
-    for i, svc in enumerate(services):
-        if not isinstance(svc, Mapping):
-            raise UserError(f"manifest: services[{i}]: expected an object")
-        name = _str_field(svc, "name", f"manifest: services[{i}]")
-        assert name is not None
-        by_name[name] = svc
-
+    manifest = as_manifest(manifest)
+    by_name = {svc.name: svc for svc in manifest.services}
     unknown = sorted(set(urls) - set(by_name))
     if unknown:
         raise UserError(
@@ -107,47 +103,33 @@ def build_targets(manifest: Mapping[str, Any], urls: Mapping[str, str]) -> list[
         )
 
     base: dict[str, str] = {}
-    publics = {n: s.get("public_url") for n, s in by_name.items() if s.get("public_url")}
-    remote = bool(urls) or bool(publics)
-    if remote:
+    publics = {n: s.public_url for n, s in by_name.items() if s.public_url}
+    if urls or publics:
         for name, url in publics.items():
-            base[name] = check_base_url(str(url), f"manifest: services.{name}.public_url")
+            base[name] = check_base_url(url, f"manifest: services.{name}.public_url")
         for name, url in urls.items():
             base[name] = check_base_url(url, f"--url {name}")
     else:
         for name, svc in by_name.items():
-            local = _str_field(svc, "local_url", f"manifest: services.{name}")
-            assert local is not None
-            base[name] = check_base_url(local, f"manifest: services.{name}.local_url")
+            base[name] = check_base_url(svc.local_url, f"manifest: services.{name}.local_url")
 
     targets: list[ProbeTarget] = []
-    for i, raw in enumerate(raw_targets):
-        where = f"manifest: probe_targets[{i}]"
-        if not isinstance(raw, Mapping):
-            raise UserError(f"{where}: expected an object")
-        tid = _str_field(raw, "id", where)
-        kind = _str_field(raw, "kind", where)
-        service = _str_field(raw, "service", where)
-        path = _str_field(raw, "path", where)
-        assert tid is not None and kind is not None and service is not None and path is not None
-        if kind not in KINDS:
-            raise UserError(f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}")
-        if service not in by_name:
-            raise UserError(f"{where}.service: {service!r} is not a service of the manifest")
-        tenant = _str_field(raw, "tenant", where, optional=kind != "qr")
-        auth = _str_field(raw, "auth", where, optional=kind != "qr")
-        via = _str_field(raw, "via", where, optional=True)
-        root = base.get(service)
+    for i, raw in enumerate(manifest.probe_targets):
+        if raw.service not in by_name:
+            raise UserError(f"manifest: probe_targets[{i}].service: {raw.service!r} is not a service of the manifest")
+        if raw.kind == "qr" and (raw.tenant is None or raw.auth is None):
+            raise UserError(f"manifest: probe_targets[{i}]: a qr target needs a tenant and an auth key name")
+        root = base.get(raw.service)
         targets.append(
             ProbeTarget(
-                id=tid,
-                kind=kind,
-                service=service,
-                path=path,
-                url=None if root is None else root + (path if path.startswith("/") else "/" + path),
-                tenant=tenant,
-                auth=auth,
-                via=via,
+                id=raw.id,
+                kind=raw.kind,
+                service=raw.service,
+                path=raw.path,
+                url=None if root is None else root + raw.path,
+                tenant=raw.tenant,
+                auth=raw.auth,
+                via=raw.via,
                 skip_reason=None if root is not None else PRIVATE_SKIP,
             )
         )

@@ -30,6 +30,11 @@ class RenderContext:
         """Output folder relative to the root (processes run from the root)."""
         return PurePosixPath(Path(os.path.relpath(self.out.resolve(), self.root.resolve())).as_posix()).as_posix()
 
+    @cached_property
+    def out_prefix(self) -> str:
+        """What every artifact path inside the output folder starts with."""
+        return "" if self.out_rel == "." else self.out_rel + "/"
+
     def in_out(self, name: str) -> str:
         return (PurePosixPath(self.out_rel) / name).as_posix()
 

@@ -1,86 +1,205 @@
-"""The machine-readable plan: what `up`, `probe` and `render --check` read back from the output folder."""
+"""The manifest: what `up`, `down`, `probe` and stale-file detection read back from an output folder.
+
+One pydantic model, written with the model and read back with `model_validate`, so a hand-edited or
+foreign file is refused with the field that is wrong instead of steering `render` or `up` elsewhere.
+Artifact paths are relative, normalised and stay inside the output folder (`artifacts`) or are the
+environment's shard lock beside the spec (`spec_artifacts`): nothing else can ever be named for removal.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import re
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
 
-from deploytool.plan.model import Plan
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from deploytool.plan.model import Plan, Role
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.render.local import PASSTHROUGH, local_command, local_env_file
-from deploytool.render.resolve import compose_url, local_url
+from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Stage, Topology
 
 MANIFEST = "deploytool-manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+PASSTHROUGH = ("DATABASE_URL",)  # taken from the runner's environment when set; else SQLite
+LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
+SHA256 = r"^[0-9a-f]{64}$"
 
 
-def probe_targets(plan: Plan) -> list[dict[str, Any]]:
+def _inside(path: str) -> str:
+    """A relative, normalised posix path that cannot leave the folder it is relative to."""
+    pure = PurePosixPath(path)
+    if (
+        not path
+        or "\\" in path
+        or "\0" in path
+        or pure.is_absolute()
+        or pure.as_posix() != path
+        or any(part in ("..", ".", "") for part in path.split("/"))
+    ):
+        raise ValueError(f"{path!r} is not a relative path inside the folder (no '..', no absolute path)")
+    return path
+
+
+def _lock_path(path: str) -> str:
+    if not LOCK_PATH.match(path):
+        raise ValueError(f"{path!r}: only the environment's shard lock (environments/ENV.lock.json) may be listed")
+    return path
+
+
+InsidePath = Annotated[str, AfterValidator(_inside)]
+LockPath = Annotated[str, AfterValidator(_lock_path)]
+EnvName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
+Sha256 = Annotated[str, Field(pattern=SHA256)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ManifestProcess(Model):
+    """How the procfile runner starts a service (only when the environment has a process target)."""
+
+    command: str = Field(min_length=1)
+    env_file: InsidePath
+
+
+class ManifestService(Model):
+    name: ServiceName
+    role: Role
+    port: int = Field(ge=1, le=65535)
+    health_path: str | None = Field(pattern=r"^/", default=None)
+    tenants: list[TenantId]
+    local_url: str = Field(pattern=r"^http://127\.0\.0\.1:\d+$")  # where the runners on this machine expose it
+    public_url: str | None = Field(pattern=r"^https?://[^\s@]+$", default=None)
+    process: ManifestProcess | None = None
+    secrets: list[EnvName]
+    passthrough: list[EnvName]
+
+    @property
+    def health_url(self) -> str | None:
+        return None if self.health_path is None else self.local_url + self.health_path
+
+
+class ProbeTargetEntry(Model):
+    id: str = Field(min_length=1)
+    kind: Literal["health", "qr"]
+    service: ServiceName
+    path: str = Field(pattern=r"^/")
+    tenant: TenantId | None = None
+    via: ServiceName | None = None
+    auth: EnvName | None = None
+
+
+class TenantRoute(Model):
+    tenant: TenantId
+    service: ServiceName
+
+
+class Manifest(Model):
+    version: Literal[2]
+    project: ServiceName
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    stage: Stage
+    topology: Topology
+    targets: list[str]
+    root: str  # the project root as seen from the output folder (processes run there)
+    services: list[ManifestService] = Field(min_length=1)
+    tenants: list[TenantRoute]
+    secrets: list[EnvName]
+    probe_targets: list[ProbeTargetEntry]
+    artifacts: dict[InsidePath, Sha256]  # relative to the output folder
+    spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)  # relative to the spec's folder
+
+    def service(self, name: str) -> ManifestService | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+def probe_targets(plan: Plan) -> list[ProbeTargetEntry]:
     """Every check `probe` makes: each health endpoint, each tenant's QR on its server and via flask."""
-    targets: list[dict[str, Any]] = []
+    targets: list[ProbeTargetEntry] = []
     for svc in plan.services:
         if svc.health_path:
-            targets.append({"id": f"health:{svc.name}", "kind": "health", "service": svc.name, "path": svc.health_path})
+            targets.append(
+                ProbeTargetEntry(id=f"health:{svc.name}", kind="health", service=svc.name, path=svc.health_path)
+            )
     for tenant, server in plan.routes:
         qr_path = plan.service(server).qr_path or "/tenants/{tenant}/qr"
         targets.append(
-            {
-                "id": f"qr:{tenant}@{server}",
-                "kind": "qr",
-                "service": server,
-                "tenant": tenant,
-                "path": qr_path.replace("{tenant}", tenant),
-                "auth": "WHATSAPP_API_KEY",
-            }
+            ProbeTargetEntry(
+                id=f"qr:{tenant}@{server}",
+                kind="qr",
+                service=server,
+                tenant=tenant,
+                path=qr_path.replace("{tenant}", tenant),
+                auth="WHATSAPP_API_KEY",
+            )
         )
         targets.append(
-            {
-                "id": f"qr:{tenant}@{plan.web.name}",
-                "kind": "qr",
-                "service": plan.web.name,
-                "tenant": tenant,
-                "via": server,
-                "path": f"/api/qr?user_id={tenant}",
-                "auth": "OPS_API_KEY",
-            }
+            ProbeTargetEntry(
+                id=f"qr:{tenant}@{plan.web.name}",
+                kind="qr",
+                service=plan.web.name,
+                tenant=tenant,
+                via=server,
+                path=f"/api/qr?user_id={tenant}",
+                auth="OPS_API_KEY",
+            )
         )
     return targets
 
 
-def manifest_data(plan: Plan, ctx: RenderContext, artifacts: list[Artifact]) -> dict[str, Any]:
+def secret_names(plan: Plan) -> list[str]:
+    """Every secret the environment needs, the generated Postgres password included."""
+    extra = [plan.database.password_secret] if plan.database.engine == "postgres" else []
+    return sorted({*plan.secrets, *extra})
+
+
+def build_manifest(
+    plan: Plan, ctx: RenderContext, artifacts: list[Artifact], processes: dict[str, ManifestProcess]
+) -> Manifest:
     public = dict(plan.public_urls)
-    services = []
-    for svc in plan.services:
-        services.append(
-            {
-                "name": svc.name,
-                "role": svc.role.value,
-                "port": svc.port,
-                "health_path": svc.health_path,
-                "tenants": list(svc.tenants),
-                "local_url": local_url(plan, svc.name),
-                "compose_url": compose_url(plan, svc.name),
-                "public_url": public.get(svc.name),
-                "command": local_command(svc) if (svc.local_start or svc.start) else None,
-                "env_file": local_env_file(svc.name),
-                "secrets": list(svc.secret_names()),
-                "passthrough": [n for n in PASSTHROUGH if n in svc.env_dict()],
-            }
+    services = [
+        ManifestService(
+            name=svc.name,
+            role=svc.role,
+            port=svc.port,
+            health_path=svc.health_path,
+            tenants=list(svc.tenants),
+            local_url=f"http://127.0.0.1:{svc.port}",
+            public_url=public.get(svc.name),
+            process=processes.get(svc.name),
+            secrets=list(svc.secret_names()),
+            passthrough=[n for n in PASSTHROUGH if n in svc.env_dict()],
         )
-    return {
-        "version": MANIFEST_VERSION,
-        "project": plan.project,
-        "environment": plan.env_name,
-        "stage": plan.stage,
-        "topology": plan.topology,
-        "root": ctx.source_from_out("."),
-        "services": services,
-        "tenants": [{"tenant": t, "service": s} for t, s in plan.routes],
-        "secrets": list(plan.secrets) + ([plan.database.password_secret] if plan.database.engine == "postgres" else []),
-        "probe_targets": probe_targets(plan),
-        "artifacts": {a.path: a.sha256 for a in sorted(artifacts, key=lambda a: a.path)},
-    }
+        for svc in plan.services
+    ]
+    prefix = ctx.out_prefix
+    inside = {a.path[len(prefix) :]: a.sha256 for a in artifacts if a.path.startswith(prefix)}
+    beside = {a.path: a.sha256 for a in artifacts if not a.path.startswith(prefix)}
+    return Manifest(
+        version=MANIFEST_VERSION,
+        project=plan.project,
+        environment=plan.env_name,
+        stage=plan.stage,
+        topology=plan.topology,
+        targets=[t.value for t in plan.targets],
+        root=ctx.source_from_out("."),
+        services=services,
+        tenants=[TenantRoute(tenant=t, service=s) for t, s in plan.routes],
+        secrets=secret_names(plan),
+        probe_targets=probe_targets(plan),
+        artifacts=dict(sorted(inside.items())),
+        spec_artifacts=dict(sorted(beside.items())),
+    )
 
 
-def render_manifest(plan: Plan, ctx: RenderContext, artifacts: list[Artifact]) -> Artifact:
-    text = json.dumps(manifest_data(plan, ctx, artifacts), indent=2, sort_keys=True) + "\n"
-    return Artifact(ctx.in_out(MANIFEST), text)
+def manifest_text(manifest: Manifest) -> str:
+    return manifest.model_dump_json(indent=2) + "\n"
+
+
+def render_manifest(
+    plan: Plan, ctx: RenderContext, artifacts: list[Artifact], processes: dict[str, ManifestProcess]
+) -> Artifact:
+    return Artifact(ctx.in_out(MANIFEST), manifest_text(build_manifest(plan, ctx, artifacts, processes)))

@@ -1,11 +1,12 @@
-"""Run a rendered output folder on this machine: `up` (own small supervisor, or docker compose) and `down`.
+"""Run a rendered output folder on this machine: `up`, `down`, `status`, `logs`, through one `Runner`.
 
 The procfile runner starts every service of `<out>/deploytool-manifest.json` as a detached process
 group, records them in `<out>/.run/state.json`, and returns once every health endpoint answers 200.
-`down` stops exactly the process groups recorded there and nothing else.
+`down` stops exactly what was recorded there and nothing else. The compose runner hands the rendered
+docker-compose.yml to Docker Compose v2.
 """
 
-from deploytool.run.compose import compose_down, compose_up
-from deploytool.run.supervisor import Event, ServiceStatus, down, status, up
+from deploytool.run.base import Event, Runner, ServiceStatus
+from deploytool.run.runners import RUNNERS, down, runner, running_runner
 
-__all__ = ["Event", "ServiceStatus", "compose_down", "compose_up", "down", "status", "up"]
+__all__ = ["RUNNERS", "Event", "Runner", "ServiceStatus", "down", "runner", "running_runner"]

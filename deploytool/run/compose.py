@@ -12,8 +12,7 @@ from deploytool.errors import CheckFailed, UserError
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
 from deploytool.run.manifest import load_manifest
-from deploytool.run.state import RunState, read_state, remove_state, run_lock, write_state
-from deploytool.run.supervisor import refuse_if_running
+from deploytool.run.state import RunState, read_state, refuse_if_running, remove_state, run_lock, write_state
 
 COMPOSE_FILE = "docker-compose.yml"
 ENGINE_TIMEOUT_S = 5.0
@@ -102,9 +101,7 @@ def compose_up(out_dir: Path, environ: Mapping[str, str], *, capture_output: boo
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
     with run_lock(out_dir):
-        previous = read_state(out_dir)
-        if previous is None or previous.runner != "compose":  # `compose up` again is fine: it converges
-            refuse_if_running(manifest)
+        refuse_if_running(out_dir, "compose", manifest.down_hint)  # `compose up` again is fine: it converges
         write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
         try:
             _run_compose(out_dir, compose_command(out_dir, docker, "up", "-d", "--wait"), environ, capture_output, "up")
@@ -114,14 +111,25 @@ def compose_up(out_dir: Path, environ: Mapping[str, str], *, capture_output: boo
 
 
 def compose_down(
-    out_dir: Path, environ: Mapping[str, str], *, capture_output: bool = False, locked: bool = False
+    out_dir: Path,
+    environ: Mapping[str, str],
+    *,
+    capture_output: bool = False,
+    locked: bool = False,
+    volumes: bool = False,
 ) -> list[str]:
     """`docker compose … down`: removes the containers (named volumes, the WhatsApp sessions, are kept)."""
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
     with nullcontext() if locked else run_lock(out_dir):
-        _run_compose(out_dir, compose_command(out_dir, docker, "down"), environ, capture_output, "down")
+        _run_compose(
+            out_dir,
+            compose_command(out_dir, docker, "down", *(["--volumes"] if volumes else [])),
+            environ,
+            capture_output,
+            "down",
+        )
         state = read_state(out_dir)
         if state is not None and state.runner == "compose":
             remove_state(out_dir)

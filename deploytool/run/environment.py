@@ -56,7 +56,7 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def process_env(service: RunService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
-    env_path = out_dir / service.env_file
+    env_path = out_dir / (service.env_file or "")
     try:
         file_values = parse_env(env_path.read_text())
     except OSError:

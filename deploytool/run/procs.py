@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,26 +79,29 @@ def group_members(pgid: int) -> list[ProcInfo]:
     return members
 
 
-def reap(pid: int) -> None:
-    """Collect the exit status of a child of this process (tests, or `down` in the same process as `up`)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 
 
-def wait_group_gone(pgid: int, leader: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        reap(leader)
-        if not group_members(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+def owned(pid: int, pgid: int, started: str) -> bool:
+    """True while the process group a runner recorded still has processes that are really its own.
+
+    Exited children that were not reaped yet (zombies) count as gone: this never calls waitpid, so a
+    caller holding a `Popen` of the same process still gets its real exit status."""
+    info = proc_info(pid)
+    if info is not None:
+        # the pid exists: ours only if it is the very process `up` started (same start time, same group)
+        return info.start == started and info.pgrp == pgid and (info.alive or bool(group_members(pgid)))
+    # the leader is gone; while any member of its group lives, its pid cannot be reused, so they are ours
+    return pgid == pid and bool(group_members(pgid))
+
+
+def gone(pid: int, pgid: int, started: str) -> bool:
+    info = proc_info(pid)
+    if info is not None and info.start != started:
+        return True  # the pid now belongs to someone else: our group is long gone
+    return not group_members(pgid)
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deploytool.errors import UserError
+from deploytool.run.procs import owned
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
@@ -106,3 +107,21 @@ def run_lock(out_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def refuse_if_running(out_dir: Path, runner: str, down_hint: str) -> None:
+    """UserError when this folder still runs what a previous `up` started; forget state left by dead ones.
+
+    `runner` may start again over its own state (Compose converges); processes never do."""
+    state = read_state(out_dir)
+    if state is None:
+        return
+    if state.runner != runner and state.runner != "procfile":
+        raise UserError(f"{out_dir}: was started with --runner {state.runner}; run `{down_hint}` first")
+    if state.runner == runner and runner != "procfile":
+        return
+    live = [r for r in state.processes if owned(r.pid, r.pgid, r.start_time)]
+    if live:
+        names = ", ".join(f"{r.name} (pid {r.pid})" for r in live)
+        raise UserError(f"{out_dir}: already running from a previous `deploytool up`: {names}; run `{down_hint}` first")
+    remove_state(out_dir)  # left by processes that have all exited since

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,37 +14,25 @@ from urllib.parse import urlsplit
 import httpx
 
 from deploytool.errors import CheckFailed, UserError
+from deploytool.redact import redact_url
 from deploytool.redact import redact_values as redact
+from deploytool.run.base import Event, EventHandler, ServiceStatus
 from deploytool.run.environment import ProcessEnv, process_env
 from deploytool.run.manifest import RunManifest, RunService, load_manifest
-from deploytool.run.procs import group_members, port_in_use, proc_info, reap, signal_group, start_time
-from deploytool.run.state import ProcessRecord, RunState, read_state, remove_state, run_lock, state_path, write_state
+from deploytool.run.procs import gone, owned, port_in_use, signal_group, start_time
+from deploytool.run.state import (
+    ProcessRecord,
+    RunState,
+    read_state,
+    refuse_if_running,
+    remove_state,
+    run_lock,
+    state_path,
+    write_state,
+)
 
 LOG_TAIL_LINES = 20
 KILL_WAIT_S = 3.0
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    state: str  # healthy | running (alive, no health path) | unhealthy | stopped
-    url: str
-    health_url: str | None
-    pid: int | None = None
-    log: Path | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    """Progress for the CLI to show while `up`/`down` work; never carries a secret."""
-
-    service: str
-    kind: str  # started | healthy | failed | stopping | stopped
-    detail: str = ""
-
-
-EventHandler = Callable[[Event], None]
 
 
 @dataclass
@@ -70,26 +58,11 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 def _owned(record: ProcessRecord) -> bool:
-    """True while the process group `up` recorded still has processes that are really ours."""
-    reap(record.pid)
-    info = proc_info(record.pid)
-    if info is not None:
-        # the pid exists: ours only if it is the very process `up` started (same start time, same group)
-        return (
-            info.start == record.start_time
-            and info.pgrp == record.pgid
-            and (info.alive or bool(group_members(record.pgid)))
-        )
-    # the leader is gone; while any member of its group lives, its pid cannot be reused, so they are ours
-    return record.pgid == record.pid and bool(group_members(record.pgid))
+    return owned(record.pid, record.pgid, record.start_time)
 
 
 def _gone(record: ProcessRecord) -> bool:
-    reap(record.pid)
-    info = proc_info(record.pid)
-    if info is not None and info.start != record.start_time:
-        return True  # the pid now belongs to someone else: our group is long gone
-    return not group_members(record.pgid)
+    return gone(record.pid, record.pgid, record.start_time)
 
 
 def _wait_gone(records: list[ProcessRecord], timeout_s: float) -> list[ProcessRecord]:
@@ -129,25 +102,6 @@ def _emit(on_event: EventHandler | None, service: str, kind: str, detail: str = 
 # ---- up ----------------------------------------------------------------------------------------------
 
 
-def refuse_if_running(manifest: RunManifest) -> None:
-    """UserError when this folder still runs what a previous `up` started; forget state left by dead ones."""
-    state = read_state(manifest.out_dir)
-    if state is None:
-        return
-    if state.runner != "procfile":
-        raise UserError(
-            f"{manifest.out_dir}: was started with --runner {state.runner}; run `{manifest.down_hint}` first"
-        )
-    live = [r for r in state.processes if _owned(r)]
-    if live:
-        names = ", ".join(f"{r.name} (pid {r.pid})" for r in live)
-        raise UserError(
-            f"{manifest.out_dir}: already running from a previous `deploytool up`: {names}; "
-            f"run `{manifest.down_hint}` first"
-        )
-    remove_state(manifest.out_dir)  # left by processes that have all exited since
-
-
 def _refuse_taken_ports(manifest: RunManifest) -> None:
     taken = []
     for svc in manifest.services:
@@ -165,11 +119,14 @@ def _refuse_taken_ports(manifest: RunManifest) -> None:
 def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv) -> _Running:
     log_rel = f".run/logs/{svc.name}.log"
     log_path = manifest.out_dir / log_rel
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        with open(log_path, "wb") as log:
+        # 0600: a service may print its own secrets (or a DATABASE_URL with a password) into its log
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with open(fd, "wb") as log:
             process = subprocess.Popen(
-                ["sh", "-c", svc.command],
+                ["sh", "-c", svc.command or "false"],
                 cwd=manifest.root,
                 env=env.values,
                 stdin=subprocess.DEVNULL,
@@ -184,7 +141,7 @@ def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv) -> _Running:
         pid=process.pid,
         pgid=process.pid,
         start_time=start_time(process.pid) or "",
-        command=svc.command,
+        command=svc.command or "",
         log=log_rel,
     )
     return _Running(svc, process, record)
@@ -204,7 +161,7 @@ def _failure_block(manifest: RunManifest, run: _Running, what: str, secrets: tup
     tail = log_tail(log_path)
     lines = [f"{run.service.name} {what} (command: {run.service.command}; log: {log_path})"]
     lines += [f"    | {line}" for line in tail] or ["    (the log is empty)"]
-    return redact("\n".join(lines), secrets)
+    return redact_url(redact("\n".join(lines), secrets))
 
 
 def _wait_healthy(
@@ -287,8 +244,9 @@ def up(
     """
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
+    manifest.require_processes()
     with run_lock(out_dir):
-        refuse_if_running(manifest)
+        refuse_if_running(out_dir, "procfile", manifest.down_hint)
         if not manifest.root.is_dir():
             raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
         envs = {svc.name: process_env(svc, out_dir, environ) for svc in manifest.services}
@@ -321,8 +279,7 @@ def down(
 ) -> list[str]:
     """Stop what `up` started in `out_dir` (SIGTERM, then SIGKILL after `grace_s`); names of services stopped.
 
-    Nothing running is not an error: the result is empty. A folder started with `--runner compose` is
-    stopped with `docker compose down` (`environ` is then the environment docker compose runs with).
+    Nothing running is not an error: the result is empty. Only a folder the procfile runner started.
     """
     out_dir = Path(out_dir)
     if not state_path(out_dir).is_file():
@@ -331,12 +288,8 @@ def down(
         state = read_state(out_dir)
         if state is None:
             return []
-        if state.runner == "compose":
-            from deploytool.run.compose import compose_down  # compose builds on this module
-
-            names = compose_down(out_dir, environ if environ is not None else os.environ, locked=True)
-            remove_state(out_dir)
-            return names
+        if state.runner != "procfile":
+            raise UserError(f"{out_dir}: was started with --runner {state.runner}, not by the procfile runner")
         stopped, failed = _stop(state.processes, grace_s, on_event)
         if failed:
             write_state(

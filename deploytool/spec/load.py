@@ -44,10 +44,16 @@ def available_environments(spec_path: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if ENV_NAME_PATTERN.match(p.stem))
 
 
-def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
-    """Load base spec + overlay for `env_name`; raise UserError naming file, field and line."""
+def check_env_name(env_name: str) -> str:
+    """UserError unless `env_name` is a plain environment name (it becomes part of file paths)."""
     if not ENV_NAME_PATTERN.match(env_name):
         raise UserError(f"environment name {env_name!r} is invalid (expected {ENV_NAME_PATTERN.pattern})")
+    return env_name
+
+
+def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
+    """Load base spec + overlay for `env_name`; raise UserError naming file, field and line."""
+    check_env_name(env_name)
     if not spec_path.is_file():
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
     overlay_path = environments_dir(spec_path) / f"{env_name}.yaml"

@@ -37,9 +37,33 @@ class Stage(str, Enum):
 
 
 class Target(str, Enum):
+    """Where an environment's artifacts go. The built-in ones; `Target.add` names a plugin's own target.
+
+    Each target's behaviour lives in one module of `deploytool/targets/` (see its registry)."""
+
     local = "local"
     compose = "compose"
     railway = "railway"
+
+    @classmethod
+    def add(cls, name: str) -> Target:
+        """A target name for a plugin outside this file (a new target is one module, not an enum edit)."""
+        if not re.match(r"^[a-z][a-z0-9-]{0,39}$", name):
+            raise ValueError(f"target name {name!r}: expected lowercase letters, digits and dashes")
+        existing = cls._value2member_map_.get(name)
+        if existing is not None:
+            return existing  # type: ignore[return-value]
+        member = str.__new__(cls, name)
+        member._name_ = name
+        member._value_ = name
+        cls._value2member_map_[name] = member
+        return member
+
+    @classmethod
+    def _missing_(cls, value: object) -> Target | None:
+        # pydantic snapshots the members when the model is built; names added later are found here
+        found = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        return found  # type: ignore[return-value]
 
 
 class ServiceSpec(Strict):
@@ -113,7 +137,9 @@ class DatabaseSpec(Strict):
 
 
 class RailwaySpec(Strict):
-    repo: str = Field("owner/repo", pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repo: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name Railway builds from."
+    )
     branch: str = "main"
     environment: str | None = Field(None, description="Railway environment name (default: the env name).")
     legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
@@ -133,7 +159,8 @@ class Spec(Strict):
         default_factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
         description="Names of secrets; their values never live in the spec.",
     )
-    public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s]+$")]] = Field(
+    # No user info (`user:password@`): the manifest and the probe report would carry it.
+    public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/[^\s@]*)?$")]] = Field(
         default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
     )
     railway: RailwaySpec = RailwaySpec()

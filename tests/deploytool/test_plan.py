@@ -11,7 +11,7 @@ from deploytool import pipeline
 from deploytool.checks import check_plan
 from deploytool.plan import build_plan
 from deploytool.plan.allocate import allocate_ports, assign_shards
-from deploytool.plan.model import Literal, Role, SecretRef, TenantUrls
+from deploytool.plan.model import Plain, Role, SecretRef, TenantUrls
 from deploytool.spec import load_spec
 
 
@@ -52,8 +52,8 @@ def test_per_port_plan_env_follows_the_contract(make_project):
     names = [s.name for s in plan.services]
     assert names == ["web", "whatsapp-1", "whatsapp-2", "whatsapp-3"]
     wa2 = plan.service("whatsapp-2").env_dict()
-    assert wa2["WA_MODE"] == Literal("single") and wa2["TENANT_ID"] == Literal("2")
-    assert wa2["PORT"] == Literal("5003")
+    assert wa2["WA_MODE"] == Plain("single") and wa2["TENANT_ID"] == Plain("2")
+    assert wa2["PORT"] == Plain("5003")
     assert wa2["WHATSAPP_API_KEY"] == SecretRef("WHATSAPP_API_KEY")
     web = plan.web.env_dict()
     assert "WHATSAPP_SERVER_URL" not in web
@@ -79,7 +79,7 @@ def test_explicit_port_for_unknown_tenant(make_project):
 def test_shared_topology_routes_every_tenant_to_one_server(make_project):
     plan = plan_of(make_project({"dev": "topology: {kind: shared}\n"}))
     assert [s.name for s in plan.by_role(Role.whatsapp)] == ["whatsapp"]
-    assert plan.service("whatsapp").env_dict()["TENANTS"] == Literal("1,2,3")
+    assert plan.service("whatsapp").env_dict()["TENANTS"] == Plain("1,2,3")
     assert check_plan(plan) == []
 
 

@@ -230,10 +230,13 @@ def make_manifest(
         {
             "name": name,
             "role": "web" if name == "web" else "whatsapp",
+            "port": int(url.rsplit(":", 1)[1]),
             "local_url": url,
             "public_url": (public or {}).get(name),
             "health_path": "/health",
             "tenants": layout.get(name, []),
+            "secrets": [],
+            "passthrough": [],
         }
         for name, url in services.items()
     ]
@@ -263,7 +266,20 @@ def make_manifest(
                     "auth": "OPS_API_KEY",
                 }
             )
-    return {"version": 1, "environment": env, "services": svc_list, "probe_targets": targets}
+    return {
+        "version": 2,
+        "project": "acme",
+        "environment": env,
+        "stage": "development",
+        "topology": "per-port",
+        "targets": ["local"],
+        "root": "../..",
+        "services": svc_list,
+        "tenants": [{"tenant": t, "service": s} for s, ts in layout.items() for t in ts],
+        "secrets": ["OPS_API_KEY", "WHATSAPP_API_KEY"],
+        "probe_targets": targets,
+        "artifacts": {},
+    }
 
 
 class Deployment:

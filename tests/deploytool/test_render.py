@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from deploytool import pipeline
-from deploytool.checks.consumers import check_compose_document, compose_binary, railway_graph
 from deploytool.output import files as output_files
-from deploytool.render.railway import RAILWAY_FILE, legacy_config
-from tests.conftest import REPO, shared_schema
+from deploytool.targets.compose import check_compose_document, compose_binary, compose_schema
+from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli, legacy_config
+from tests.conftest import REPO
 
 ENVS = ["dev", "staging", "prod"]
 
@@ -34,7 +34,7 @@ def artifact(rendered: pipeline.Rendered, name: str) -> str:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_committed_artifacts_match_the_spec(env):
-    """The committed deploy/<env>/, .railway/railway.py and locks are the golden files.
+    """The committed deploy/<env>/ (with its .railway/railway.py) and locks are the golden files.
 
     Refresh them with `deploytool render <env>` after reading the diff."""
     changes = [c for c in pipeline.check(rendered_repo(env)) if c.status != "unchanged"]
@@ -64,9 +64,30 @@ def test_golden_dev_is_what_the_seeds_needed():
 
 @pytest.mark.parametrize("env", ENVS)
 def test_compose_matches_the_official_schema(env):
-    schema = json.loads(shared_schema("compose-spec.json").read_text())
+    schema = compose_schema()
+    assert schema is not None, "check-jsonschema (a dependency) ships the Compose Specification schema"
     document = yaml.safe_load(artifact(rendered_repo(env), "docker-compose.yml"))
-    jsonschema.Draft7Validator(schema).validate(document)
+    jsonschema.validators.validator_for(schema)(schema).validate(document)
+
+
+def test_compose_schema_check_catches_an_unknown_key(make_project, monkeypatch):
+    """The schema is draft 2020-12 with `unevaluatedProperties: false`; a Draft 7 validator ignores that
+    keyword, so a renderer bug writing `helthcheck` passed. Validated under its own draft, it fails."""
+    from deploytool.targets import compose as compose_target
+
+    real_dump = compose_target.yaml.dump
+
+    def misspelling_dump(document, **kwargs):
+        for svc in document["services"].values():
+            if "healthcheck" in svc:
+                svc["helthcheck"] = svc.pop("healthcheck")
+        return real_dump(document, **kwargs)
+
+    spec = make_project()
+    monkeypatch.setattr(compose_target.yaml, "dump", misspelling_dump)
+    rendered = pipeline.render_environment(spec, "dev")
+    findings = pipeline.findings_of(rendered, deep=False)
+    assert any(f.code == "COMPOSE_SCHEMA" and "helthcheck" in f.message for f in findings), findings
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -76,8 +97,8 @@ def test_compose_v2_config_accepts_the_rendered_folder(env, tmp_path):
     spec = REPO / "deploytool.yaml"
     rendered = pipeline.render_environment(spec, env, tmp_path / "out")
     for item in rendered.artifacts:
-        if item.path.startswith(rendered.ctx.out_rel):
-            target = tmp_path / "out" / item.path[len(rendered.ctx.out_rel) + 1 :]
+        if item.path.startswith(rendered.ctx.out_prefix):
+            target = tmp_path / "out" / item.path[len(rendered.ctx.out_prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(item.content)
     secrets = tmp_path / "secrets.env"
@@ -179,24 +200,24 @@ def test_no_secret_values_in_committed_artifacts(tmp_path, monkeypatch):
         for path in written:
             for value in values.values():
                 assert value not in path.read_text(), (path, value)
-            if item.path.endswith(".env.example"):
-                assert all(
-                    line.endswith("=change-me")
-                    for line in item.content.splitlines()
-                    if "=" in line and not line.startswith("#")
-                )
+        examples = [a for a in rendered.artifacts if a.path.endswith(".env.example")]
+        assert len(examples) == 1
+        assignments = [ln for ln in examples[0].content.splitlines() if "=" in ln and not ln.startswith("#")]
+        assert assignments and all(line.endswith("=change-me") for line in assignments), assignments
 
 
 # --- railway -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("env", "railway_env"), [("prod", "production"), ("staging", "staging")])
-def test_railway_graph_through_railway_sdk(env, railway_env, tmp_path):
-    path = tmp_path / "railway.py"
-    path.write_text(artifact(rendered_repo(env), RAILWAY_FILE))
-    graph = railway_graph(path, railway_env)
+def test_railway_graph_as_the_railway_cli_evaluates_it(env, railway_env):
+    rendered = rendered_repo(env)
+    # exactly what Railway's CLI does: import the file, call main() with NO context, to_graph()
+    graph = evaluate_like_cli(artifact(rendered, RAILWAY_FILE))
     resources = {r["address"]: r for r in graph["resources"]}
-    plan = rendered_repo(env).plan
+    plan = rendered.plan
+    assert plan.railway.environment == railway_env
+    assert {a for a in resources if a.startswith("service.")} == {f"service.{s.name}" for s in plan.services}
     assert "database.Postgres" in resources
     whatsapp = [s for s in plan.services if s.role.value == "whatsapp"]
     volumes = [a for a in resources if a.startswith("volume.")]
@@ -220,6 +241,41 @@ def test_railway_graph_through_railway_sdk(env, railway_env, tmp_path):
     assert web["deploy"]["preDeployCommand"] == ["python -m flask_service migrate"]
     assert web["deploy"]["healthcheckPath"] == "/health"
     assert web["build"]["builder"] == "DOCKERFILE"
+    assert list(check_railway_graph(plan, graph)) == []
+
+
+def test_each_railway_environment_has_its_own_file_and_none_is_found_by_default():
+    staging, prod = rendered_repo("staging"), rendered_repo("prod")
+    assert artifact(staging, RAILWAY_FILE) != artifact(prod, RAILWAY_FILE)
+    assert f"deploy/staging/{RAILWAY_FILE}" in {a.path for a in staging.artifacts}
+    # No project-wide .railway/railway.py: the CLI, run from the repository root, finds nothing to apply
+    # instead of guessing an environment's layout.
+    assert not (REPO / ".railway" / "railway.py").exists()
+
+
+def test_the_old_context_switching_file_fails_validation():
+    """The old layout: one file whose main(ctx=None) falls back to production. Evaluated the way the CLI
+    does (no context) for staging, it yields production's shards: validate must fail on it."""
+    old = (Path(__file__).parent / "data" / "railway_context_switching.py").read_text()
+    staging = rendered_repo("staging").plan
+    graph = evaluate_like_cli(old)
+    codes = {f.code for f in check_railway_graph(staging, graph)}
+    assert "RAILWAY_GRAPH" in codes
+    prod = rendered_repo("prod").plan
+    assert list(check_railway_graph(prod, graph)) == []  # it was only ever right for production
+
+
+def test_railway_file_refuses_a_context_for_another_environment(tmp_path):
+    from railway_sdk import create_railway_context
+
+    path = tmp_path / "railway.py"
+    path.write_text(artifact(rendered_repo("prod"), RAILWAY_FILE))
+    namespace: dict[str, object] = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    main = namespace["main"]
+    assert callable(main)
+    with pytest.raises(ValueError, match="describes Railway environment 'production', not 'staging'"):
+        main(create_railway_context(environment="staging"))
 
 
 def test_railway_routes_through_private_domains():
@@ -227,28 +283,35 @@ def test_railway_routes_through_private_domains():
     assert "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}" in plan_graph_text
 
 
-def test_railway_unknown_environment_is_an_error(tmp_path):
-    path = tmp_path / "railway.py"
-    path.write_text(artifact(rendered_repo("prod"), RAILWAY_FILE))
-    with pytest.raises(ValueError, match="no plan for Railway environment 'qa'"):
-        railway_graph(path, "qa")
-
-
-def test_legacy_railway_json_matches_railway_schema(make_project):
-    schema = json.loads(shared_schema("railway.schema.json").read_text())
-    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true}\n"})
+def test_legacy_railway_json_uses_only_documented_keys(make_project):
+    # Railway's config-as-code keys (its docs; the format is read until 2026-12-01).
+    build_keys = {"builder", "dockerfilePath", "watchPatterns"}
+    deploy_keys = {
+        "startCommand",
+        "preDeployCommand",
+        "healthcheckPath",
+        "healthcheckTimeout",
+        "restartPolicyType",
+        "restartPolicyMaxRetries",
+        "numReplicas",
+        "requiredMountPath",
+    }
+    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true, repo: acme/chat}\n"})
     rendered = pipeline.render_environment(spec, "prod")
     legacy = [a for a in rendered.artifacts if a.path.endswith("railway.json")]
     assert {Path(a.path).parent.name for a in legacy} == {"web", "whatsapp"}
     for item in legacy:
-        jsonschema.Draft7Validator(schema).validate(json.loads(item.content))
+        data = json.loads(item.content)
+        assert set(data) == {"$schema", "build", "deploy"}
+        assert set(data["build"]) <= build_keys and set(data["deploy"]) <= deploy_keys
+        assert data["deploy"]["restartPolicyType"] in ("ON_FAILURE", "ALWAYS", "NEVER")
     assert legacy_config(rendered.plan.service("whatsapp"))["deploy"]["numReplicas"] == 1
 
 
 def test_legacy_config_warns_on_render(make_project, capsys):
     from deploytool.cli import main
 
-    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true}\n"})
+    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true, repo: acme/chat}\n"})
     assert main(["--spec", str(spec), "render", "prod"]) == 0
     assert "2026-12-01" in capsys.readouterr().err
 

@@ -19,9 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
+from deploytool import run
 from deploytool.errors import CheckFailed, UserError
-from deploytool.run import Event, compose_down, compose_up, down, status, up
+from deploytool.run import Event
+from deploytool.run.compose import compose_down, compose_up
 from deploytool.run.procs import start_time
+from deploytool.run.supervisor import down, status, up
 from tests.conftest import process_alive as alive
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks read /proc (Linux)")
@@ -145,10 +148,13 @@ class Folder:
                 "name": name,
                 "role": "web",
                 "port": port,
+                "tenants": [],
                 "local_url": f"http://127.0.0.1:{port}",
                 "health_path": health_path,
-                "command": command or f"python {self.script} {mode} {self.root}",
-                "env_file": f"env/local/{name}.env",
+                "process": {
+                    "command": command or f"python {self.script} {mode} {self.root}",
+                    "env_file": f"env/local/{name}.env",
+                },
                 "secrets": list(secrets),
                 "passthrough": list(passthrough),
             }
@@ -157,7 +163,20 @@ class Folder:
         return port
 
     def write(self) -> None:
-        manifest = {"version": 1, "environment": "test", "root": "../..", "services": self.services}
+        manifest = {
+            "version": 2,
+            "project": "acme",
+            "environment": "test",
+            "stage": "development",
+            "topology": "per-port",
+            "targets": ["local"],
+            "root": "../..",
+            "services": self.services,
+            "tenants": [],
+            "secrets": [],
+            "probe_targets": [],
+            "artifacts": {},
+        }
         (self.out / "deploytool-manifest.json").write_text(json.dumps(manifest, indent=2))
 
     def get(self, port: int, path: str) -> httpx.Response:
@@ -171,7 +190,11 @@ def folder(tmp_path: Path) -> Iterator[Folder]:
         yield made
     finally:
         try:
-            down(made.out, grace_s=2)
+            current = run.running_runner(made.out)
+            if current is not None and current.name != "procfile":
+                run.down(made.out)
+            else:
+                down(made.out, grace_s=2)
         finally:
             for pid in leftovers(tmp_path):  # never leave a process behind, even when a test or `down` failed
                 os.kill(pid, signal.SIGKILL)
@@ -424,7 +447,7 @@ def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(fol
 
     assert compose_up(folder.out, environ) == ["web"]
     assert json.loads((folder.out / ".run" / "state.json").read_text())["runner"] == "compose"
-    assert down(folder.out, environ) == ["web"]  # `down` knows the folder runs under compose
+    assert run.down(folder.out, environ) == ["web"]  # `down` knows the folder runs under compose
 
     out = folder.out
     calls = (folder.root / "docker.log").read_text().splitlines()

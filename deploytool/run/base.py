@@ -1,0 +1,57 @@
+"""One interface for every way of running an output folder on this machine (`deploytool up --runner NAME`).
+
+A runner is chosen by name through the target registry (each target names the runner that can run its
+output); the implementations are the procfile supervisor and Docker Compose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str  # healthy | running (alive, no health path) | unhealthy | stopped
+    url: str
+    health_url: str | None
+    pid: int | None = None
+    log: Path | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress for the CLI to show while `up`/`down` work; never carries a secret."""
+
+    service: str
+    kind: str  # started | healthy | failed | stopping | stopped
+    detail: str = ""
+
+
+EventHandler = Callable[[Event], None]
+
+
+class Runner(Protocol):
+    name: str
+
+    def up(
+        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+    ) -> list[ServiceStatus]:
+        """Start every service of the rendered folder and return once each is healthy."""
+        ...
+
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
+        """Stop exactly what `up` started; `volumes` also removes the data volumes it made."""
+        ...
+
+    def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
+        """One look at every service: healthy / unhealthy / running / stopped."""
+        ...
+
+    def logs(self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int) -> Iterator[str]:
+        """The last `lines` log lines of one service (or all), secrets masked."""
+        ...

@@ -1,0 +1,104 @@
+"""The `local` target: a Procfile and env/local/*.env, run as processes on this machine by `deploytool up`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from deploytool.plan.model import (
+    AuthRoot,
+    DatabaseUrl,
+    EnvValue,
+    Finding,
+    Plain,
+    Plan,
+    SecretRef,
+    ServiceInstance,
+    ServiceUrl,
+    TenantUrls,
+)
+from deploytool.render.artifacts import Artifact, RenderContext
+from deploytool.render.envfile import format_env
+from deploytool.render.manifest import PASSTHROUGH, ManifestProcess
+from deploytool.render.templating import render_template
+from deploytool.spec.model import Target
+from deploytool.targets.base import TargetPlugin
+
+PROCFILE = "Procfile"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def local_env_file(name: str) -> str:
+    return f"env/local/{name}.env"
+
+
+def local_command(svc: ServiceInstance) -> str | None:
+    if svc.local_start:
+        return svc.local_start
+    if svc.start:
+        return f"cd {svc.source} && exec {svc.start}"
+    return None  # the NO_START_COMMAND finding says so before anything is written
+
+
+def local_url(plan: Plan, service: str, path: str = "") -> str:
+    return f"http://127.0.0.1:{plan.service(service).port}{path}"
+
+
+class LocalTarget(TargetPlugin):
+    target: ClassVar[Target] = Target.local
+    runner: ClassVar[str | None] = "procfile"
+    uses_secrets_file: ClassVar[bool] = True
+
+    def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
+        if isinstance(value, Plain):
+            return value.value
+        if isinstance(value, ServiceUrl):
+            return local_url(plan, value.service, value.path)
+        if isinstance(value, TenantUrls):
+            return value.spell(lambda service: local_url(plan, service))
+        if isinstance(value, AuthRoot):
+            return f"{ctx.out_rel}/.run/data/{value.service}"
+        return None  # SecretRef, DatabaseUrl: injected by the runner from its environment
+
+    def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
+        if isinstance(value, DatabaseUrl):
+            return "DATABASE_URL from the environment, else embedded SQLite"
+        if isinstance(value, SecretRef):
+            return f"<secret {value.name}> (environment, else .secrets.env)"
+        return self.spell(plan, value, ctx)
+
+    def plan_findings(self, plan: Plan) -> Iterator[Finding]:
+        for svc in plan.services:
+            if local_command(svc) is None:
+                yield Finding(
+                    "NO_START_COMMAND",
+                    f"services.{svc.spec_name}: no local_start or start command, so the local target cannot run "
+                    f"{svc.name}",
+                )
+
+    def hosts(self, plan: Plan, svc: ServiceInstance) -> tuple[str, ...] | None:
+        return LOOPBACK_HOSTS
+
+    def process(self, plan: Plan, svc: ServiceInstance) -> ManifestProcess | None:
+        command = local_command(svc)
+        return None if command is None else ManifestProcess(command=command, env_file=local_env_file(svc.name))
+
+    def render(self, plan: Plan, ctx: RenderContext) -> list[Artifact]:
+        artifacts = []
+        for svc in plan.services:
+            pairs = []
+            for name, value in svc.env:
+                text = self.spell(plan, value, ctx)
+                if text is not None:
+                    pairs.append((name, text))
+            secrets = [name for name, value in svc.env if isinstance(value, SecretRef)]
+            header = [
+                f"{svc.name}: variables for running as a local process (generated; no secrets)",
+                f"injected at start: {', '.join(secrets) or '-'} (secrets); "
+                f"{', '.join(PASSTHROUGH) if svc.env_dict().get('DATABASE_URL') else '-'} (when set)",
+            ]
+            artifacts.append(Artifact(ctx.in_out(local_env_file(svc.name)), format_env(pairs, header=header)))
+        processes = [(svc.name, local_command(svc) or "") for svc in plan.services]
+        text = render_template("Procfile.j2", env_name=plan.env_name, processes=processes)
+        artifacts.append(Artifact(ctx.in_out(PROCFILE), text))
+        return artifacts

@@ -1,0 +1,275 @@
+"""The `railway` target: one Railway IaC file per environment (`<out>/.railway/railway.py`), checked the
+way Railway's CLI evaluates it, plus the builder's rules; legacy railway.json on request.
+
+Railway's CLI (5.43) runs the file with `python3`, calls `main()` with NO context and diffs the graph with
+the *linked* environment. A file that picked its layout from `ctx.environment` would therefore always
+get its fallback, so each Railway environment gets its own file and the check evaluates it bare.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from deploytool.plan.model import (
+    CONTAINER_AUTH_ROOT,
+    VOLUME_MOUNT,
+    AuthRoot,
+    DatabaseUrl,
+    EnvValue,
+    Finding,
+    Plain,
+    Plan,
+    Role,
+    SecretRef,
+    ServiceInstance,
+    ServiceUrl,
+    TenantUrls,
+)
+from deploytool.render.artifacts import Artifact, RenderContext
+from deploytool.render.templating import pyrepr, render_template
+from deploytool.spec.model import Target
+from deploytool.targets.base import TargetPlugin
+
+RAILWAY_FILE = ".railway/railway.py"  # inside the environment's output folder
+RAILWAY_SCHEMA_URL = "https://railway.com/railway.schema.json"
+LEGACY_WARNING = (
+    "legacy railway.json written on request: Railway stops reading config-as-code files on 2026-12-01 "
+    "and new services cannot use them; .railway/railway.py is the supported output"
+)
+DATABASE_REFERENCE = "${{Postgres.DATABASE_URL}}"
+_VOLUME_LINE = re.compile(r"^\s*VOLUME\b", re.IGNORECASE | re.MULTILINE)
+
+
+def railway_url(service: str, path: str = "") -> str:
+    # Private networking: <service>.railway.internal, reached through the service's explicit PORT.
+    return f"http://${{{{{service}.RAILWAY_PRIVATE_DOMAIN}}}}:${{{{{service}.PORT}}}}{path}"
+
+
+def _var(name: str) -> str:
+    return re.sub(r"\W", "_", name).lower()
+
+
+def _deploy(svc: ServiceInstance) -> dict[str, Any]:
+    deploy: dict[str, Any] = {"restartPolicyType": "ON_FAILURE", "restartPolicyMaxRetries": 10}
+    if svc.health_path:
+        deploy["healthcheckTimeout"] = 300
+    if svc.role is Role.whatsapp and svc.volume:
+        deploy["requiredMountPath"] = VOLUME_MOUNT  # never start a session server without its volume
+    return deploy
+
+
+def _build(svc: ServiceInstance) -> dict[str, Any]:
+    return {"builder": "DOCKERFILE", "dockerfilePath": svc.dockerfile, "watchPatterns": [f"/{svc.source}/**"]}
+
+
+def railway_expr(value: EnvValue) -> str:
+    """A Python expression for the generated file (`ctx`, `db` are names in that file)."""
+    if isinstance(value, SecretRef):
+        return f"ctx.shared.{value.name}"
+    if isinstance(value, DatabaseUrl):
+        return "db.env.DATABASE_URL"
+    return pyrepr(RailwayTarget.text(value))
+
+
+class RailwayTarget(TargetPlugin):
+    target: ClassVar[Target] = Target.railway
+
+    @staticmethod
+    def text(value: EnvValue) -> str:
+        if isinstance(value, Plain):
+            return value.value
+        if isinstance(value, SecretRef):
+            return f"${{{{shared.{value.name}}}}}"
+        if isinstance(value, ServiceUrl):
+            return railway_url(value.service, value.path)
+        if isinstance(value, TenantUrls):
+            return value.spell(railway_url)
+        if isinstance(value, AuthRoot):
+            return CONTAINER_AUTH_ROOT
+        if isinstance(value, DatabaseUrl):
+            return DATABASE_REFERENCE
+        raise TypeError(value)
+
+    def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
+        return self.text(value)
+
+    def plan_findings(self, plan: Plan) -> Iterator[Finding]:
+        if plan.database.engine != "postgres":
+            yield Finding(
+                "RAILWAY_SQLITE", "railway target with database.engine sqlite: data would be lost on redeploy"
+            )
+        if plan.railway.legacy_config:
+            yield Finding("RAILWAY_LEGACY_CONFIG", LEGACY_WARNING, "warning")
+
+    def render(self, plan: Plan, ctx: RenderContext) -> list[Artifact]:
+        text = render_template("railway.py.j2", env=_env_view(plan, ctx))
+        artifacts = [Artifact(ctx.in_out(RAILWAY_FILE), text)]
+        if plan.railway.legacy_config:
+            artifacts += [
+                Artifact(
+                    ctx.in_out(f"railway/{svc.name}/railway.json"),
+                    json.dumps(legacy_config(svc), indent=2, sort_keys=True) + "\n",
+                )
+                for svc in plan.services
+            ]
+        return artifacts
+
+    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
+        findings = list(builder_findings(plan, ctx.root))
+        railway = artifacts.get(ctx.in_out(RAILWAY_FILE))
+        if railway is None:
+            return [*findings, Finding("RAILWAY_EVAL", f"{RAILWAY_FILE} was not rendered")]
+        if importlib.util.find_spec("railway_sdk") is None:
+            return findings  # the consumer is not installed (the test suite and CI install it)
+        try:
+            graph = evaluate_like_cli(railway.content)
+        except Exception as exc:  # the generated file must evaluate; report what Railway would see
+            return [*findings, Finding("RAILWAY_EVAL", f"{RAILWAY_FILE}: evaluation failed: {exc!r}")]
+        return [*findings, *check_railway_graph(plan, graph)]
+
+
+def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
+    volumes = []
+    services = []
+    for svc in plan.services:
+        volume_var = None
+        if svc.role is Role.whatsapp and svc.volume:
+            volume_var = f"{_var(svc.volume)}_volume"
+            volumes.append({"var": volume_var, "name": svc.volume})
+        services.append(
+            {
+                "var": _var(svc.name),
+                "name": svc.name,
+                "source": svc.source,
+                "build": _build(svc),
+                "pre_deploy": svc.pre_deploy,
+                "healthcheck": svc.health_path,
+                "replicas": svc.replicas,
+                "deploy": _deploy(svc),
+                # PORT explicitly set on every service so ${{svc.PORT}} references resolve.
+                "env": [(name, railway_expr(value)) for name, value in svc.env],
+                "volume_var": volume_var,
+                "mount": VOLUME_MOUNT,
+            }
+        )
+    return {
+        "project": plan.project,
+        "env_name": plan.env_name,
+        "file": ctx.in_out(RAILWAY_FILE),
+        "railway_name": plan.railway.environment,
+        "summary": f"deploytool env {plan.env_name!r}: {plan.topology.value}, {len(plan.tenants)} tenants.",
+        "repo": plan.railway.repo or "",
+        "branch": plan.railway.branch,
+        "volumes": volumes,
+        "services": services,
+        "resource_vars": [v["var"] for v in volumes] + [s["var"] for s in services],
+    }
+
+
+def legacy_config(svc: ServiceInstance) -> dict[str, Any]:
+    deploy = {**_deploy(svc), "numReplicas": svc.replicas}
+    if svc.health_path:
+        deploy["healthcheckPath"] = svc.health_path
+    if svc.pre_deploy:
+        deploy["preDeployCommand"] = [svc.pre_deploy]
+    return {"$schema": RAILWAY_SCHEMA_URL, "build": _build(svc), "deploy": deploy}
+
+
+# ---- the consumer: Railway's CLI evaluation and its builder's rules -----------------------------------
+
+
+def evaluate_like_cli(source: str) -> dict[str, Any]:
+    """The graph Railway's CLI gets from this file: imported from a path, `main()` called bare, `to_graph()`."""
+    with tempfile.TemporaryDirectory(prefix="deploytool-railway-") as scratch:
+        path = Path(scratch) / "railway.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("railway_iac_user", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    candidate = getattr(module, "main", None) or getattr(module, "Railway", None) or getattr(module, "default", None)
+    project: Any = candidate() if callable(candidate) else candidate
+    if hasattr(project, "to_graph"):
+        project = project.to_graph()
+    if not isinstance(project, dict):
+        raise ValueError("the file defines no main, Railway or default project")
+    return project
+
+
+def check_railway_graph(plan: Plan, graph: dict[str, Any]) -> Iterator[Finding]:
+    label = f"{RAILWAY_FILE} ({plan.railway.environment})"
+    resources = {r.get("address"): r for r in graph.get("resources", [])}
+    if "database.Postgres" not in resources:
+        yield Finding("RAILWAY_GRAPH", f"{label}: no Postgres database")
+    expected = {f"service.{svc.name}" for svc in plan.services}
+    extra = sorted(a for a in resources if isinstance(a, str) and a.startswith("service.") and a not in expected)
+    if extra:
+        yield Finding(
+            "RAILWAY_GRAPH",
+            f"{label}: evaluated without a context (as the Railway CLI does), the file declares services this "
+            f"environment does not have: {', '.join(a.split('.', 1)[1] for a in extra)}",
+        )
+    for svc in plan.services:
+        node = resources.get(f"service.{svc.name}")
+        if node is None:
+            yield Finding("RAILWAY_GRAPH", f"{label}: service {svc.name} is missing")
+            continue
+        variables = node.get("variables") or {}
+        deploy = node.get("deploy") or {}
+        if set(variables) != {name for name, _ in svc.env}:
+            yield Finding(
+                "RAILWAY_GRAPH",
+                f"{label}: {svc.name} has variables {', '.join(sorted(variables))}, "
+                f"expected {', '.join(name for name, _ in svc.env)}",
+            )
+        if variables.get("PORT", {}).get("value") != str(svc.port):
+            yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name} has no explicit PORT {svc.port}")
+        for name in svc.secret_names():
+            if variables.get(name, {}).get("type") != "sharedReference":
+                yield Finding("RAILWAY_SECRET", f"{label}: {svc.name}.{name} is not a shared-variable reference")
+        if svc.role is Role.web:
+            db = variables.get("DATABASE_URL", {})
+            if db.get("type") != "reference" or db.get("resource") != "database.Postgres":
+                yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name}.DATABASE_URL is not {DATABASE_REFERENCE}")
+        if svc.role is Role.whatsapp:
+            if deploy.get("numReplicas") != 1:
+                yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name} must run exactly one replica")
+            if svc.volume and not node.get("volumeAttachments"):
+                yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name} has no volume attached")
+
+
+def builder_findings(plan: Plan, root: Path) -> Iterator[Finding]:
+    """Rules of Railway's builder that only show on a real deploy, checked on the user's folders."""
+    if not plan.railway.repo:
+        yield Finding("RAILWAY_REPO", "railway.repo: not set; Railway builds each service from this GitHub repository")
+    seen: set[str] = set()
+    for svc in plan.services:
+        if svc.spec_name in seen:
+            continue
+        seen.add(svc.spec_name)
+        where = f"services.{svc.spec_name}"
+        folder = root / svc.source
+        if not folder.is_dir():
+            yield Finding(
+                "RAILWAY_SOURCE", f"{where}.source: folder {svc.source!r} does not exist (Railway root directory)"
+            )
+            continue
+        dockerfile = folder / svc.dockerfile
+        try:
+            text = dockerfile.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            yield Finding("RAILWAY_DOCKERFILE", f"{where}.dockerfile: {svc.source}/{svc.dockerfile} does not exist")
+            continue
+        if _VOLUME_LINE.search(text):
+            yield Finding(
+                "RAILWAY_DOCKERFILE_VOLUME",
+                f"{where}: {svc.source}/{svc.dockerfile} declares VOLUME, which Railway's builder rejects "
+                "(use the service's Railway volume; deploytool attaches one)",
+            )
