@@ -114,14 +114,16 @@ def _switch(staged: list[tuple[Path, Path]]) -> None:
                 backup = target.with_name(target.name + OLD_SUFFIX)
                 backup.unlink(missing_ok=True)
                 os.link(target, backup)
+            done.append((target, backup))  # before the rename: an interrupt right here still rolls back
             os.replace(temp, target)
-            done.append((target, backup))
     except BaseException:
         for target, backup in reversed(done):
-            if backup is not None:
-                os.replace(backup, target)
-            else:
+            if backup is None:
                 target.unlink(missing_ok=True)
+            elif target.exists() and os.path.samefile(backup, target):
+                backup.unlink()  # not replaced yet (rename() of two links to one file would do nothing)
+            else:
+                os.replace(backup, target)
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
         raise

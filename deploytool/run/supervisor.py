@@ -307,7 +307,7 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
     manifest = load_manifest(out_dir)
     state = read_state(out_dir)
     records = {r.name: r for r in state.processes} if state else {}
-    compose = state is not None and state.runner == "compose"
+    compose = state is not None and state.runner != "procfile"  # another runner: no processes of ours to check
     result = []
     with httpx.Client(timeout=timeout_s, trust_env=False) as client:
         for svc in manifest.services:

@@ -364,6 +364,34 @@ def test_interrupted_render_leaves_previous_files_intact(make_project, monkeypat
     assert after == before  # same files, same bytes, no temporary files left behind
 
 
+@pytest.mark.parametrize("fail_at", [1, 4, 9])
+def test_interrupt_while_renaming_switches_nothing_and_leaves_no_temp_file(make_project, monkeypatch, fail_at):
+    """The rename phase is where the old code left a mix of old and new files plus *.deploytool-tmp."""
+    spec = make_project({"dev": "topology: {kind: per-port}\n"})
+    pipeline.write(pipeline.render_environment(spec, "dev"))
+    out = spec.parent / "deploy" / "dev"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (spec.parent / "environments" / "dev.yaml").write_text(
+        "topology: {kind: per-port}\ntenants: ['1', '2', '3', '4']\nservices: {web: {port: 5010}}\n"
+    )
+    rendered = pipeline.render_environment(spec, "dev")
+
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def interrupted_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise KeyboardInterrupt  # as if Ctrl-C landed between two renames
+        real_replace(src, dst)
+
+    monkeypatch.setattr(output_files.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.write(rendered)
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # every old file back, nothing new, no *.deploytool-tmp / *.deploytool-old
+
+
 def test_check_reports_drift_with_a_diff_and_stale_files(make_project, capsys):
     from deploytool.cli import main
 
