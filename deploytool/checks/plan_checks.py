@@ -21,12 +21,27 @@ from deploytool.targets import TargetPlugin, plugins_of
 Check = Callable[[Plan], Iterator[Finding]]
 
 
+POSTGRES_PORT = 5432
+
+
 def check_ports(plan: Plan) -> Iterator[Finding]:
     owners: dict[int, list[str]] = defaultdict(list)
+    runs_here = [p.target.value for p in plugins_of(plan) if p.runner is not None]
     for svc in plan.services:
         owners[svc.port].append(svc.name)
         if not 1 <= svc.port <= 65535:
             yield Finding("PORT_OUT_OF_RANGE", f"{svc.name}: port {svc.port} is outside 1-65535")
+        elif svc.port < 1024 and runs_here:
+            yield Finding(
+                "PORT_PRIVILEGED",
+                f"{svc.name}: port {svc.port} is privileged (below 1024): {', '.join(runs_here)} would need root "
+                "to listen or publish there; pick a port from 1024 up",
+            )
+        if svc.port == POSTGRES_PORT and plan.database.engine == "postgres" and runs_here:
+            yield Finding(
+                "PORT_RESERVED",
+                f"{svc.name}: port {POSTGRES_PORT} is PostgreSQL's, which this environment uses as its database",
+            )
     for port, names in sorted(owners.items()):
         if len(names) > 1:
             yield Finding("PORT_COLLISION", f"port {port} is used by {', '.join(sorted(names))}")

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from deploytool.errors import UserError
 from deploytool.render.envfile import format_env, parse_env
 
 SECRETS_FILE = ".secrets.env"
@@ -16,7 +17,10 @@ def read_secrets(out: Path) -> dict[str, str]:
     path = out / SECRETS_FILE
     if not path.is_file():
         return {}
-    return parse_env(path.read_text())
+    try:
+        return parse_env(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def ensure_secrets_file(out: Path, names: Iterable[str]) -> list[str]:
@@ -26,13 +30,18 @@ def ensure_secrets_file(out: Path, names: Iterable[str]) -> list[str]:
     if not missing:
         return []
     values = {**current, **{name: secrets.token_urlsafe(32) for name in missing}}
-    out.mkdir(parents=True, exist_ok=True)
     path = out / SECRETS_FILE
     temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(format_env(sorted(values.items()), header=["local secret values: never commit this file"]))
-    os.replace(temp, path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(format_env(sorted(values.items()), header=["local secret values: never commit this file"]))
+        os.replace(temp, path)
+    except OSError as exc:
+        if temp.parent.is_dir():
+            temp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write the local secrets file: {exc.strerror}") from None
     return missing
 
 

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from deploytool.errors import UserError
+from deploytool.redact import is_secret_name
 from deploytool.spec.model import Spec
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -57,6 +58,8 @@ def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
     if not spec_path.is_file():
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
     overlay_path = environments_dir(spec_path) / f"{env_name}.yaml"
+    if overlay_path.exists() and not overlay_path.is_file():
+        raise UserError(f"{display(overlay_path)}: is a folder, not an overlay file")
     if not overlay_path.is_file():
         known = ", ".join(available_environments(spec_path)) or "none"
         raise UserError(f"{display(overlay_path)}: no such environment {env_name!r} (known: {known})")
@@ -81,6 +84,13 @@ def display(path: Path) -> str:
 # --- YAML with positions -------------------------------------------------------------------------
 
 
+# Aliases may repeat a subtree; past this many extra nodes (after expansion) a spec is an alias bomb
+# (9 levels x 9 aliases is 387 million nodes from a 1 kB file). Plain specs of any size are unaffected.
+MAX_ALIAS_EXPANSION = 100_000
+# Nesting deeper than this is never a spec, and the YAML composer and the merge are recursive.
+MAX_DEPTH = 64
+
+
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     name = display(path)
     try:
@@ -88,9 +98,12 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{name}: cannot read: {exc}") from None
     try:
-        loader = yaml.SafeLoader(text)
+        _check_depth(text, name)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                _check_expansion(node, name)
             data = loader.construct_document(node) if node is not None else {}
         finally:
             loader.dispose()
@@ -106,24 +119,73 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
         raise UserError(f"{name}:1: the top level must be a mapping of keys, not {type(data).__name__}")
     origins: dict[PathKey, Origin] = {}
     if node is not None:
-        _record_positions(node, (), name, origins)
+        _record_positions(node, name, origins)
     return data, origins
 
 
-def _record_positions(node: yaml.Node, path: PathKey, name: str, out: dict[PathKey, Origin]) -> None:
-    out[path] = Origin(name, node.start_mark.line + 1)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 50 MB spec loads in seconds
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuse nesting past MAX_DEPTH from the event stream (iterative), before anything recursive runs."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise UserError(f"{name}:{line}: nested more than {MAX_DEPTH} levels deep; a spec never is")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _check_expansion(root: yaml.Node, name: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+    sizes: dict[int, int] = {}  # expanded size of each distinct node, computed once (post-order, no recursion)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+    extra = sizes[id(root)] - len(sizes)
+    if extra > MAX_ALIAS_EXPANSION:
+        raise UserError(
+            f"{name}:{root.start_mark.line + 1}: aliases expand this file by {extra:,} nodes "
+            f"(at most {MAX_ALIAS_EXPANSION:,}); write the values out or use fewer anchors"
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                raise UserError(f"{name}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
-            seen.add(key)
-            out[path + (key,)] = Origin(name, key_node.start_mark.line + 1)
-            _record_positions(value_node, path + (key,), name, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _record_positions(item, path + (str(index),), name, out)
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _record_positions(root: yaml.Node, name: str, out: dict[PathKey, Origin]) -> None:
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        out[path] = Origin(name, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    raise UserError(f"{name}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
+                seen.add(key)
+                stack.append((value_node, path + (key,)))
+                out.setdefault(path + (key,), Origin(name, key_node.start_mark.line + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                stack.append((item, path + (str(index),)))
 
 
 # --- overlay merge -------------------------------------------------------------------------------
@@ -210,7 +272,8 @@ def _nearest_origin(path: PathKey, origins: dict[PathKey, Origin]) -> Origin | N
 
 
 def _dotted(path: PathKey) -> str:
-    return ".".join(path)
+    # keys come from the user's file: a newline or control character in one must not forge output lines
+    return ".".join(part if part.isprintable() else repr(part) for part in path)
 
 
 def _explain(error: Any, path: PathKey) -> str:
@@ -225,12 +288,18 @@ def _explain(error: Any, path: PathKey) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     got = error.get("input")
-    if kind not in ("model_type", "dict_type", "list_type") and isinstance(got, (str, int, float, bool)):
+    if _may_hold_a_secret(path):
+        pass  # never echo what was written where a secret may sit (a value under `env`, a *_KEY field)
+    elif kind not in ("model_type", "dict_type", "list_type") and isinstance(got, (str, int, float, bool)):
         text = repr(got)
         message += f" (got {text[:60]}{'…' if len(text) > 60 else ''})"
     elif kind in ("model_type", "dict_type", "list_type"):
         message += f" (got {type(got).__name__})"
     return message
+
+
+def _may_hold_a_secret(path: PathKey) -> bool:
+    return "env" in path or "public_urls" in path or any(is_secret_name(part.upper()) for part in path)
 
 
 def _allowed_keys(path: PathKey) -> list[str]:
