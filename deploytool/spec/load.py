@@ -288,9 +288,10 @@ def _explain(error: Any, path: PathKey) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     got = error.get("input")
-    if _may_hold_a_secret(path):
+    containers = ("model_type", "dict_type", "list_type")
+    if kind not in containers and _may_hold_a_secret(path):
         pass  # never echo what was written where a secret may sit (a value under `env`, a *_KEY field)
-    elif kind not in ("model_type", "dict_type", "list_type") and isinstance(got, (str, int, float, bool)):
+    elif kind not in containers and isinstance(got, (str, int, float, bool)):
         text = repr(got)
         message += f" (got {text[:60]}{'…' if len(text) > 60 else ''})"
     elif kind in ("model_type", "dict_type", "list_type"):
