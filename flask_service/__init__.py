@@ -27,7 +27,7 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
     from flask_migrate import Migrate
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    from . import api, errors, health, pages, webhook
+    from . import api, errors, health, pages, sessions, webhook
     from .models import db
 
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
     pages.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sessions.bp)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     errors.init_app(app)

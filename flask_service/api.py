@@ -1,4 +1,4 @@
-"""Tenant API: /api/qr, /api/whatsapp-status, /api/whatsapp/send.
+"""Tenant API: /api/qr, /api/whatsapp-status, /api/whatsapp/send, /api/whatsapp/connect, /api/whatsapp/logout.
 
 Auth: a logged-in user acts on their own tenant; with ``X-Api-Key: $OPS_API_KEY``
 the caller names the tenant with ``?user_id=N``.
@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, session
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
@@ -127,3 +127,35 @@ def _store_outgoing(tenant_id: str, to: str, text_: str, body: Any) -> None:
     except Exception:
         db.session.rollback()
         log.exception("could not store the outgoing message of tenant %s", tenant_id)
+
+
+def _require_csrf_header_for_browser() -> None:
+    """A logged-in browser must prove the request comes from our pages (X-CSRF-Token); the ops key needs none."""
+    if request.headers.get("X-Api-Key") is not None:
+        return
+    from .pages import CSRF_SESSION_KEY
+
+    expected = session.get(CSRF_SESSION_KEY)
+    sent = request.headers.get("X-CSRF-Token", "")
+    if not isinstance(expected, str) or not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise ApiError(403, "csrf_failed", "Send the page's CSRF token in X-CSRF-Token, or use X-Api-Key")
+
+
+@bp.post("/whatsapp/connect")
+def whatsapp_connect():  # type: ignore[no-untyped-def]
+    """Start the tenant's session again (a new QR code after `qr_expired`): node's POST /tenants/{id}/connect."""
+    tenant_id = resolve_tenant()
+    _require_csrf_header_for_browser()
+    response, _ = relay("POST", tenant_id, "connect", {})
+    return response
+
+
+@bp.post("/whatsapp/logout")
+def whatsapp_logout():  # type: ignore[no-untyped-def]
+    """Unlink the tenant's WhatsApp: node's POST /tenants/{id}/logout removes the session from its auth folder."""
+    tenant_id = resolve_tenant()
+    _require_csrf_header_for_browser()
+    response, node = relay("POST", tenant_id, "logout", {})
+    if node is not None and node.status == 200:
+        log.info("WhatsApp of tenant %s unlinked through the API", tenant_id)
+    return response

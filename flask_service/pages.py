@@ -146,13 +146,21 @@ def connect():  # type: ignore[no-untyped-def]
             state = "connected"
             message = "WhatsApp connected."
         elif node.status == 410:
+            # node waits for a request before pairing again; the page offers it ("Get a new code").
             state = "qr_expired"
-            message = "The QR code expired; waiting for a new one…"
+            message = "The QR code expired. Get a new code to link WhatsApp."
         else:
             state = str(body.get("error") or "waiting")
             message = str(body.get("message") or "Waiting for the WhatsApp server…")
+    from .sessions import simulate_scan_available
+
     response = render_template(
-        "connect.html", tenant_id=tenant_id, qr_data_url=qr_data_url, state=state, message=message
+        "connect.html",
+        tenant_id=tenant_id,
+        qr_data_url=qr_data_url,
+        state=state,
+        message=message,
+        simulate_scan=node is not None and simulate_scan_available(tenant_id),
     )
     return response, 200, {"Cache-Control": "no-store"}
 

@@ -14,7 +14,13 @@ DATA_URL_PREFIX = "data:image/png;base64,"
 EXCERPT_CHARS = 200
 MAX_RETRY_AFTER = 10.0  # seconds; a longer Retry-After is capped so one probe run stays bounded
 
-Outcome = Literal["pass", "fail", "retry"]
+Outcome = Literal["pass", "idle", "fail", "retry"]
+
+# node's answers for a session that simply waits for a person: the tenant's server is routed, took the
+# key and knows the tenant, so the deployment is healthy; only nobody scanned in time. 410 `qr_expired`
+# stays until someone asks for a new code (WhatsApp limits pairing attempts), so failing on it would make
+# a probe of an idle environment fail a few minutes after `up`, with nothing changed.
+IDLE_ANSWERS = {410: "qr_expired"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,12 @@ def judge(kind: str, tenant: str | None, status: int, headers: Mapping[str, str]
     if status == 503:
         return Verdict("retry", f"HTTP 503: {excerpt(body)}", retry_after_seconds(headers.get("retry-after")))
     if kind == "qr" and status == 409:
-        return Verdict("pass", "already connected (HTTP 409)")
+        wrong = _wrong_tenant(tenant, _json(body))
+        return Verdict("fail", wrong) if wrong else Verdict("pass", "already connected (HTTP 409)")
+    if kind == "qr" and status in IDLE_ANSWERS:
+        idle = judge_idle(tenant, status, body)
+        if idle is not None:
+            return idle
     if status != 200:
         reason = f"HTTP {status}: {excerpt(body)}"
         if 300 <= status < 400 and headers.get("location"):
@@ -94,3 +105,27 @@ def judge(kind: str, tenant: str | None, status: int, headers: Mapping[str, str]
     if why:
         return Verdict("fail", f"qr_data_url is not a PNG ({why})")
     return Verdict("pass", "QR code served")
+
+
+def _wrong_tenant(tenant: str | None, data: Any) -> str | None:
+    """Why an error answer belongs to another tenant, or None. Older servers name no tenant: not held against them."""
+    got = data.get("tenant_id") if isinstance(data, dict) else None
+    if got is not None and str(got) != str(tenant):
+        return f"wrong tenant in answer: expected {tenant}, got {got}"
+    return None
+
+
+def judge_idle(tenant: str | None, status: int, body: bytes) -> Verdict | None:
+    """`idle` for node's idle-session answer (see IDLE_ANSWERS), a failure when it names another tenant,
+    None when this is not that answer (e.g. a 410 from something else), so it is judged as any other status."""
+    data = _json(body)
+    if not isinstance(data, dict) or data.get("error") != IDLE_ANSWERS.get(status):
+        return None
+    wrong = _wrong_tenant(tenant, data)
+    if wrong:
+        return Verdict("fail", wrong)
+    return Verdict(
+        "idle",
+        f"idle: the QR codes expired without a scan (HTTP {status} {data['error']}); server, routing and key work,"
+        " and /connect offers a new code",
+    )

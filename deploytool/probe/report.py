@@ -20,8 +20,8 @@ from deploytool.errors import UserError
 from deploytool.probe.runner import OnResult, ProbeReport, ProbeResult
 
 FORMATS = ("table", "json", "junit")
-_STYLE = {"pass": "green", "fail": "bold red", "skip": "yellow"}
-_LABEL = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
+_STYLE = {"pass": "green", "idle": "cyan", "fail": "bold red", "skip": "yellow"}
+_LABEL = {"pass": "PASS", "idle": "IDLE", "fail": "FAIL", "skip": "SKIP"}
 
 
 def summary(report: ProbeReport) -> dict[str, Any]:
@@ -30,6 +30,7 @@ def summary(report: ProbeReport) -> dict[str, Any]:
         "passed": report.passed,
         "failed": report.failed,
         "skipped": report.skipped,
+        "idle": report.idle,
         "elapsed_s": report.elapsed,
     }
 
@@ -63,7 +64,11 @@ def report_dict(report: ProbeReport) -> dict[str, Any]:
 
 def summary_line(report: ProbeReport) -> str:
     head = "OK" if report.ok else "FAILED"
-    text = f"{head}: {report.passed} passed, {report.failed} failed, {report.skipped} skipped in {report.elapsed:.1f}s"
+    idle = f", {report.idle} idle" if report.idle else ""
+    text = (
+        f"{head}: {report.passed} passed{idle}, {report.failed} failed, {report.skipped} skipped"
+        f" in {report.elapsed:.1f}s"
+    )
     if report.failed_tenants:
         text += f"; failed tenants: {', '.join(report.failed_tenants)}"
     if not report.ok and report.passed == 0 and report.failed == 0:
@@ -74,7 +79,7 @@ def summary_line(report: ProbeReport) -> str:
 def _detail(r: ProbeResult) -> str:
     if r.status == "skip" or r.url is None:
         return r.reason
-    if r.status == "fail":
+    if r.status in ("fail", "idle"):
         return f"GET {r.url} -> {r.reason}"
     return f"GET {r.url}"
 
@@ -146,7 +151,10 @@ def format_junit(report: ProbeReport) -> str:
         elif r.status == "skip":
             ET.SubElement(case, "skipped", {"message": r.reason})
         else:
-            ET.SubElement(case, "system-out").text = tried
+            # An idle target passes (no <failure>); the property and the output say it was idle.
+            props = ET.SubElement(case, "properties")
+            ET.SubElement(props, "property", {"name": "probe.status", "value": r.status})
+            ET.SubElement(case, "system-out").text = f"IDLE: {tried}" if r.status == "idle" else tried
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

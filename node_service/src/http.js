@@ -220,7 +220,7 @@ export function createHttpServer({ config, manager, log }) {
       send(res, status, body, headers);
     } catch (err) {
       if (err instanceof ApiError) {
-        send(res, err.status, { error: err.code, message: err.message }, err.headers);
+        send(res, err.status, { error: err.code, message: err.message, ...err.extra }, err.headers);
       } else {
         log.error({ err: err.message, stack: err.stack, method: req.method, path: url.pathname }, 'unhandled error');
         send(res, 500, { error: 'internal_error', message: 'internal error' });

@@ -70,8 +70,6 @@ try {
 }
 log.info({ port: server.address().port, mode: config.mode, driver: config.driver, auth_root: config.authRoot }, 'listening');
 
-await manager.restore();
-
 let stopping = false;
 async function shutdown(signal) {
   if (stopping) return;
@@ -99,3 +97,7 @@ process.on('uncaughtException', (err) => {
   log.fatal({ err: err.message, stack: err.stack }, 'uncaught exception');
   manager.shutdown().finally(() => process.exit(1));
 });
+
+// Restore only now: a Baileys restore can take seconds (import, version lookup), and a SIGTERM in that
+// window must still shut down cleanly and release the tenants' locks.
+await manager.restore();

@@ -13,6 +13,18 @@ export const STATES = ['stopped', 'starting', 'qr', 'connected', 'reconnecting',
 const ACTIVE = new Set(['starting', 'qr', 'connected', 'reconnecting']);
 const MAX_IMMEDIATE_515 = 3; // 515 reconnects at once, but never more than this many in a row
 
+// The answers of /qr for a session nobody needs to fix: they name the tenant and its state so a
+// caller (flask, deploytool's probe) can tell the right tenant's server answered.
+function alreadyConnectedError(id) {
+  return new ApiError(409, 'already_connected', `tenant ${id} is already connected`, {}, { tenant_id: id, state: 'connected' });
+}
+
+function qrExpiredError(id) {
+  // WhatsApp limits pairing attempts, so an expired session restarts only when asked to.
+  return new ApiError(410, 'qr_expired', `the QR codes of tenant ${id} expired without a scan; POST /tenants/${id}/connect to start again`,
+    {}, { tenant_id: id, state: 'qr_expired' });
+}
+
 export class TenantManager {
   constructor(config, driver, webhook, log) {
     this.config = config;
@@ -312,7 +324,7 @@ export class TenantManager {
 
   async connect(id) {
     const t = this.record(id);
-    if (t.state === 'connected') throw new ApiError(409, 'already_connected', `tenant ${id} is already connected`);
+    if (t.state === 'connected') throw alreadyConnectedError(id);
     if (this.isActive(t)) return t; // idempotent: already starting / showing a QR / reconnecting
     this.checkCapacity(t);
     t.backoffStep = 0;
@@ -325,10 +337,8 @@ export class TenantManager {
     let t = this.record(id);
     const pending = () => new ApiError(503, 'qr_not_ready',
       `no QR code for tenant ${id} yet (state ${t.state}); retry shortly`, { 'Retry-After': String(this.retryAfter(t)) });
-    if (t.state === 'connected') throw new ApiError(409, 'already_connected', `tenant ${id} is already connected`);
-    if (t.state === 'qr_expired') {
-      throw new ApiError(410, 'qr_expired', `the QR codes of tenant ${id} expired without a scan; POST /tenants/${id}/connect to start again`);
-    }
+    if (t.state === 'connected') throw alreadyConnectedError(id);
+    if (t.state === 'qr_expired') throw qrExpiredError(id);
     if (!this.isActive(t)) {
       // "start on first /qr": stopped, logged_out and failed sessions start here.
       this.checkCapacity(t);
@@ -347,8 +357,8 @@ export class TenantManager {
       const url = await t.qrDataUrl.url;
       return { tenant_id: id, state: 'qr', qr, qr_data_url: url, expires_at: new Date(t.qrExpiresAt).toISOString() };
     }
-    if (t.state === 'connected') throw new ApiError(409, 'already_connected', `tenant ${id} is already connected`);
-    if (t.state === 'qr_expired') throw new ApiError(410, 'qr_expired', `the QR codes of tenant ${id} expired without a scan; POST /tenants/${id}/connect to start again`);
+    if (t.state === 'connected') throw alreadyConnectedError(id);
+    if (t.state === 'qr_expired') throw qrExpiredError(id);
     throw pending();
   }
 
@@ -415,6 +425,8 @@ export class TenantManager {
       tenant_id: t.id,
       state: t.state,
       connected: t.state === 'connected',
+      // Lets flask offer sandbox-only helpers (simulated scan) without knowing node's env.
+      driver: this.driver.name,
       me: t.me,
       last_error: t.lastError,
       last_code: t.lastCode,

@@ -105,7 +105,9 @@ class NodeApp:
     """node_service's /health and /tenants/{id}/qr. `script[tenant]`: answers in order, the last one repeats.
 
     Steps: "qr", "connected" (409), "starting" (503), "starting-ra" (503 + Retry-After: 1), "wrong", "svg",
-    "notpng", "error" (500, long body), "echo" (500 echoing the key), "slow" (qr after `delay` s), "hang" (2 s).
+    "notpng", "error" (500, long body), "echo" (500 echoing the key), "slow" (qr after `delay` s), "hang" (2 s),
+    "expired" (410 qr_expired naming the tenant, as node answers once nobody scanned), "expired-wrong" (410 naming
+    tenant 2), "gone" (410 with another error), "connected-wrong" (409 naming tenant 2).
     """
 
     def __init__(self, tenants: list[str], script: dict[str, list[str]] | None = None, delay: float = 0.0) -> None:
@@ -167,6 +169,22 @@ class NodeApp:
             return answer(200, qr)
         if step == "connected":
             return answer(409, {"error": "already_connected", "message": f"tenant {tenant} is already connected"})
+        if step == "expired":
+            return answer(
+                410,
+                {
+                    "error": "qr_expired",
+                    "message": f"the QR codes of tenant {tenant} expired without a scan",
+                    "tenant_id": tenant,
+                    "state": "qr_expired",
+                },
+            )
+        if step == "expired-wrong":
+            return answer(410, {"error": "qr_expired", "message": "expired", "tenant_id": "2", "state": "qr_expired"})
+        if step == "gone":
+            return answer(410, {"error": "gone", "message": "this route was removed"})
+        if step == "connected-wrong":
+            return answer(409, {"error": "already_connected", "message": "connected", "tenant_id": "2"})
         if step == "starting":
             return answer(503, {"error": "qr_not_ready", "message": f"no QR code for tenant {tenant} yet"})
         if step == "starting-ra":
@@ -366,6 +384,59 @@ def test_409_already_connected_passes(deploy: Callable[..., Deployment]) -> None
         r = by_id(report)[tid]
         assert (r.status, r.http_status, r.attempts) == ("pass", 409, 1)
     assert report.ok
+
+
+def test_expired_qr_is_idle_and_passes_in_every_format(deploy: Callable[..., Deployment]) -> None:
+    """An environment nobody scanned for a few minutes: node answers 410 qr_expired for every tenant."""
+    d = deploy(script={t: ["expired"] for t in ("1", "2", "3")})
+    report = run_probe(build_targets(d.manifest, {}), KEYS, **FAST)
+    assert report.ok and report.failed_tenants == []
+    qr = [r for r in report.results if r.kind == "qr"]
+    assert len(qr) == 6 and {(r.status, r.http_status, r.attempts) for r in qr} == {("idle", 410, 1)}
+    assert all(r.reason.startswith("idle: the QR codes expired") for r in qr)
+    assert (report.passed, report.idle, report.failed) == (4, 6, 0)
+
+    data = json.loads(format_report(report, "json"))
+    assert data["ok"] is True and data["summary"]["idle"] == 6 and data["summary"]["passed"] == 4
+    assert {r["status"] for r in data["results"] if r["kind"] == "qr"} == {"idle"}
+
+    table = format_report(report, "table")
+    assert "IDLE" in table and "OK: 4 passed, 6 idle, 0 failed, 0 skipped" in table
+
+    suite = ET.fromstring(format_report(report, "junit")).find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("10", "0")
+    idle_cases = [
+        c.get("name")
+        for c in suite.findall("testcase")
+        if c.find("properties/property[@name='probe.status'][@value='idle']") is not None
+    ]
+    assert idle_cases == [r.id for r in qr]
+    assert all(c.find("failure") is None for c in suite.findall("testcase"))
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        ("expired-wrong", "wrong tenant in answer: expected 3, got 2"),
+        ("connected-wrong", "wrong tenant in answer: expected 3, got 2"),
+        ("gone", "HTTP 410: "),
+    ],
+)
+def test_idle_answers_of_another_tenant_or_kind_fail(deploy: Callable[..., Deployment], step: str, reason: str) -> None:
+    d = deploy(script={"3": [step]})
+    report = run_probe(build_targets(d.manifest, {}), KEYS, **FAST)
+    for tid in ("qr:3@whatsapp-3", "qr:3@web"):
+        r = by_id(report)[tid]
+        assert r.status == "fail" and r.attempts == 1 and r.reason.startswith(reason), r
+    assert report.failed_tenants == ["3"] and not report.ok
+
+
+def test_idle_does_not_hide_a_failure(deploy: Callable[..., Deployment]) -> None:
+    d = deploy(script={"1": ["expired"], "2": ["error"]})
+    report = run_probe(build_targets(d.manifest, {}), KEYS, **FAST)
+    assert by_id(report)["qr:1@web"].status == "idle"
+    assert not report.ok and report.failed_tenants == ["2"]
+    assert "FAILED: 6 passed, 2 idle, 2 failed" in format_report(report, "table")
 
 
 def test_wrong_tenant_fails_at_once(deploy: Callable[..., Deployment]) -> None:
@@ -662,6 +733,12 @@ def test_judge_health_bodies() -> None:
     assert judge("health", None, 200, {}, b"<html>ok</html>").outcome == "fail"
     assert judge("health", None, 503, {"retry-after": "120"}, b"").retry_after == 10.0
     assert judge("health", None, 409, {}, b"").outcome == "fail"  # 409 is a pass only for QR
+    expired = b'{"error":"qr_expired","message":"expired","tenant_id":"1"}'
+    assert judge("health", None, 410, {}, expired).outcome == "fail"  # idle only for QR
+    assert judge("qr", "1", 410, {}, expired).outcome == "idle"
+    # a server older than tenant-named errors: still idle, nothing to compare
+    assert judge("qr", "1", 410, {}, b'{"error":"qr_expired","message":"expired"}').outcome == "idle"
+    assert judge("qr", "1", 410, {}, b"gone").outcome == "fail"
 
 
 def test_probe_environment_reads_keys_from_secrets_file(deploy: Callable[..., Deployment], tmp_path: Path) -> None:

@@ -80,3 +80,80 @@ def test_connect_page_shows_the_real_qr(deploy, tmp_path):
     assert served.status_code == 200
     assert decoded == served.json()["qr"]
     assert (artifacts / "connect.png").stat().st_size > 0
+
+
+def test_expired_code_renew_simulate_scan_and_unlink(deploy, tmp_path):
+    """A person on /connect is never left without a code: the page renews an expired code by itself a
+    bounded number of times, then offers "Get a new code"; "Simulate scan" links (development + sandbox),
+    "Unlink WhatsApp" logs out and a new code appears."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is required (scripts/bootstrap --dev installs it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    deployment = deploy("{kind: shared}", ["1"])
+    # One code per pairing attempt, living 5 s: expiry comes quickly and a code never rotates under the test.
+    overlay = deployment.spec.parent / "environments" / "e2e.yaml"
+    overlay.write_text("services:\n  whatsapp:\n    env: {SANDBOX_QR_TTL_MS: '5000', SANDBOX_QR_MAX: '1'}\n")
+    assert deployment.cli("up", deployment.env, "--timeout", "90") == 0
+    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "DATABASE_URL": deployment.database_url}
+    subprocess.run(
+        [sys.executable, "-m", "flask_service", "create-user", "--username", "ana", "--password", "s3cret-pass",
+         "--tenant", "1"],
+        cwd=deployment.spec.parent, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    web = deployment.service_url("web")
+    node = httpx.Client(
+        base_url=deployment.service_url("whatsapp"),
+        headers={"X-Api-Key": deployment.secrets()["WHATSAPP_API_KEY"]},
+        timeout=10,
+    )
+
+    with sync_playwright() as pw, node:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{web}/login")
+            page.fill("#username", "ana")
+            page.fill("#password", "s3cret-pass")
+            page.click("#login-submit")
+            page.goto(f"{web}/connect")
+            section, qr = page.locator("#connect"), page.locator("img#qr")
+            qr.wait_for(state="visible", timeout=20_000)
+            page.wait_for_function("document.querySelector('img#qr').naturalWidth > 0", timeout=20_000)
+            first = decode_qr(qr.screenshot(), tmp_path)
+            assert page.evaluate("document.visibilityState") == "visible"
+
+            # Three codes expire (the first and two renewals the page asked for by itself), then it waits.
+            renew = page.locator("#renew")
+            renew.wait_for(state="visible", timeout=60_000)
+            expect(section).to_have_attribute("data-state", "qr_expired")
+            expect(section).to_have_attribute("data-auto-renewals", "2")
+            expect(page.locator("#status")).to_contain_text("expired")
+            assert node.get("/tenants/1/status").json()["connect_attempts"] == 3, "auto-renewal is bounded"
+            assert node.get("/tenants/1/qr").status_code == 410
+
+            renew.click()
+            expect(section).to_have_attribute("data-state", "qr", timeout=20_000)
+            page.wait_for_function("document.querySelector('img#qr').naturalWidth > 0", timeout=20_000)
+            picture = qr.screenshot()
+            served = node.get("/tenants/1/qr")
+            assert served.status_code == 200, served.text
+
+            page.click("#simulate-scan")
+            expect(section).to_have_attribute("data-state", "connected", timeout=20_000)
+            expect(page.locator("#status")).to_have_text("WhatsApp connected.")
+            assert node.get("/tenants/1/status").json()["state"] == "connected"
+
+            page.click("#unlink")
+            page.wait_for_url(f"{web}/connect", timeout=20_000)
+            expect(page.locator(".notice")).to_contain_text("WhatsApp unlinked")
+            qr.wait_for(state="visible", timeout=20_000)
+            page.wait_for_function("document.querySelector('img#qr').naturalWidth > 0", timeout=20_000)
+            after_unlink = decode_qr(qr.screenshot(), tmp_path)
+            assert node.get("/tenants/1/status").json()["me"] is None, "unlinked: no paired device left"
+        finally:
+            browser.close()
+
+    fresh = decode_qr(picture, tmp_path)
+    assert fresh == served.json()["qr"], "the page showed the code node serves"
+    assert fresh != first and after_unlink not in (first, fresh)

@@ -73,6 +73,15 @@ class BaileysSession {
     this.closed = false;
     this.open = false;
     this.qrCount = 0;
+    this.writes = new Set();
+  }
+
+  /** Remember a pending write into the session folder until it settles (end() waits for them). */
+  track(promise) {
+    const p = Promise.resolve(promise);
+    this.writes.add(p);
+    p.finally(() => this.writes.delete(p)).catch(() => {});
+    return p;
   }
 
   async start() {
@@ -85,9 +94,15 @@ class BaileysSession {
     // Baileys is chatty and may log protocol payloads: its own level defaults to "warn".
     const blog = this.log.child({ module: 'baileys' });
     blog.level = this.config.baileysLogLevel;
+    // Every write into the session folder is tracked and none starts after end(): a logout wipes the
+    // folder right after end() resolves, and a late write would bring the link back on the next boot.
+    const keys = {
+      get: (type, ids) => state.keys.get(type, ids),
+      set: (data) => (this.closed ? Promise.resolve() : this.track(state.keys.set(data))),
+    };
     const sock = makeWASocket({
       version,
-      auth: { creds: state.creds, keys: b.makeCacheableSignalKeyStore(state.keys, blog) },
+      auth: { creds: state.creds, keys: b.makeCacheableSignalKeyStore(keys, blog) },
       logger: blog,
       browser: b.Browsers.ubuntu('Chrome'),
       printQRInTerminal: false, // QR strings are secrets: never on a terminal/log
@@ -98,7 +113,7 @@ class BaileysSession {
 
     sock.ev.on('creds.update', () => {
       if (this.closed) return; // never recreate credentials after a wipe
-      saveCreds().catch((err) => this.log.error({ err: err.message }, 'saving credentials failed'));
+      this.track(saveCreds()).catch((err) => this.log.error({ err: err.message }, 'saving credentials failed'));
     });
 
     sock.ev.on('connection.update', (u) => {
@@ -168,6 +183,7 @@ class BaileysSession {
     if (!sock) return;
     try { sock.ev.removeAllListeners?.(); } catch { /* ignore */ }
     try { sock.end(undefined); } catch { /* ignore */ }
+    await Promise.allSettled([...this.writes]);
   }
 
   async logout() {
