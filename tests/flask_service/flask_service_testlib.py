@@ -38,6 +38,8 @@ APP_ENV_VARS = (
 NODE_KEY = "node-key-5f1c2a"
 OPS_KEY = "ops-key-9b7e41"
 WEBHOOK_SECRET = "webhook-secret-3d8a"
+# passes the production SECRET_KEY check (length and variety), like deploytool's token_urlsafe(32) values
+STRONG_SECRET_KEY = "test-only-Zq8wX3vN7pL2mK9rT4yB6cD1fG5hJ0sA"
 PG_SKIP_REASON = (
     "TEST_DATABASE_URL is not set; set it (e.g. postgresql://postgres@127.0.0.1:5432/test)"
     " to run the PostgreSQL variant"
