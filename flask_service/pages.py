@@ -112,8 +112,10 @@ def login():  # type: ignore[no-untyped-def]
     return redirect(_safe_next(next_url))
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+# POST with the form's CSRF token: a link or an image on another site must not be able to log people out.
+@bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    check_csrf()
     logout_user()
     session.clear()
     return redirect(url_for("pages.login"))

@@ -145,6 +145,14 @@ def login(client: Any, username: str, password: str):  # type: ignore[no-untyped
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
 
+def logout(client: Any):  # type: ignore[no-untyped-def]
+    """Press the page's "Log out" button (a POST carrying the form's CSRF token)."""
+    page = client.get("/dashboard").get_data(as_text=True)
+    form = re.search(r'<form method="post" action="/logout".*?</form>', page, re.S)
+    assert form, "the page has no logout form"
+    return client.post("/logout", data={"csrf_token": csrf_from(form.group(0))})
+
+
 class FakeNode:
     """A tiny HTTP server following the node_service contract for the endpoints flask calls.
 
