@@ -72,6 +72,14 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
         ) from None
     Migrate(app, db, directory=str(MIGRATIONS_DIR))
 
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind Railway's edge every request comes from the proxy; without the forwarded address the
+        # per-address login throttle would lock everybody out together. Only as many hops as configured
+        # are believed, so a client cannot pick its own address with a forged X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     pages.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

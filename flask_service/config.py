@@ -23,6 +23,7 @@ VALID_APP_ENVS = ("development", "production")
 # secrets.token_urlsafe(32) (43 characters, what deploytool generates) passes with a wide margin.
 MIN_SECRET_KEY_LEN = 32
 MIN_SECRET_KEY_DISTINCT = 8
+MAX_TRUSTED_PROXIES = 5
 
 
 class ConfigError(Exception):
@@ -103,6 +104,13 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
     if not 0 <= port <= 65535:
         raise ConfigError(f"PORT must be between 0 and 65535, got {port}")
 
+    raw_proxies = (env.get("TRUSTED_PROXIES") or "").strip()
+    if raw_proxies and raw_proxies not in [str(n) for n in range(MAX_TRUSTED_PROXIES + 1)]:
+        raise ConfigError(
+            f"TRUSTED_PROXIES must be a number of proxies from 0 to {MAX_TRUSTED_PROXIES}, got {raw_proxies!r}"
+        )
+    trusted_proxies = int(raw_proxies) if raw_proxies else 0
+
     tenant_urls = parse_tenant_urls(env.get("WHATSAPP_TENANT_URLS"), error=ConfigError)
     server_url_raw = (env.get("WHATSAPP_SERVER_URL") or "").strip()
     server_url = None
@@ -122,4 +130,5 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         "WHATSAPP_TIMEOUT_S": timeout,
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
         "OPS_API_KEY": env.get("OPS_API_KEY") or "",
+        "TRUSTED_PROXIES": trusted_proxies,
     }

@@ -33,6 +33,7 @@ APP_ENV_VARS = (
     "WEBHOOK_SECRET",
     "OPS_API_KEY",
     "WHATSAPP_TIMEOUT_S",
+    "TRUSTED_PROXIES",
 )
 
 NODE_KEY = "node-key-5f1c2a"
