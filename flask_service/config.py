@@ -1,4 +1,4 @@
-"""Configuration from the environment (see shared/design/contract.md).
+"""Configuration from the environment (see docs/contract.md).
 
 Every problem with the environment is raised as :class:`ConfigError` with a
 one-line message; the command line and the WSGI entry point turn it into a
@@ -19,6 +19,11 @@ from .resolver import normalize_base_url, parse_tenant_urls
 DEFAULT_PORT = 5002
 DEFAULT_TIMEOUT_S = 5.0
 VALID_APP_ENVS = ("development", "production")
+# A session cookie signed with a guessable key can be forged: production keys must be long and varied.
+# secrets.token_urlsafe(32) (43 characters, what deploytool generates) passes with a wide margin.
+MIN_SECRET_KEY_LEN = 32
+MIN_SECRET_KEY_DISTINCT = 8
+MAX_TRUSTED_PROXIES = 5
 
 
 class ConfigError(Exception):
@@ -45,6 +50,16 @@ def redact_url(url: str | None) -> str:
     return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('pre')}***{m.group('post')}", url)
 
 
+def check_secret_key(value: str) -> None:
+    """Raise :class:`ConfigError` for a SECRET_KEY too weak for production (never echoing the value)."""
+    if len(value) < MIN_SECRET_KEY_LEN or len(set(value)) < MIN_SECRET_KEY_DISTINCT:
+        raise ConfigError(
+            f"SECRET_KEY is too weak for APP_ENV=production: it needs at least {MIN_SECRET_KEY_LEN} characters,"
+            f" {MIN_SECRET_KEY_DISTINCT} or more of them distinct (generate one with"
+            " python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
 def default_sqlite_url(instance_dir: Path | None = None) -> str:
     folder = (instance_dir or Path.cwd() / "instance").resolve()
     return f"sqlite:///{folder / 'flask_service.sqlite3'}"
@@ -67,6 +82,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         if app_env != "development" and require_secret:
             raise ConfigError("SECRET_KEY is not set; it is required when APP_ENV is not 'development'")
         secret_key = secrets.token_hex(32)
+    elif app_env != "development" and require_secret:
+        check_secret_key(secret_key)
 
     database_url = (env.get("DATABASE_URL") or "").strip()
     database_url = normalize_database_url(database_url) if database_url else default_sqlite_url()
@@ -87,6 +104,13 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
     if not 0 <= port <= 65535:
         raise ConfigError(f"PORT must be between 0 and 65535, got {port}")
 
+    raw_proxies = (env.get("TRUSTED_PROXIES") or "").strip()
+    if raw_proxies and raw_proxies not in [str(n) for n in range(MAX_TRUSTED_PROXIES + 1)]:
+        raise ConfigError(
+            f"TRUSTED_PROXIES must be a number of proxies from 0 to {MAX_TRUSTED_PROXIES}, got {raw_proxies!r}"
+        )
+    trusted_proxies = int(raw_proxies) if raw_proxies else 0
+
     tenant_urls = parse_tenant_urls(env.get("WHATSAPP_TENANT_URLS"), error=ConfigError)
     server_url_raw = (env.get("WHATSAPP_SERVER_URL") or "").strip()
     server_url = None
@@ -106,4 +130,5 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         "WHATSAPP_TIMEOUT_S": timeout,
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
         "OPS_API_KEY": env.get("OPS_API_KEY") or "",
+        "TRUSTED_PROXIES": trusted_proxies,
     }

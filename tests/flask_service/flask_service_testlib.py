@@ -33,11 +33,14 @@ APP_ENV_VARS = (
     "WEBHOOK_SECRET",
     "OPS_API_KEY",
     "WHATSAPP_TIMEOUT_S",
+    "TRUSTED_PROXIES",
 )
 
 NODE_KEY = "node-key-5f1c2a"
 OPS_KEY = "ops-key-9b7e41"
 WEBHOOK_SECRET = "webhook-secret-3d8a"
+# passes the production SECRET_KEY check (length and variety), like deploytool's token_urlsafe(32) values
+STRONG_SECRET_KEY = "test-only-Zq8wX3vN7pL2mK9rT4yB6cD1fG5hJ0sA"
 PG_SKIP_REASON = (
     "TEST_DATABASE_URL is not set; set it (e.g. postgresql://postgres@127.0.0.1:5432/test)"
     " to run the PostgreSQL variant"
@@ -141,6 +144,14 @@ def login(client: Any, username: str, password: str):  # type: ignore[no-untyped
     page = client.get("/login")
     token = csrf_from(page.get_data(as_text=True))
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def logout(client: Any):  # type: ignore[no-untyped-def]
+    """Press the page's "Log out" button (a POST carrying the form's CSRF token)."""
+    page = client.get("/dashboard").get_data(as_text=True)
+    form = re.search(r'<form method="post" action="/logout".*?</form>', page, re.S)
+    assert form, "the page has no logout form"
+    return client.post("/logout", data={"csrf_token": csrf_from(form.group(0))})
 
 
 class FakeNode:
