@@ -72,7 +72,14 @@ class AuthRoot:
     service: str
 
 
-EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot
+@dataclass(frozen=True)
+class ProxyHops:
+    """How many reverse proxies stand in front of a service (flask's TRUSTED_PROXIES): 0 where clients
+    connect directly, 1 behind a cloud's edge. Trusting X-Forwarded-For without a proxy lets any client
+    pick the address the login throttle counts; not trusting it behind one locks everyone out at once."""
+
+
+EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     Role,
     SecretRef,
     ServiceInstance,
@@ -106,6 +107,8 @@ class ComposeTarget(TargetPlugin):
             return value.spell(lambda service: compose_url(plan, service))
         if isinstance(value, AuthRoot):
             return CONTAINER_AUTH_ROOT
+        if isinstance(value, ProxyHops):
+            return "0"  # ports are published straight from the container
         if isinstance(value, DatabaseUrl):
             db = plan.database
             if db.engine != "postgres":

@@ -12,6 +12,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     SecretRef,
     ServiceInstance,
     ServiceUrl,
@@ -58,6 +59,8 @@ class LocalTarget(TargetPlugin):
             return value.spell(lambda service: local_url(plan, service))
         if isinstance(value, AuthRoot):
             return f"{ctx.out_rel}/.run/data/{value.service}"
+        if isinstance(value, ProxyHops):
+            return "0"  # browsers connect to the process directly
         return None  # SecretRef, DatabaseUrl: injected by the runner from its environment
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:

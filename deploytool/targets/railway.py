@@ -25,6 +25,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     Role,
     SecretRef,
     ServiceInstance,
@@ -92,6 +93,8 @@ class RailwayTarget(TargetPlugin):
             return value.spell(railway_url)
         if isinstance(value, AuthRoot):
             return CONTAINER_AUTH_ROOT
+        if isinstance(value, ProxyHops):
+            return "1"  # Railway's edge proxy sets X-Forwarded-For
         if isinstance(value, DatabaseUrl):
             return DATABASE_REFERENCE
         raise TypeError(value)
