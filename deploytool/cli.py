@@ -270,10 +270,6 @@ def probe(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
-    # A short-lived process building one big tree of small objects: the default GC thresholds spend a
-    # third of a 1,000-tenant render scanning objects that are never garbage (see benchmarks/render.py).
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 100)
     try:
         result = app(args=argv, prog_name="deploytool", standalone_mode=False)
     except typer.Exit as exc:
@@ -295,4 +291,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    # A short-lived process building one big tree of small objects: the default GC thresholds spend a
+    # third of a 1,000-tenant render scanning objects that are never garbage (see benchmarks/render.py).
+    # Only here, in the process entry point: `main` is also called in-process (tests, fuzzing), where a
+    # freeze per call would keep every object of every call forever.
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
     sys.exit(main())
