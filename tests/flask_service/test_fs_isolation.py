@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,27 @@ def test_web_runs_threaded_workers_so_one_hung_tenant_cannot_hold_them_all(where
         assert "--worker-class gthread" in line, line
         threads = re.search(r"--threads\s+\\?\"?(?:\$\{WEB_THREADS:-)?(\d+)", line)
         assert threads and int(threads.group(1)) >= 4, line
+
+
+def test_a_name_lookup_that_hangs_costs_the_connect_timeout(make_app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Docker's DNS forwards a stopped container's name upstream; without an answer, getaddrinfo blocks 10 s."""
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def hanging(host: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "whatsapp-gone":
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    app = make_app(WHATSAPP_SERVER_URL="http://whatsapp-gone:5001", WHATSAPP_CONNECT_TIMEOUT_S=0.3)
+    try:
+        started = time.monotonic()
+        resp = app.test_client().get("/api/qr?user_id=4", headers=OPS)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert resp.status_code == 503
+    assert "tenant 4" in resp.get_json()["message"] and "no connection within 0.3 s" in resp.get_json()["message"]
+    assert elapsed < 2.0
