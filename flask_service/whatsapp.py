@@ -8,7 +8,9 @@ never the API key.
 One dead WhatsApp server must not take the other tenants down with it:
 - connecting has its own short timeout (``WHATSAPP_CONNECT_TIMEOUT_S``): the address of a killed
   container often swallows the SYN instead of refusing it, and only answering needs the longer
-  ``WHATSAPP_TIMEOUT_S`` (node's ``/qr`` may wait up to 3 s for the first QR);
+  ``WHATSAPP_TIMEOUT_S`` (node's ``/qr`` may wait up to 3 s for the first QR). The name lookup gets
+  the same deadline: Docker's DNS forwards the name of a stopped container upstream, and where
+  upstream does not answer, getaddrinfo blocks for 10 s (httpx's timeouts do not cover it);
 - a circuit breaker per base URL: after ``WHATSAPP_BREAKER_FAILURES`` failures in a row, calls to that
   server answer 503 at once for ``WHATSAPP_BREAKER_COOLDOWN_S``; then one trial call goes through, and
   its outcome closes or re-opens the circuit. So a dead server costs each worker one timeout per
@@ -17,8 +19,10 @@ One dead WhatsApp server must not take the other tenants down with it:
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +92,36 @@ class CircuitBreaker:
         return self._failures
 
 
+class LookupTimeout(Exception):
+    pass
+
+
+def _lookup_within(host: str, timeout_s: float) -> None:
+    """Raise :class:`LookupTimeout` when resolving ``host`` takes longer than ``timeout_s``.
+
+    getaddrinfo cannot be interrupted, so it runs in a daemon thread that is left to finish on its own;
+    the circuit breaker keeps such threads to about one per dead server and cool-down.
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return  # a literal address needs no lookup
+    except ValueError:
+        pass
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError:
+            pass  # httpx looks the name up again and reports the failure itself
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"lookup {host}", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise LookupTimeout(host)
+
+
 def breaker_for(base_url: str) -> CircuitBreaker:
     """The breaker of ``base_url`` in this app (one registry per app, so tests never share state)."""
     cfg = current_app.config
@@ -126,11 +160,12 @@ def call_node(method: str, tenant_id: str, action: str, json_body: Any = None) -
     timeout = cfg["WHATSAPP_TIMEOUT_S"]
     connect_timeout = min(cfg["WHATSAPP_CONNECT_TIMEOUT_S"], timeout)
     try:
+        _lookup_within(urlsplit(base_url).hostname or "", connect_timeout)
         with httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout), trust_env=False, follow_redirects=False
         ) as client:
             resp = client.request(method, url, headers=headers, json=json_body)
-    except httpx.ConnectTimeout:
+    except (httpx.ConnectTimeout, LookupTimeout):
         breaker.record(ok=False)
         log.warning("WhatsApp server of tenant %s: no connection within %ss: %s", tenant_id, connect_timeout, shown_url)
         return _unreachable(tenant_id, shown_url, f"no connection within {connect_timeout:g} s")
