@@ -144,7 +144,7 @@ def up(
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
     if runner == "compose":
-        run.compose_up(rendered.ctx.out, os.environ)
+        run.compose_up(rendered.ctx.out, os.environ, wait_timeout_s=timeout)
         _echo(f"{env}: started with docker compose")
         return
     statuses = run.up(rendered.ctx.out, os.environ, deadline_s=timeout, on_event=_progress)
@@ -154,12 +154,16 @@ def up(
 
 
 @app.command()
-def down(env: EnvArgument, out: OutOption = None) -> None:
+def down(
+    env: EnvArgument,
+    out: OutOption = None,
+    volumes: Annotated[bool, typer.Option("--volumes", help="compose: also remove the named volumes.")] = False,
+) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import run
 
     folder = out or pipeline.default_out(_state["spec"], env)
-    stopped = run.down(folder, os.environ)
+    stopped = run.down(folder, os.environ, volumes=volumes)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 

@@ -318,6 +318,8 @@ def down(
     environ: Mapping[str, str] | None = None,
     grace_s: float = 10.0,
     on_event: EventHandler | None = None,
+    *,
+    volumes: bool = False,
 ) -> list[str]:
     """Stop what `up` started in `out_dir` (SIGTERM, then SIGKILL after `grace_s`); names of services stopped.
 
@@ -334,7 +336,8 @@ def down(
         if state.runner == "compose":
             from deploytool.run.compose import compose_down  # compose builds on this module
 
-            names = compose_down(out_dir, environ if environ is not None else os.environ, locked=True)
+            env = environ if environ is not None else os.environ
+            names = compose_down(out_dir, env, locked=True, volumes=volumes)
             remove_state(out_dir)
             return names
         stopped, failed = _stop(state.processes, grace_s, on_event)
