@@ -425,8 +425,11 @@ def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(
     folder.add("web")
     environ = fake_docker(folder, engine=True)
     monkeypatch.setattr("deploytool.run.engine.engine_problem", lambda environ: None)  # the fake CLI's "engine"
+    # A relative output folder (the CLI's default --out): Compose must still get absolute paths, or it
+    # resolves --env-file against the compose file's folder (deploy/dev/deploy/dev/.secrets.env).
+    monkeypatch.chdir(folder.out.parent)
 
-    assert compose_up(folder.out, environ) == ["web"]
+    assert compose_up(Path(folder.out.name), environ) == ["web"]
     assert json.loads((folder.out / ".run" / "state.json").read_text())["runner"] == "compose"
     assert down(folder.out, environ) == ["web"]  # `down` knows the folder runs under compose
 
