@@ -18,6 +18,10 @@ from .resolver import normalize_base_url, parse_tenant_urls
 
 DEFAULT_PORT = 5002
 DEFAULT_TIMEOUT_S = 5.0
+# Connecting inside one private network takes milliseconds; a killed container's address swallows the SYN.
+DEFAULT_CONNECT_TIMEOUT_S = 1.0
+DEFAULT_BREAKER_FAILURES = 1
+DEFAULT_BREAKER_COOLDOWN_S = 5.0  # the Retry-After flask has always sent with whatsapp_unreachable
 VALID_APP_ENVS = ("development", "production")
 # A session cookie signed with a guessable key can be forged: production keys must be long and varied.
 # secrets.token_urlsafe(32) (43 characters, what deploytool generates) passes with a wide margin.
@@ -65,6 +69,17 @@ def default_sqlite_url(instance_dir: Path | None = None) -> str:
     return f"sqlite:///{folder / 'flask_service.sqlite3'}"
 
 
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 def load_config(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> dict[str, Any]:
     """Build the Flask config dict from environment variables.
 
@@ -88,13 +103,16 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
     database_url = (env.get("DATABASE_URL") or "").strip()
     database_url = normalize_database_url(database_url) if database_url else default_sqlite_url()
 
-    raw_timeout = (env.get("WHATSAPP_TIMEOUT_S") or "").strip()
+    timeout = _positive_seconds(env, "WHATSAPP_TIMEOUT_S", DEFAULT_TIMEOUT_S)
+    connect_timeout = _positive_seconds(env, "WHATSAPP_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S)
+    breaker_cooldown = _positive_seconds(env, "WHATSAPP_BREAKER_COOLDOWN_S", DEFAULT_BREAKER_COOLDOWN_S)
+    raw_failures = (env.get("WHATSAPP_BREAKER_FAILURES") or "").strip()
     try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
+        breaker_failures = int(raw_failures) if raw_failures else DEFAULT_BREAKER_FAILURES
     except ValueError:
-        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be a number of seconds, got {raw_timeout!r}") from None
-    if not timeout > 0:
-        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be positive, got {raw_timeout!r}")
+        breaker_failures = 0
+    if breaker_failures < 1:
+        raise ConfigError(f"WHATSAPP_BREAKER_FAILURES must be a whole number >= 1, got {raw_failures!r}")
 
     raw_port = (env.get("PORT") or "").strip()
     try:
@@ -128,6 +146,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         "WHATSAPP_TENANT_URLS": tenant_urls,
         "WHATSAPP_API_KEY": env.get("WHATSAPP_API_KEY") or "",
         "WHATSAPP_TIMEOUT_S": timeout,
+        "WHATSAPP_CONNECT_TIMEOUT_S": connect_timeout,
+        "WHATSAPP_BREAKER_FAILURES": breaker_failures,
+        "WHATSAPP_BREAKER_COOLDOWN_S": breaker_cooldown,
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
         "OPS_API_KEY": env.get("OPS_API_KEY") or "",
         "TRUSTED_PROXIES": trusted_proxies,

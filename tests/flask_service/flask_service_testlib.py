@@ -34,6 +34,9 @@ APP_ENV_VARS = (
     "OPS_API_KEY",
     "WHATSAPP_TIMEOUT_S",
     "TRUSTED_PROXIES",
+    "WHATSAPP_CONNECT_TIMEOUT_S",
+    "WHATSAPP_BREAKER_FAILURES",
+    "WHATSAPP_BREAKER_COOLDOWN_S",
 )
 
 NODE_KEY = "node-key-5f1c2a"
@@ -167,7 +170,7 @@ class FakeNode:
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     )
 
-    def __init__(self, api_key: str = NODE_KEY) -> None:
+    def __init__(self, api_key: str = NODE_KEY, port: int = 0) -> None:
         self.api_key = api_key
         self.behaviour: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
@@ -238,7 +241,7 @@ class FakeNode:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -126,10 +126,8 @@ def _dump(doc: Any) -> str:
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
 
-TEXT_EDITS = st.lists(
-    st.tuples(st.integers(min_value=0, max_value=2000), st.sampled_from(["", ":", "- ", "&a", "*a", "{", "]", "\t", "'", "\n  "])),
-    max_size=3,
-)  # fmt: skip
+DAMAGE = st.sampled_from(["", ":", "- ", "&a", "*a", "{", "]", "\t", "'", "\n  "])
+TEXT_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=2000), DAMAGE), max_size=3)
 LOCKS = st.one_of(
     st.none(),
     st.text(max_size=40),
@@ -205,6 +203,5 @@ if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     started = time.monotonic()
     fuzz(count)
-    print(
-        f"examples: {Counter.examples} codes: {dict(sorted(Counter.codes.items()))} seconds: {time.monotonic() - started:.1f}"
-    )
+    codes = dict(sorted(Counter.codes.items()))
+    print(f"examples: {Counter.examples} codes: {codes} seconds: {time.monotonic() - started:.1f}")
