@@ -19,6 +19,7 @@ from deploytool.spec.model import Spec
 from deploytool.targets import target_of_runner
 
 if TYPE_CHECKING:
+    from deploytool.railway_cli import Action
     from deploytool.run import Event
 
 app = typer.Typer(
@@ -266,6 +267,72 @@ def probe(
         _echo(text.rstrip("\n"))
     if not report.ok:
         raise CheckFailed(f"{env}: probe failed")
+
+
+railway_app = typer.Typer(
+    help="Plan or apply ENV's Railway file with Railway's CLI, only while it is linked to ENV's environment.",
+    no_args_is_help=True,
+)
+app.add_typer(railway_app, name="railway")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railway CLI prints its raw JSON.")]
+
+
+def _railway(ctx: typer.Context, env: str, out: Path | None, action: Action, **flags: bool) -> None:
+    from deploytool import railway_cli
+
+    file, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out)
+    for warning in warnings:
+        _warn(warning)
+    cli = railway_cli.find_cli(os.environ)
+    linked = railway_cli.linked_environment(cli, os.environ)
+    railway_cli.require_link(railway_env, linked, env)
+    _warn(f"{env}: railway config {action} --file {file} (linked to Railway environment {linked.name!r})")
+    command = railway_cli.config_command(cli, action, file, **flags)
+    code = railway_cli.run_streaming(command, os.environ)
+    if code:
+        raise typer.Exit(code)
+
+
+@railway_app.command("plan")
+def railway_plan(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    detailed_exit_code: Annotated[
+        bool,
+        typer.Option("--detailed-exit-code", help="Pass --detailed-exit-code: exit 2 when changes are pending."),
+    ] = False,
+) -> None:
+    """`railway config plan` of ENV's own file; refuses a drifted render or a link to another environment."""
+    _railway(ctx, env, out, "plan", json_output=json_output, detailed_exit_code=detailed_exit_code)
+
+
+@railway_app.command("apply")
+def railway_apply(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Pass --yes: apply without asking (implied by CI=true).")] = False,
+    confirm_destructive: Annotated[
+        bool,
+        typer.Option("--confirm-destructive", help="Pass --confirm-destructive: allow removals without a prompt."),
+    ] = False,
+) -> None:
+    """`railway config apply` of ENV's own file; refuses a drifted render or a link to another environment."""
+    from deploytool.railway_cli import ci_says_yes
+
+    _railway(
+        ctx,
+        env,
+        out,
+        "apply",
+        json_output=json_output,
+        yes=yes or ci_says_yes(os.environ),
+        confirm_destructive=confirm_destructive,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,8 @@ LEGACY_WARNING = (
     "and new services cannot use them; .railway/railway.py is the supported output"
 )
 DATABASE_REFERENCE = "${{Postgres.DATABASE_URL}}"
+# The one health endpoint both services implement (flask_service/health.py, node_service/src/http.js).
+SERVICE_HEALTH_PATH = "/health"
 _VOLUME_LINE = re.compile(r"^\s*VOLUME\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -258,6 +260,13 @@ def builder_findings(plan: Plan, root: Path) -> Iterator[Finding]:
             continue
         seen.add(svc.spec_name)
         where = f"services.{svc.spec_name}"
+        if svc.role in (Role.web, Role.whatsapp) and svc.health_path not in (None, SERVICE_HEALTH_PATH):
+            yield Finding(
+                "RAILWAY_HEALTH_PATH",
+                f"{where}.health_path: {svc.health_path!r} is not {SERVICE_HEALTH_PATH}, the only health endpoint "
+                f"the {'flask' if svc.role is Role.web else 'whatsapp'} service implements; Railway would poll a "
+                "path that answers 404 and never take the deployment live",
+            )
         folder = root / svc.source
         if not folder.is_dir():
             yield Finding(
