@@ -131,9 +131,12 @@ class Finding:
     code: str
     message: str
     severity: Severity = "error"
+    field: str = ""  # dotted spec path the finding is about, when there is one (located by the pipeline)
+    where: str = ""  # file:line of that field, filled in by the pipeline from the loaded spec
 
     def __str__(self) -> str:
-        return f"{self.severity}[{self.code}]: {self.message}"
+        at = f"{self.where}: " if self.where else ""
+        return f"{self.severity}[{self.code}]: {at}{self.message}"
 
 
 @dataclass(frozen=True)

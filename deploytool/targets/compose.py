@@ -38,7 +38,7 @@ from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.envfile import format_env, is_plain
 from deploytool.spec.model import Target
-from deploytool.targets.base import TargetPlugin
+from deploytool.targets.base import TargetPlugin, build_source_findings
 
 # libyaml is ~10x faster on a thousand services; same output
 SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -212,7 +212,7 @@ class ComposeTarget(TargetPlugin):
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
-        findings: list[Finding] = []
+        findings: list[Finding] = list(build_source_findings(plan, ctx.root))
         document = yaml.load(compose.content, Loader=SafeLoader)
         schema = compose_schema()
         if schema is not None:

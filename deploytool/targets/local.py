@@ -77,6 +77,7 @@ class LocalTarget(TargetPlugin):
                     "NO_START_COMMAND",
                     f"services.{svc.spec_name}: no local_start or start command, so the local target cannot run "
                     f"{svc.name}",
+                    field=f"services.{svc.spec_name}",
                 )
 
     def hosts(self, plan: Plan, svc: ServiceInstance) -> tuple[str, ...] | None:
