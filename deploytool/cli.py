@@ -131,8 +131,55 @@ def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of deploytool.yaml (for editors)."""
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path("."),
+    project: Annotated[Optional[str], typer.Option(help="Project name (lowercase, dashes).")] = None,
+    topology: Annotated[Optional[str], typer.Option(help="per-port, shared or sharded.")] = None,
+    tenants: Annotated[Optional[str], typer.Option(help="Comma-separated tenant ids, e.g. 1,2,3.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated: local, compose, railway.")] = None,
+    web_port: Annotated[int, typer.Option(help="Port of the Flask app.")] = 5002,
+    whatsapp_port: Annotated[int, typer.Option(help="First port of the WhatsApp servers.")] = 5001,
+    repo: Annotated[Optional[str], typer.Option(help="GitHub owner/name (railway target).")] = None,
+) -> None:
+    """Start a new project: write deploytool.yaml and environments/*.yaml (asks what flags leave open)."""
+    from deploytool.init import parse_answers, spec_files, write_new
+
+    def ask(value: str | None, question: str, default: str) -> str:
+        if value is not None:
+            return value
+        return str(typer.prompt(question, default=default)) if sys.stdin.isatty() else default
+
+    name = ask(project, "Project name", folder.resolve().name.lower().replace("_", "-") or "my-app")
+    answers = parse_answers(
+        name,
+        ask(topology, "Topology (per-port, shared, sharded)", "shared"),
+        ask(tenants, "Tenant ids (comma-separated)", "1,2,3"),
+        ask(targets, "Targets (local, compose, railway)", "local,compose"),
+        web_port,
+        whatsapp_port,
+        repo,
+    )
+    written = write_new(folder, spec_files(answers))
+    for rel in written:
+        _echo(f"created   {folder / rel}")
+    _echo(
+        f"next: put your services in {answers.web_source}/ and {answers.whatsapp_source}/, then "
+        f"`deploytool --spec {folder / 'deploytool.yaml'} validate dev`"
+    )
+
+
+@app.command()
+def schema(
+    fmt: Annotated[str, typer.Option("--format", help="json (JSON Schema, for editors) or markdown (docs).")] = "json",
+) -> None:
+    """Print the JSON Schema of deploytool.yaml (for editors), or the reference as Markdown."""
+    if fmt == "markdown":
+        from deploytool.spec.reference import spec_reference
+
+        _echo(spec_reference().rstrip("\n"))
+        return
+    if fmt != "json":
+        raise UserError(f"--format: expected json or markdown, got {fmt!r}")
     _echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
 
 

@@ -69,7 +69,8 @@ def findings_of(rendered: Rendered, consumers: bool = True, deep: bool = True) -
     if consumers:
         findings += check_artifacts(rendered.plan, rendered.ctx, rendered.artifacts, deep)
     loaded = rendered.loaded
-    return [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
+    located = [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
+    return list(dict.fromkeys(located))  # two targets that build the same folder report it once
 
 
 def errors(findings: list[Finding]) -> list[Finding]:
