@@ -6,6 +6,8 @@ import gc
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -51,8 +53,26 @@ def _warn(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _progress(event: Event) -> None:
-    _warn(f"{event.kind:9} {event.service}{': ' + event.detail if event.detail else ''}")
+@contextmanager
+def _up_progress(total: int) -> Iterator[Callable[[Event], None]]:
+    """A live line while `up` waits, on a terminal only; a log or CI gets the result lines alone."""
+    if not sys.stderr.isatty():
+        yield lambda event: None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    healthy: set[str] = set()
+    with console.status(f"starting {total} services…") as live:
+
+        def on_event(event: Event) -> None:
+            if event.kind == "healthy":
+                healthy.add(event.service)
+            if event.kind == "failed":
+                console.print(f"[red]failed[/red]    {event.service}: {event.detail}")
+            live.update(f"{len(healthy)}/{total} healthy · {event.service} {event.kind}")
+
+        yield on_event
 
 
 def _version(value: bool) -> None:
@@ -207,7 +227,8 @@ def up(
     _report_findings(findings)
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
-    statuses = chosen.up(rendered.ctx.out, os.environ, timeout, _progress)
+    with _up_progress(len(rendered.plan.services)) as on_event:
+        statuses = chosen.up(rendered.ctx.out, os.environ, timeout, on_event)
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
@@ -259,6 +280,7 @@ def logs(
     service: Annotated[Optional[str], typer.Argument(help="One service (default: all).")] = None,
     out: OutOption = None,
     lines: Annotated[int, typer.Option(min=1, max=100_000, help="Lines per service.")] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
 ) -> None:
     """The last log lines of ENV's services, secrets masked."""
     from deploytool import run
@@ -267,8 +289,30 @@ def logs(
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
     current = run.running_runner(folder) or run.runner("procfile")
-    for line in current.logs(folder, os.environ, service, lines):
+    for line in current.logs(folder, os.environ, service, lines, follow):
         _echo(line)
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[str, typer.Argument(help="The service to restart (see `deploytool ps ENV`).")],
+    out: OutOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for its /health.")] = 90.0,
+) -> None:
+    """Restart one service of a running environment, with the runner that started it."""
+    from deploytool import run
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    current = run.running_runner(folder)
+    if current is None:
+        raise UserError(f"{env}: nothing is running; start it with `deploytool up {env}`")
+    with _up_progress(1) as on_event:
+        status = current.restart(folder, os.environ, service, timeout, on_event)
+    _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
 @app.command()

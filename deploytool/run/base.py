@@ -52,6 +52,14 @@ class Runner(Protocol):
         """One look at every service: healthy / unhealthy / running / stopped."""
         ...
 
-    def logs(self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int) -> Iterator[str]:
-        """The last `lines` log lines of one service (or all), secrets masked."""
+    def restart(
+        self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
+    ) -> ServiceStatus:
+        """Restart one service of a running environment; return once it is healthy again."""
+        ...
+
+    def logs(
+        self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
+    ) -> Iterator[str]:
+        """The last `lines` log lines of one service (or all), secrets masked; `follow` keeps reading."""
         ...

@@ -192,3 +192,19 @@ def compose_down(
         if state is not None and state.runner == "compose":
             remove_state(out_dir)
     return [svc.name for svc in manifest.services]
+
+
+def compose_restart(out_dir: Path, environ: Mapping[str, str], service: str, *, wait_timeout_s: float = 300.0) -> None:
+    """`docker compose restart SERVICE`, then `up --wait` on it so this returns once it is healthy again."""
+    out_dir = Path(out_dir).resolve()
+    docker = _check_ready(out_dir, environ)
+    with run_lock(out_dir):
+        state = read_state(out_dir)
+        if state is None or state.runner != "compose":
+            raise UserError(f"{out_dir}: not running with the compose runner; start it with `deploytool up`")
+        for args in (
+            ["restart", service],
+            ["up", "-d", "--no-deps", "--wait", "--wait-timeout", str(max(1, round(wait_timeout_s))), service],
+        ):
+            command = compose_command(out_dir, docker, *args, environ=environ)
+            _run_compose(out_dir, command, environ, True, " ".join(args[:1] + [service]))

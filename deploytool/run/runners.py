@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from deploytool.run import compose, supervisor
 from deploytool.run.base import EventHandler, Runner, ServiceStatus
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import read_state, run_dir, state_path
+
+FOLLOW_INTERVAL_S = 0.25
 
 
 def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
@@ -45,15 +48,44 @@ class ProcfileRunner:
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
         return supervisor.status(out_dir)
 
-    def logs(self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int) -> Iterator[str]:
+    def restart(
+        self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
+    ) -> ServiceStatus:
+        return supervisor.restart(out_dir, environ, service, deadline_s, on_event)
+
+    def logs(
+        self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
+    ) -> Iterator[str]:
         manifest = load_manifest(out_dir)
         names = [s.name for s in manifest.services]
         if service is not None and service not in names:
             raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
-        for name in [service] if service else names:
-            path = run_dir(out_dir) / "logs" / f"{name}.log"
-            for line in supervisor.log_tail(path, lines):
+        chosen = [service] if service else names
+        paths = {name: run_dir(out_dir) / "logs" / f"{name}.log" for name in chosen}
+        # sizes first: a line written while the tail is being printed must come out when following
+        offsets = {name: path.stat().st_size if path.is_file() else 0 for name, path in paths.items()}
+        tails = {name: supervisor.log_tail(path, lines) for name, path in paths.items()}
+        for name, tail in tails.items():
+            for line in tail:
                 yield _masked(out_dir, environ, f"{name} | {line}")
+        if not follow:
+            return
+        pending = dict.fromkeys(paths, b"")
+        while True:  # like `tail -f` over every log; Ctrl-C ends it (the CLI maps that to exit 130)
+            for name, path in paths.items():
+                try:
+                    with open(path, "rb") as handle:
+                        if os.fstat(handle.fileno()).st_size < offsets[name]:
+                            offsets[name] = 0  # `up` started the service again: a new log
+                        handle.seek(offsets[name])
+                        data = handle.read()
+                except OSError:
+                    continue
+                offsets[name] += len(data)
+                *complete, pending[name] = (pending[name] + data).split(b"\n")
+                for raw in complete:
+                    yield _masked(out_dir, environ, f"{name} | {raw.decode('utf-8', errors='replace')}")
+            time.sleep(FOLLOW_INTERVAL_S)
 
 
 class ComposeRunner:
@@ -73,19 +105,27 @@ class ComposeRunner:
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
         return supervisor.status(out_dir)
 
-    def logs(self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int) -> Iterator[str]:
+    def restart(
+        self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
+    ) -> ServiceStatus:
+        names = [s.name for s in load_manifest(out_dir).services]
+        if service not in names:
+            raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
+        compose.compose_restart(out_dir, environ, service, wait_timeout_s=deadline_s)
+        return next(s for s in supervisor.status(out_dir) if s.name == service)
+
+    def logs(
+        self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
+    ) -> Iterator[str]:
         docker = compose.docker_cli(environ)
-        args = ["logs", "--no-color", "--tail", str(lines)] + ([service] if service else [])
-        result = subprocess.run(
-            compose.compose_command(out_dir, docker, *args),
-            cwd=out_dir,
-            env=dict(environ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        for line in (result.stdout + result.stderr).splitlines():
-            yield _masked(out_dir, environ, line)
+        args = ["logs", "--no-color", "--tail", str(lines), *(["--follow"] if follow else [])]
+        command = compose.compose_command(out_dir, docker, *args, *([service] if service else []), environ=environ)
+        with subprocess.Popen(
+            command, cwd=out_dir, env=dict(environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                yield _masked(out_dir, environ, line.rstrip("\n"))
 
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (ProcfileRunner(), ComposeRunner())}

@@ -116,13 +116,14 @@ def _refuse_taken_ports(manifest: RunManifest) -> None:
         )
 
 
-def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv) -> _Running:
+def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv, append: bool = False) -> _Running:
     log_rel = f".run/logs/{svc.name}.log"
     log_path = manifest.out_dir / log_rel
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         # 0600: a service may print its own secrets (or a DATABASE_URL with a password) into its log
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        mode = os.O_APPEND if append else os.O_TRUNC  # a restart keeps the log of the run it replaces
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
         os.fchmod(fd, 0o600)
         with open(fd, "wb") as log:
             process = subprocess.Popen(
@@ -265,6 +266,50 @@ def up(
             for run in running:
                 run.process.poll()
             remove_state(out_dir)
+            raise
+
+
+def restart(
+    out_dir: Path,
+    environ: Mapping[str, str],
+    name: str,
+    deadline_s: float = 60.0,
+    on_event: EventHandler | None = None,
+    *,
+    stop_grace_s: float = 10.0,
+) -> ServiceStatus:
+    """Stop one service `up` started (if it still runs) and start it again; return once it is healthy."""
+    out_dir = Path(out_dir)
+    manifest = load_manifest(out_dir)
+    manifest.require_processes()
+    svc = next((s for s in manifest.services if s.name == name), None)
+    if svc is None:
+        known = ", ".join(s.name for s in manifest.services)
+        raise UserError(f"service {name!r}: not in this environment (known: {known})")
+    with run_lock(out_dir):
+        state = read_state(out_dir)
+        if state is None or state.runner != "procfile":
+            raise UserError(f"{out_dir}: not running with the procfile runner; start it with `deploytool up`")
+        records = {r.name: r for r in state.processes}
+        if name in records:
+            _stop([records[name]], stop_grace_s, on_event)
+        env = process_env(svc, out_dir, environ)
+        run = _start(manifest, svc, env, append=True)
+        records[name] = run.record
+        write_state(
+            out_dir,
+            RunState(
+                "procfile", state.environment, tuple(records[s.name] for s in manifest.services if s.name in records)
+            ),
+        )
+        _emit(on_event, name, "started", f"pid {run.process.pid}")
+        try:
+            return _wait_healthy(manifest, [run], env.secret_values, deadline_s, 1.0, 0.3, on_event)[0]
+        except BaseException:
+            _stop([run.record], stop_grace_s, on_event)
+            run.process.poll()
+            del records[name]
+            write_state(out_dir, RunState("procfile", state.environment, tuple(records.values())))
             raise
 
 

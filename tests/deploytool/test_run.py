@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -462,3 +463,53 @@ def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(
     assert f"{prefix} up -d --wait --wait-timeout 300 --build" in calls
     assert f"{prefix} down --remove-orphans" in calls
     assert not (folder.out / ".run" / "state.json").exists()
+
+
+def test_restart_starts_one_service_again_and_keeps_the_others(folder: Folder) -> None:
+    from deploytool.run.state import read_state
+    from deploytool.run.supervisor import restart
+
+    web = folder.add("web")
+    worker = folder.add("worker")
+    up(folder.out, folder.environ, deadline_s=30)
+    before = {r.name: r.pid for r in read_state(folder.out).processes}  # type: ignore[union-attr]
+    status = restart(folder.out, folder.environ, "web", deadline_s=30)
+    after = {r.name: r.pid for r in read_state(folder.out).processes}  # type: ignore[union-attr]
+    assert status.state == "healthy" and status.name == "web"
+    assert after["web"] != before["web"] and after["worker"] == before["worker"]
+    assert not alive(before["web"]) and alive(after["web"]) and alive(before["worker"])
+    assert folder.get(web, "/health").status_code == 200 and folder.get(worker, "/health").status_code == 200
+    log = (folder.out / ".run" / "logs" / "web.log").read_text()
+    assert log.count("booting ok") == 2  # the log of the run it replaced is kept
+    assert down(folder.out, grace_s=2) == ["web", "worker"]
+
+
+def test_restart_of_an_unknown_service_or_a_stopped_environment_is_a_user_error(folder: Folder) -> None:
+    from deploytool.run.supervisor import restart
+
+    folder.add("web")
+    with pytest.raises(UserError, match="not running with the procfile runner"):
+        restart(folder.out, folder.environ, "web")
+    up(folder.out, folder.environ, deadline_s=30)
+    with pytest.raises(UserError, match="service 'nope': not in this environment"):
+        restart(folder.out, folder.environ, "nope")
+
+
+def test_logs_follow_yields_new_lines_masked(folder: Folder) -> None:
+    folder.add("web")
+    up(folder.out, folder.environ, deadline_s=30)
+    log = folder.out / ".run" / "logs" / "web.log"
+    lines = run.runner("procfile").logs(folder.out, folder.environ, "web", 5, follow=True)
+
+    def next_line(timeout_s: float = 10.0) -> str | None:
+        """next(lines) with a deadline: a follow that never yields must fail the test, not hang the run."""
+        box: list[str] = []
+        reader = threading.Thread(target=lambda: box.append(next(lines)), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        return box[0] if box else None
+
+    assert next_line() == "web | booting ok"
+    with open(log, "a") as handle:
+        handle.write(f"later line with {SECRET_KEY}\n")
+    assert next_line() == "web | later line with ***"
