@@ -13,9 +13,16 @@ __all__ = ["check_artifacts", "check_plan"]
 
 
 def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True) -> list[Finding]:
-    """Every target's consumer checks on its files; `deep` adds the slow ones (Compose v2 itself)."""
+    """Every target's consumer checks on its files; `deep` adds the slow ones (Compose v2 itself).
+
+    With `deep`, the targets' checks run at once, each in a thread: the slow consumers are other
+    processes (Compose v2 is a Go binary), so while one waits the next runs. Findings keep target order."""
     by_path: Mapping[str, Artifact] = {a.path: a for a in artifacts}
-    findings: list[Finding] = []
-    for target_plugin in plugins_of(plan):
-        findings += target_plugin.check(plan, ctx, by_path, deep)
-    return findings
+    plugins = plugins_of(plan)
+    if not deep or len(plugins) < 2:
+        return [finding for each in plugins for finding in each.check(plan, ctx, by_path, deep)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(plugins), thread_name_prefix="check") as pool:
+        running = [pool.submit(each.check, plan, ctx, by_path, deep) for each in plugins]
+        return [finding for future in running for finding in future.result()]
