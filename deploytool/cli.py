@@ -286,7 +286,7 @@ def probe(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
     # A short-lived process building one big tree of small objects: the default GC thresholds spend a
-    # third of a 1,000-tenant render scanning objects that are never garbage (see benchmarks/render.py).
+    # third of a 1,000-tenant render scanning objects that are never garbage.
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
     try:
