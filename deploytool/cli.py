@@ -18,6 +18,7 @@ from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
 
 if TYPE_CHECKING:
+    from deploytool.railway_cli import Action
     from deploytool.run import Event
 
 app = typer.Typer(
@@ -139,12 +140,59 @@ def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of deploytool.yaml (for editors)."""
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path("."),
+    project: Annotated[Optional[str], typer.Option(help="Project name (lowercase, dashes).")] = None,
+    topology: Annotated[Optional[str], typer.Option(help="per-port, shared or sharded.")] = None,
+    tenants: Annotated[Optional[str], typer.Option(help="Comma-separated tenant ids, e.g. 1,2,3.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated: local, compose, railway.")] = None,
+    web_port: Annotated[int, typer.Option(help="Port of the Flask app.")] = 5002,
+    whatsapp_port: Annotated[int, typer.Option(help="First port of the WhatsApp servers.")] = 5001,
+    repo: Annotated[Optional[str], typer.Option(help="GitHub owner/name (railway target).")] = None,
+) -> None:
+    """Start a new project: write deploytool.yaml and environments/*.yaml (asks what flags leave open)."""
+    from deploytool.init import parse_answers, spec_files, write_new
+
+    def ask(value: str | None, question: str, default: str) -> str:
+        if value is not None:
+            return value
+        return str(typer.prompt(question, default=default)) if sys.stdin.isatty() else default
+
+    name = ask(project, "Project name", folder.resolve().name.lower().replace("_", "-") or "my-app")
+    answers = parse_answers(
+        name,
+        ask(topology, "Topology (per-port, shared, sharded)", "shared"),
+        ask(tenants, "Tenant ids (comma-separated)", "1,2,3"),
+        ask(targets, "Targets (local, compose, railway)", "local,compose"),
+        web_port,
+        whatsapp_port,
+        repo,
+    )
+    written = write_new(folder, spec_files(answers))
+    for rel in written:
+        _echo(f"created   {folder / rel}")
+    _echo(
+        f"next: put your services in {answers.web_source}/ and {answers.whatsapp_source}/, then "
+        f"`deploytool --spec {folder / 'deploytool.yaml'} validate dev`"
+    )
+
+
+@app.command()
+def schema(
+    fmt: Annotated[str, typer.Option("--format", help="json (JSON Schema, for editors) or markdown (docs).")] = "json",
+) -> None:
+    """Print the JSON Schema of deploytool.yaml (for editors), or the reference as Markdown."""
     import json
 
     from deploytool.spec.model import Spec
 
+    if fmt == "markdown":
+        from deploytool.spec.reference import spec_reference
+
+        _echo(spec_reference().rstrip("\n"))
+        return
+    if fmt != "json":
+        raise UserError(f"--format: expected json or markdown, got {fmt!r}")
     _echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
 
 
@@ -283,12 +331,74 @@ def probe(
         raise CheckFailed(f"{env}: probe failed")
 
 
+railway_app = typer.Typer(
+    help="Plan or apply ENV's Railway file with Railway's CLI, only while it is linked to ENV's environment.",
+    no_args_is_help=True,
+)
+app.add_typer(railway_app, name="railway")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railway CLI prints its raw JSON.")]
+
+
+def _railway(ctx: typer.Context, env: str, out: Path | None, action: Action, **flags: bool) -> None:
+    from deploytool import railway_cli
+
+    file, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out)
+    for warning in warnings:
+        _warn(warning)
+    cli = railway_cli.find_cli(os.environ)
+    linked = railway_cli.linked_environment(cli, os.environ)
+    railway_cli.require_link(railway_env, linked, env)
+    _warn(f"{env}: railway config {action} --file {file} (linked to Railway environment {linked.name!r})")
+    command = railway_cli.config_command(cli, action, file, **flags)
+    code = railway_cli.run_streaming(command, os.environ)
+    if code:
+        raise typer.Exit(code)
+
+
+@railway_app.command("plan")
+def railway_plan(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    detailed_exit_code: Annotated[
+        bool,
+        typer.Option("--detailed-exit-code", help="Pass --detailed-exit-code: exit 2 when changes are pending."),
+    ] = False,
+) -> None:
+    """`railway config plan` of ENV's own file; refuses a drifted render or a link to another environment."""
+    _railway(ctx, env, out, "plan", json_output=json_output, detailed_exit_code=detailed_exit_code)
+
+
+@railway_app.command("apply")
+def railway_apply(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Pass --yes: apply without asking (implied by CI=true).")] = False,
+    confirm_destructive: Annotated[
+        bool,
+        typer.Option("--confirm-destructive", help="Pass --confirm-destructive: allow removals without a prompt."),
+    ] = False,
+) -> None:
+    """`railway config apply` of ENV's own file; refuses a drifted render or a link to another environment."""
+    from deploytool.railway_cli import ci_says_yes
+
+    _railway(
+        ctx,
+        env,
+        out,
+        "apply",
+        json_output=json_output,
+        yes=yes or ci_says_yes(os.environ),
+        confirm_destructive=confirm_destructive,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
-    # A short-lived process building one big tree of small objects: the default GC thresholds spend a
-    # third of a 1,000-tenant render scanning objects that are never garbage.
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 100)
     try:
         result = app(args=argv, prog_name="deploytool", standalone_mode=False)
     except typer.Exit as exc:
@@ -310,4 +420,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    # A short-lived process building one big tree of small objects: the default GC thresholds spend a
+    # third of a 1,000-tenant render scanning objects that are never garbage (see benchmarks/render.py).
+    # Only here, in the process entry point: `main` is also called in-process (tests, fuzzing), where a
+    # freeze per call would keep every object of every call forever.
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)
     sys.exit(main())

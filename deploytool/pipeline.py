@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deploytool.checks import check_artifacts, check_plan
@@ -68,7 +68,9 @@ def findings_of(rendered: Rendered, consumers: bool = True, deep: bool = True) -
     findings = check_plan(rendered.plan, capacity)
     if consumers:
         findings += check_artifacts(rendered.plan, rendered.ctx, rendered.artifacts, deep)
-    return findings
+    loaded = rendered.loaded
+    located = [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
+    return list(dict.fromkeys(located))  # two targets that build the same folder report it once
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

@@ -41,10 +41,15 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
         overrides["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(overrides.pop("DATABASE_URL"))
     app.config.update(overrides)
     app.config.setdefault("SQLALCHEMY_TRACK_MODIFICATIONS", False)
+    # Production is served over TLS (Railway's edge, or the operator's proxy); development runs on plain
+    # http://localhost, where a Secure cookie would never be sent back and nobody could log in.
+    production = app.config["APP_ENV"] == "production"
     app.config.update(
         MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_SECURE=production,
         JSON_SORT_KEYS=False,
     )
 
@@ -67,6 +72,14 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
         ) from None
     Migrate(app, db, directory=str(MIGRATIONS_DIR))
 
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Behind Railway's edge every request comes from the proxy; without the forwarded address the
+        # per-address login throttle would lock everybody out together. Only as many hops as configured
+        # are believed, so a client cannot pick its own address with a forged X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies)  # type: ignore[method-assign]
     pages.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -85,6 +98,9 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
             "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline';"
             " frame-ancestors 'none'",
         )
+        if production:
+            # No includeSubDomains: the app does not own the rest of the operator's domain.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     log.debug("flask_service created (env=%s, database=%s)", app.config["APP_ENV"], redact_url(uri))

@@ -1,4 +1,4 @@
-"""Configuration from the environment (see shared/design/contract.md).
+"""Configuration from the environment (see docs/contract.md).
 
 Every problem with the environment is raised as :class:`ConfigError` with a
 one-line message; the command line and the WSGI entry point turn it into a
@@ -18,7 +18,16 @@ from .resolver import normalize_base_url, parse_tenant_urls
 
 DEFAULT_PORT = 5002
 DEFAULT_TIMEOUT_S = 5.0
+# Connecting inside one private network takes milliseconds; a killed container's address swallows the SYN.
+DEFAULT_CONNECT_TIMEOUT_S = 1.0
+DEFAULT_BREAKER_FAILURES = 1
+DEFAULT_BREAKER_COOLDOWN_S = 5.0  # the Retry-After flask has always sent with whatsapp_unreachable
 VALID_APP_ENVS = ("development", "production")
+# A session cookie signed with a guessable key can be forged: production keys must be long and varied.
+# secrets.token_urlsafe(32) (43 characters, what deploytool generates) passes with a wide margin.
+MIN_SECRET_KEY_LEN = 32
+MIN_SECRET_KEY_DISTINCT = 8
+MAX_TRUSTED_PROXIES = 5
 
 
 class ConfigError(Exception):
@@ -45,9 +54,30 @@ def redact_url(url: str | None) -> str:
     return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('pre')}***{m.group('post')}", url)
 
 
+def check_secret_key(value: str) -> None:
+    """Raise :class:`ConfigError` for a SECRET_KEY too weak for production (never echoing the value)."""
+    if len(value) < MIN_SECRET_KEY_LEN or len(set(value)) < MIN_SECRET_KEY_DISTINCT:
+        raise ConfigError(
+            f"SECRET_KEY is too weak for APP_ENV=production: it needs at least {MIN_SECRET_KEY_LEN} characters,"
+            f" {MIN_SECRET_KEY_DISTINCT} or more of them distinct (generate one with"
+            " python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
 def default_sqlite_url(instance_dir: Path | None = None) -> str:
     folder = (instance_dir or Path.cwd() / "instance").resolve()
     return f"sqlite:///{folder / 'flask_service.sqlite3'}"
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
 
 
 def load_config(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> dict[str, Any]:
@@ -67,17 +97,22 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         if app_env != "development" and require_secret:
             raise ConfigError("SECRET_KEY is not set; it is required when APP_ENV is not 'development'")
         secret_key = secrets.token_hex(32)
+    elif app_env != "development" and require_secret:
+        check_secret_key(secret_key)
 
     database_url = (env.get("DATABASE_URL") or "").strip()
     database_url = normalize_database_url(database_url) if database_url else default_sqlite_url()
 
-    raw_timeout = (env.get("WHATSAPP_TIMEOUT_S") or "").strip()
+    timeout = _positive_seconds(env, "WHATSAPP_TIMEOUT_S", DEFAULT_TIMEOUT_S)
+    connect_timeout = _positive_seconds(env, "WHATSAPP_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S)
+    breaker_cooldown = _positive_seconds(env, "WHATSAPP_BREAKER_COOLDOWN_S", DEFAULT_BREAKER_COOLDOWN_S)
+    raw_failures = (env.get("WHATSAPP_BREAKER_FAILURES") or "").strip()
     try:
-        timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
+        breaker_failures = int(raw_failures) if raw_failures else DEFAULT_BREAKER_FAILURES
     except ValueError:
-        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be a number of seconds, got {raw_timeout!r}") from None
-    if not timeout > 0:
-        raise ConfigError(f"WHATSAPP_TIMEOUT_S must be positive, got {raw_timeout!r}")
+        breaker_failures = 0
+    if breaker_failures < 1:
+        raise ConfigError(f"WHATSAPP_BREAKER_FAILURES must be a whole number >= 1, got {raw_failures!r}")
 
     raw_port = (env.get("PORT") or "").strip()
     try:
@@ -86,6 +121,13 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         raise ConfigError(f"PORT must be an integer, got {raw_port!r}") from None
     if not 0 <= port <= 65535:
         raise ConfigError(f"PORT must be between 0 and 65535, got {port}")
+
+    raw_proxies = (env.get("TRUSTED_PROXIES") or "").strip()
+    if raw_proxies and raw_proxies not in [str(n) for n in range(MAX_TRUSTED_PROXIES + 1)]:
+        raise ConfigError(
+            f"TRUSTED_PROXIES must be a number of proxies from 0 to {MAX_TRUSTED_PROXIES}, got {raw_proxies!r}"
+        )
+    trusted_proxies = int(raw_proxies) if raw_proxies else 0
 
     tenant_urls = parse_tenant_urls(env.get("WHATSAPP_TENANT_URLS"), error=ConfigError)
     server_url_raw = (env.get("WHATSAPP_SERVER_URL") or "").strip()
@@ -104,6 +146,10 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
         "WHATSAPP_TENANT_URLS": tenant_urls,
         "WHATSAPP_API_KEY": env.get("WHATSAPP_API_KEY") or "",
         "WHATSAPP_TIMEOUT_S": timeout,
+        "WHATSAPP_CONNECT_TIMEOUT_S": connect_timeout,
+        "WHATSAPP_BREAKER_FAILURES": breaker_failures,
+        "WHATSAPP_BREAKER_COOLDOWN_S": breaker_cooldown,
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
         "OPS_API_KEY": env.get("OPS_API_KEY") or "",
+        "TRUSTED_PROXIES": trusted_proxies,
     }

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
+import time
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     abort,
+    current_app,
     redirect,
     render_template,
     request,
@@ -23,6 +26,7 @@ from . import whatsapp
 from .errors import json_error, wants_json
 from .models import Message, SessionState, User, db
 from .resolver import UnknownTenant
+from .throttle import LoginThrottle
 
 bp = Blueprint("pages", __name__)
 login_manager = LoginManager()
@@ -35,6 +39,16 @@ CSRF_SESSION_KEY = "_csrf_token"
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.config.setdefault("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+    # Higher than per account: people behind one NAT share an address.
+    app.config.setdefault("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
+    app.config.setdefault("LOGIN_THROTTLE_WINDOW_S", 900)
+    app.extensions["login_throttle"] = LoginThrottle(
+        max_per_account=int(app.config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
+        max_per_address=int(app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+        window_s=float(app.config["LOGIN_THROTTLE_WINDOW_S"]),
+        clock=app.config.get("LOGIN_THROTTLE_CLOCK") or time.monotonic,
+    )
 
 
 @login_manager.user_loader
@@ -97,23 +111,44 @@ def login():  # type: ignore[no-untyped-def]
     check_csrf()
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
+    throttle: LoginThrottle = current_app.extensions["login_throttle"]
+    # Checked before the password: while locked, even the right password must not tell a guesser so.
+    wait = throttle.retry_after(username, request.remote_addr)
+    if wait:
+        return _too_many_attempts(wait, username, next_url)
     user = None
     if username and password and len(username) <= 80:
         user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     if user is None or not user.check_password(password):
+        throttle.failure(username, request.remote_addr)
         return (
             render_template(
                 "login.html", error="Invalid username or password.", username=username, next=next_url or ""
             ),
             401,
         )
+    throttle.success(username)
     session.clear()  # no session fixation: a new CSRF token after login
     login_user(user)
     return redirect(_safe_next(next_url))
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+def _too_many_attempts(wait: int, username: str, next_url: str | None):  # type: ignore[no-untyped-def]
+    minutes = math.ceil(wait / 60)
+    message = f"Too many failed log-in attempts. Try again in {minutes} minute{'' if minutes == 1 else 's'}."
+    headers = {"Retry-After": str(wait), "Cache-Control": "no-store"}
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+        response, status = json_error(429, "too_many_attempts", message, retry_after=wait)
+        response.headers.update(headers)
+        return response, status
+    page = render_template("login.html", error=message, username=username, next=next_url or "")
+    return page, 429, headers
+
+
+# POST with the form's CSRF token: a link or an image on another site must not be able to log people out.
+@bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
+    check_csrf()
     logout_user()
     session.clear()
     return redirect(url_for("pages.login"))

@@ -1,9 +1,10 @@
 """POST /webhook/whatsapp: signed events from the WhatsApp (node) servers.
 
 Signature: ``X-Webhook-Signature: sha256=<hex HMAC-SHA256(WEBHOOK_SECRET,
-"<X-Webhook-Timestamp>.<raw body>")>``, timestamps more than 300 s away are
-refused. ``X-Webhook-Id`` is the primary key of ``webhook_events``, so a retried
-delivery is stored once, even when two copies arrive at the same time.
+"<X-Webhook-Timestamp>.<X-Webhook-Id>.<X-Webhook-Event>.<raw body>")>``: every header the
+receiver acts on is signed, so none can be swapped on a captured delivery. Timestamps more
+than 300 s away are refused. ``X-Webhook-Id`` is the primary key of ``webhook_events``, so a
+retried (or replayed) delivery is stored once, even when two copies arrive at the same time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -29,30 +31,35 @@ bp = Blueprint("webhook", __name__)
 
 MAX_SKEW_S = 300
 MAX_ID_LEN = 255
+# ASCII digits only (int() would also take "+1", "1_0" and other scripts' digits), and few enough of
+# them that the value stays a real date: 400 digits used to overflow into a 500.
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+# No "." in the id and no "{" or whitespace in the event keep the signed string unambiguous: nothing
+# can move between the id, the event and the body (a JSON object) without changing the signature.
+WEBHOOK_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LEN}}}")
+EVENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Webhook-Signature`` value for ``body`` (also used by tests)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def sign(secret: str, timestamp: str, webhook_id: str, event: str, body: bytes) -> str:
+    """The ``X-Webhook-Signature`` value of a delivery (also used by tests)."""
+    message = f"{timestamp}.{webhook_id}.{event}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _verify(secret: str, body: bytes):  # type: ignore[no-untyped-def]
-    """None when the request is authentic, else an error response."""
+def _verify(secret: str, body: bytes, webhook_id: str, event: str):  # type: ignore[no-untyped-def]
+    """None when the request is authentic and fresh, else an error response."""
     timestamp = request.headers.get("X-Webhook-Timestamp", "").strip()
     signature = request.headers.get("X-Webhook-Signature", "").strip()
     if not timestamp or not signature:
         return json_error(401, "invalid_signature", "X-Webhook-Timestamp and X-Webhook-Signature are required")
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return json_error(401, "invalid_timestamp", "X-Webhook-Timestamp must be unix seconds")
-    expected = sign(secret, timestamp, body)
+    if not TIMESTAMP_RE.fullmatch(timestamp):
+        return json_error(401, "invalid_timestamp", "X-Webhook-Timestamp must be unix seconds (ASCII digits)")
+    expected = sign(secret, timestamp, webhook_id, event, body)
     scheme, _, digest = signature.partition("=")
     given = f"{scheme.lower()}={digest.lower()}"
     if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
-        return json_error(401, "invalid_signature", "X-Webhook-Signature does not match the body")
-    if abs(time.time() - ts) > MAX_SKEW_S:
+        return json_error(401, "invalid_signature", "X-Webhook-Signature does not match the delivery")
+    if abs(time.time() - int(timestamp)) > MAX_SKEW_S:
         return json_error(
             401, "stale_timestamp", f"X-Webhook-Timestamp is more than {MAX_SKEW_S} s away from the server clock"
         )
@@ -74,9 +81,16 @@ def receive():  # type: ignore[no-untyped-def]
         log.error("webhook refused: WEBHOOK_SECRET is not set")
         return json_error(503, "webhook_not_configured", "WEBHOOK_SECRET is not set on this server")
     body = request.get_data(cache=True)
-    failure = _verify(secret, body)
+    webhook_id = request.headers.get("X-Webhook-Id", "").strip()
+    if not WEBHOOK_ID_RE.fullmatch(webhook_id):
+        return json_error(400, "invalid_webhook_id", f"X-Webhook-Id is required: 1 to {MAX_ID_LEN} of A-Z a-z 0-9 _ -")
+    header_event = request.headers.get("X-Webhook-Event", "").strip()
+    if header_event and not EVENT_RE.fullmatch(header_event):
+        return json_error(400, "invalid_event", "X-Webhook-Event must be 1 to 64 of A-Z a-z 0-9 . _ -")
+    failure = _verify(secret, body, webhook_id, header_event)
     if failure is not None:
         return failure
+    timestamp = int(request.headers["X-Webhook-Timestamp"].strip())
 
     try:
         payload = json.loads(body)
@@ -85,13 +99,14 @@ def receive():  # type: ignore[no-untyped-def]
     if not isinstance(payload, dict):
         return json_error(400, "invalid_json", "The body must be a JSON object")
 
-    webhook_id = request.headers.get("X-Webhook-Id", "").strip()
-    if not webhook_id or len(webhook_id) > MAX_ID_LEN:
-        return json_error(400, "invalid_webhook_id", f"X-Webhook-Id is required (at most {MAX_ID_LEN} characters)")
-    event = request.headers.get("X-Webhook-Event") or payload.get("event") or ""
-    event = event.strip() if isinstance(event, str) else ""
-    if not event or len(event) > 64:
-        return json_error(400, "invalid_event", "X-Webhook-Event is required")
+    body_event = payload.get("event")
+    if body_event is not None and not (isinstance(body_event, str) and EVENT_RE.fullmatch(body_event)):
+        return json_error(400, "invalid_event", "event must be 1 to 64 of A-Z a-z 0-9 . _ -")
+    if body_event and header_event and body_event != header_event:
+        return json_error(400, "event_mismatch", "X-Webhook-Event and the body's event differ")
+    event = body_event or header_event
+    if not event:
+        return json_error(400, "invalid_event", "the event is required (body field event or X-Webhook-Event)")
     tenant_id = payload.get("tenant_id")
     if isinstance(tenant_id, int) and not isinstance(tenant_id, bool):
         tenant_id = str(tenant_id)
@@ -124,7 +139,7 @@ def receive():  # type: ignore[no-untyped-def]
         if not isinstance(state, str) or not state or len(state) > 32:
             db.session.rollback()
             return json_error(400, "invalid_state", "data.state is required")
-        event_time = datetime.fromtimestamp(int(request.headers["X-Webhook-Timestamp"]), UTC)
+        event_time = datetime.fromtimestamp(timestamp, UTC)
         status = _record_session_state(tenant_id, state, data, event_time)
     else:
         status = "ignored"  # recorded for de-duplication, nothing else to store

@@ -24,6 +24,13 @@ Check = Callable[[Plan], Iterator[Finding]]
 POSTGRES_PORT = 5432
 
 
+def _port_field(plan: Plan, svc: ServiceInstance) -> str:
+    """Where a service's port comes from: an explicit per-tenant port, else the service's base port."""
+    if len(svc.tenants) == 1 and plan.topology is Topology.per_port:
+        return f"topology.ports.{svc.tenants[0]}"
+    return f"services.{svc.spec_name}.port"
+
+
 def check_ports(plan: Plan) -> Iterator[Finding]:
     owners: dict[int, list[str]] = defaultdict(list)
     runs_here = [p.target.value for p in plugins_of(plan) if p.runner is not None]
@@ -36,11 +43,13 @@ def check_ports(plan: Plan) -> Iterator[Finding]:
                 "PORT_PRIVILEGED",
                 f"{svc.name}: port {svc.port} is privileged (below 1024): {', '.join(runs_here)} would need root "
                 "to listen or publish there; pick a port from 1024 up",
+                field=_port_field(plan, svc),
             )
         if svc.port == POSTGRES_PORT and plan.database.engine == "postgres" and runs_here:
             yield Finding(
                 "PORT_RESERVED",
                 f"{svc.name}: port {POSTGRES_PORT} is PostgreSQL's, which this environment uses as its database",
+                field=_port_field(plan, svc),
             )
     for port, names in sorted(owners.items()):
         if len(names) > 1:
@@ -59,7 +68,11 @@ def check_names(plan: Plan) -> Iterator[Finding]:
     known = {svc.name for svc in plan.services} | {svc.spec_name for svc in plan.services}
     for name, _ in plan.public_urls:
         if name not in known:
-            yield Finding("UNKNOWN_SERVICE", f"public_urls.{name}: no such service (known: {', '.join(sorted(known))})")
+            yield Finding(
+                "UNKNOWN_SERVICE",
+                f"public_urls.{name}: no such service (known: {', '.join(sorted(known))})",
+                field=f"public_urls.{name}",
+            )
 
 
 def _served_tenants(svc: ServiceInstance) -> set[str] | None:
@@ -191,11 +204,13 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
                     "SECRET_LITERAL",
                     f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under "
                     "`secrets` and give the value through the environment",
+                    field=f"services.{svc.spec_name}.env.{name}",
                 )
             elif has_url_credentials(value.value):
                 yield Finding(
                     "SECRET_LITERAL",
                     f"{svc.spec_name}.env.{name}: a URL with credentials in the spec; declare it under `secrets`",
+                    field=f"services.{svc.spec_name}.env.{name}",
                 )
 
 

@@ -17,7 +17,7 @@ def _problem(exc: ValidationError) -> str:
     return f"{field}: {first['msg']}"
 
 
-def read_manifest(out_dir: Path) -> Manifest:
+def read_manifest(out_dir: Path, hint: str = "render the output folder again") -> Manifest:
     """The manifest in `out_dir`; UserError naming the file and field when it is missing, foreign or bad."""
     path = out_dir / MANIFEST
     try:
@@ -31,7 +31,7 @@ def read_manifest(out_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as exc:
-        raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
+        raise UserError(f"{path}: {_problem(exc)}; {hint}") from None
 
 
 def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
@@ -52,4 +52,5 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
             raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
         return None
-    return read_manifest(out_dir)
+    # render itself cannot fix it: it never removes files on the word of a manifest it cannot trust
+    return read_manifest(out_dir, hint="it was not written by this deploytool; check it, delete it, then render")

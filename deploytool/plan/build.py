@@ -14,6 +14,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     RailwayPlan,
     Role,
     SecretRef,
@@ -168,6 +169,7 @@ def _web_instance(
         "OPS_API_KEY": SecretRef("OPS_API_KEY"),
         "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),
         "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
+        "TRUSTED_PROXIES": ProxyHops(),
     }
     if spec.topology.kind is Topology.shared:
         env["WHATSAPP_SERVER_URL"] = ServiceUrl(whatsapp[0].name)

@@ -72,7 +72,14 @@ class AuthRoot:
     service: str
 
 
-EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot
+@dataclass(frozen=True)
+class ProxyHops:
+    """How many reverse proxies stand in front of a service (flask's TRUSTED_PROXIES): 0 where clients
+    connect directly, 1 behind a cloud's edge. Trusting X-Forwarded-For without a proxy lets any client
+    pick the address the login throttle counts; not trusting it behind one locks everyone out at once."""
+
+
+EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops
 
 
 @dataclass(frozen=True)
@@ -124,9 +131,12 @@ class Finding:
     code: str
     message: str
     severity: Severity = "error"
+    field: str = ""  # dotted spec path the finding is about, when there is one (located by the pipeline)
+    where: str = ""  # file:line of that field, filled in by the pipeline from the loaded spec
 
     def __str__(self) -> str:
-        return f"{self.severity}[{self.code}]: {self.message}"
+        at = f"{self.where}: " if self.where else ""
+        return f"{self.severity}[{self.code}]: {at}{self.message}"
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ default_flow_style=False, width=120)`, about 10x faster for what deploytool writ
 PyYAML (even with libyaml) builds a node for every value in Python and resolves every scalar's tag: a
 quarter of a 1,000-service render. Generated documents are small trees of a few kinds of values, so
 this writes them directly and decides each distinct string's style once, with PyYAML's own rules
-(its scalar analysis and implicit resolvers). Anything outside that (non-ASCII or multi-line text, a line
-PyYAML would fold at 120 columns, a mapping inside a list, a key that is not a string) goes to PyYAML
-itself, so the output never depends on which path wrote it (tests/deploytool/test_yamltext.py).
+(its scalar analysis and implicit resolvers) and folds long lines where PyYAML does. Anything outside
+that (non-ASCII or multi-line text, a mapping inside a list, a key that is not a string or holds a
+space) goes to PyYAML itself, so the output never depends on which path wrote it
+(tests/deploytool/test_yamltext.py).
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ class _Styles:
                 return False
         return True
 
-    def spell(self, text: str, column: int) -> str:
-        """The spelling of `text` starting at `column`."""
+    def spell(self, text: str, column: int, indent: int) -> str:
+        """The spelling of `text` starting at `column`; folded lines continue at `indent`."""
         cached = self.cache.get(text)
         if cached is None:
             cached = self.cache[text] = self._spell(text)
-        if column + len(cached) > WIDTH and column + cached.rfind(" ") > WIDTH:
-            raise _Fallback  # PyYAML folds a line at a space past the width
+        if column + len(cached) > WIDTH and " " in cached:
+            return _fold(cached, column, indent)
         return cached
 
     def _spell(self, text: str) -> str:
@@ -64,9 +65,28 @@ class _Styles:
         return "'" + text.replace("'", "''") + "'"
 
 
-def _scalar(value: Any, styles: _Styles, column: int) -> str:
+def _fold(spelled: str, column: int, indent: int) -> str:
+    """PyYAML's folding of a long plain or single-quoted scalar: a lone space (not part of a run of
+    spaces, nor right inside a quote) reached past the width becomes a line break and `indent` spaces."""
+    quoted = spelled.startswith("'")
+    out: list[str] = []
+    start, base, last = 0, column, len(spelled) - 1
+    for at, char in enumerate(spelled):
+        if char != " " or (at > 0 and spelled[at - 1] == " ") or (at < last and spelled[at + 1] == " "):
+            continue
+        if quoted and at in (1, last - 1):
+            continue
+        if base + (at - start) > WIDTH:
+            out.append(spelled[start:at])
+            out.append("\n" + " " * indent)
+            start, base = at + 1, indent
+    out.append(spelled[start:])
+    return "".join(out)
+
+
+def _scalar(value: Any, styles: _Styles, column: int, indent: int) -> str:
     if isinstance(value, str):
-        return styles.spell(value, column)
+        return styles.spell(value, column, indent)
     if value is True:
         return "true"
     if value is False:
@@ -84,7 +104,9 @@ def _mapping(mapping: dict[Any, Any], indent: int, styles: _Styles, out: list[st
         if not isinstance(key, str) or len(key) >= 128:
             raise _Fallback
         value = mapping[key]
-        name = styles.spell(key, indent)
+        if " " in key:
+            raise _Fallback  # a simple key is never folded; keep the rules here simple
+        name = styles.spell(key, indent, indent)
         if isinstance(value, dict):
             if value:
                 out.append(f"{pad}{name}:\n")
@@ -97,11 +119,11 @@ def _mapping(mapping: dict[Any, Any], indent: int, styles: _Styles, out: list[st
                 for item in value:  # PyYAML's indentless sequence inside a mapping
                     if isinstance(item, (dict, list)):
                         raise _Fallback
-                    out.append(f"{pad}- {_scalar(item, styles, indent + 2)}\n")
+                    out.append(f"{pad}- {_scalar(item, styles, indent + 2, indent + 2)}\n")
             else:
                 out.append(f"{pad}{name}: []\n")
         else:
-            out.append(f"{pad}{name}: {_scalar(value, styles, indent + len(name) + 2)}\n")
+            out.append(f"{pad}{name}: {_scalar(value, styles, indent + len(name) + 2, indent + 2)}\n")
 
 
 def pyyaml_dump(document: Any) -> str:

@@ -64,8 +64,8 @@ class ComposeRunner:
     def up(
         self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
     ) -> list[ServiceStatus]:
-        compose.compose_up(out_dir, environ)
-        return [s for s in supervisor.status(out_dir) if s.name]
+        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s)
+        return supervisor.status(out_dir)
 
     def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
         return compose.compose_down(out_dir, environ, volumes=volumes)

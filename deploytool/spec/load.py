@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -32,6 +33,12 @@ class LoadedSpec:
     env_name: str
     root: Path  # folder of deploytool.yaml: service sources and outputs are relative to it
     files: tuple[Path, ...]
+    origins: dict[PathKey, Origin] = dataclass_field(default_factory=dict, compare=False, repr=False)
+
+    def locate(self, dotted: str) -> str:
+        """`file:line` of a spec field (the overlay when it set the field), or the spec file."""
+        origin = _nearest_origin(tuple(dotted.split(".")), self.origins)
+        return f"{origin.file}:{origin.line}" if origin else display(self.files[0])
 
 
 def environments_dir(spec_path: Path) -> Path:
@@ -71,7 +78,9 @@ def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
         spec = Spec.model_validate(merged)
     except ValidationError as exc:
         raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
-    return LoadedSpec(spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path))
+    return LoadedSpec(
+        spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path), origins=origins
+    )
 
 
 def display(path: Path) -> str:

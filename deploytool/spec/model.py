@@ -67,7 +67,7 @@ class Target(str, Enum):
 
 
 class ServiceSpec(Strict):
-    kind: ServiceKind
+    kind: ServiceKind = Field(description="What the service is: the Flask web app or a WhatsApp server.")
     source: str = Field(description="Folder of the service's code, relative to the spec file.")
     port: Port = Field(description="Listen port; for WhatsApp services the first port of the range.")
     health_path: str | None = Field("/health", description="Health endpoint; null disables healthchecks.")
@@ -76,7 +76,7 @@ class ServiceSpec(Strict):
     local_start: str | None = Field(None, description="Start command from the project root when run as a process.")
     pre_deploy: str | None = Field(None, description="Command run before each deploy (migrations).")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path inside `source`.")
-    replicas: int = Field(1, ge=1, le=200)
+    replicas: int = Field(1, ge=1, le=200, description="Copies of the web app; a WhatsApp server needs exactly 1.")
     volume: bool = Field(True, description="Keep WhatsApp sessions on a persistent volume.")
     driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
     max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
@@ -99,8 +99,8 @@ class ServiceSpec(Strict):
 
 
 class TenantRange(Strict):
-    start: int = Field(ge=0, alias="from")
-    end: int = Field(ge=0, alias="to")
+    start: int = Field(ge=0, alias="from", description="First tenant id (a number).")
+    end: int = Field(ge=0, alias="to", description="Last tenant id, included (at most 100,000 in a range).")
 
     @model_validator(mode="after")
     def _ordered(self) -> TenantRange:
@@ -123,24 +123,30 @@ Tenants = Annotated[
 
 
 class TopologySpec(Strict):
-    kind: Topology = Topology.shared
+    kind: Topology = Field(
+        Topology.shared, description="per-port: a process per tenant; shared: one; sharded: pinned shards."
+    )
     max_tenants_per_shard: int = Field(50, ge=1, description="sharded: tenants per shard at most.")
     shards: int | None = Field(None, ge=1, description="sharded: minimum number of shards.")
     ports: dict[TenantId, Port] = Field(default_factory=dict, description="per-port: explicit tenant ports.")
 
 
 class DatabaseSpec(Strict):
-    engine: Literal["postgres", "sqlite"] = "postgres"
-    name: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    user: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    password_secret: str = Field("POSTGRES_PASSWORD", pattern=ENV_VAR_PATTERN)
+    engine: Literal["postgres", "sqlite"] = Field(
+        "postgres", description="postgres (compose runs one; Railway's plugin) or sqlite (local only)."
+    )
+    name: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Database name.")
+    user: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Database user.")
+    password_secret: str = Field(
+        "POSTGRES_PASSWORD", pattern=ENV_VAR_PATTERN, description="Secret holding the compose database's password."
+    )
 
 
 class RailwaySpec(Strict):
     repo: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name Railway builds from."
     )
-    branch: str = "main"
+    branch: str = Field("main", description="Git branch Railway deploys.")
     environment: str | None = Field(None, description="Railway environment name (default: the env name).")
     legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
 
@@ -148,13 +154,19 @@ class RailwaySpec(Strict):
 class Spec(Strict):
     """One environment's resolved spec (base file + overlay)."""
 
-    project: str = Field(pattern=SERVICE_NAME_PATTERN)
-    stage: Stage = Stage.production
-    services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec]
-    database: DatabaseSpec = DatabaseSpec()
+    project: str = Field(pattern=SERVICE_NAME_PATTERN, description="Project name: lowercase letters, digits, dashes.")
+    stage: Stage = Field(
+        Stage.production, description="development allows WhatsApp services without a volume (APP_ENV)."
+    )
+    services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec] = Field(
+        description="The services, by name: one flask and one whatsapp."
+    )
+    database: DatabaseSpec = Field(DatabaseSpec(), description="The environment's database.")
     tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
-    topology: TopologySpec = TopologySpec()
-    targets: list[Target] = Field(default_factory=lambda: [Target.local, Target.compose])
+    topology: TopologySpec = Field(TopologySpec(), description="How tenants map to WhatsApp processes.")
+    targets: list[Target] = Field(
+        default_factory=lambda: [Target.local, Target.compose], description="Where the artifacts go."
+    )
     secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
         default_factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
         description="Names of secrets; their values never live in the spec.",
@@ -163,7 +175,7 @@ class Spec(Strict):
     public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/[^\s@]*)?$")]] = Field(
         default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
     )
-    railway: RailwaySpec = RailwaySpec()
+    railway: RailwaySpec = Field(RailwaySpec(), description="Railway settings (railway target).")
 
     @field_validator("tenants")
     @classmethod

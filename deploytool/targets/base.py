@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from deploytool.plan.model import EnvValue, Finding, Plan, ServiceInstance
@@ -51,3 +52,26 @@ class TargetPlugin(ABC):
     def process(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> ManifestProcess | None:
         """How a local runner starts `svc` (command, plain variables), when this target's output runs as processes."""
         return None
+
+
+def build_source_findings(plan: Plan, root: Path) -> Iterator[Finding]:
+    """For targets that build images from the user's folders: each service's source folder exists and
+    holds the Dockerfile the spec names (a spec for another project with empty folders must not pass)."""
+    seen: set[str] = set()
+    for svc in plan.services:
+        if svc.spec_name in seen:
+            continue
+        seen.add(svc.spec_name)
+        where = f"services.{svc.spec_name}"
+        if not (root / svc.source).is_dir():
+            yield Finding(
+                "SOURCE_MISSING",
+                f"{where}.source: folder {svc.source!r} does not exist (the build context)",
+                field=f"{where}.source",
+            )
+        elif not (root / svc.source / svc.dockerfile).is_file():
+            yield Finding(
+                "DOCKERFILE_MISSING",
+                f"{where}.dockerfile: {svc.source}/{svc.dockerfile} does not exist",
+                field=f"{where}.dockerfile" if svc.dockerfile != "Dockerfile" else f"{where}.source",
+            )

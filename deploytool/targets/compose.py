@@ -1,4 +1,4 @@
-"""The `compose` target: docker-compose.yml + env/compose/*.env, checked by Compose's schema and binary.
+"""The `compose` target: docker-compose.yml (every variable inline), checked by its typed shape and Compose v2.
 
 Built as data and dumped with sorted keys. Its consumers: the Compose Specification schema (under its
 own draft), cross references the schema cannot see, and the real Compose v2 binary (`config -q`).
@@ -27,6 +27,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     Role,
     SecretRef,
     ServiceInstance,
@@ -37,7 +38,7 @@ from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
 from deploytool.spec.model import Target
-from deploytool.targets.base import TargetPlugin
+from deploytool.targets.base import TargetPlugin, build_source_findings
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 HEALTH_TIMING = {"interval": "5s", "timeout": "3s", "retries": 20, "start_period": "10s"}
@@ -98,6 +99,8 @@ class ComposeTarget(TargetPlugin):
             return value.spell(lambda service: compose_url(plan, service))
         if isinstance(value, AuthRoot):
             return CONTAINER_AUTH_ROOT
+        if isinstance(value, ProxyHops):
+            return "0"  # ports are published straight from the container
         if isinstance(value, DatabaseUrl):
             db = plan.database
             if db.engine != "postgres":
@@ -140,12 +143,13 @@ class ComposeTarget(TargetPlugin):
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
+        findings: list[Finding] = list(build_source_findings(plan, ctx.root))
         document = compose.document
         if document is None:  # an artifact from elsewhere (a plugin, a test): read it as Compose would
             import yaml
 
             document = yaml.load(compose.content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        findings = list(shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE))
+        findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
         findings += check_compose_document(document)
         if deep:
             secrets = [*plan.secrets, plan.database.password_secret]

@@ -16,6 +16,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     SecretRef,
     ServiceInstance,
     ServiceUrl,
@@ -56,6 +57,8 @@ class LocalTarget(TargetPlugin):
             return value.spell(lambda service: local_url(plan, service))
         if isinstance(value, AuthRoot):
             return f"{ctx.out_rel}/.run/data/{value.service}"
+        if isinstance(value, ProxyHops):
+            return "0"  # browsers connect to the process directly
         return None  # SecretRef, DatabaseUrl: injected by the runner from its environment
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
@@ -72,6 +75,7 @@ class LocalTarget(TargetPlugin):
                     "NO_START_COMMAND",
                     f"services.{svc.spec_name}: no local_start or start command, so the local target cannot run "
                     f"{svc.name}",
+                    field=f"services.{svc.spec_name}",
                 )
 
     def hosts(self, plan: Plan, svc: ServiceInstance) -> tuple[str, ...] | None:

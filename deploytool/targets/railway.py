@@ -25,6 +25,7 @@ from deploytool.plan.model import (
     Finding,
     Plain,
     Plan,
+    ProxyHops,
     Role,
     SecretRef,
     ServiceInstance,
@@ -34,7 +35,7 @@ from deploytool.plan.model import (
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.templating import pyrepr, render_template
 from deploytool.spec.model import Target
-from deploytool.targets.base import TargetPlugin
+from deploytool.targets.base import TargetPlugin, build_source_findings
 
 RAILWAY_FILE = ".railway/railway.py"  # inside the environment's output folder
 RAILWAY_SCHEMA_URL = "https://railway.com/railway.schema.json"
@@ -43,6 +44,8 @@ LEGACY_WARNING = (
     "and new services cannot use them; .railway/railway.py is the supported output"
 )
 DATABASE_REFERENCE = "${{Postgres.DATABASE_URL}}"
+# The one health endpoint both services implement (flask_service/health.py, node_service/src/http.js).
+SERVICE_HEALTH_PATH = "/health"
 _VOLUME_LINE = re.compile(r"^\s*VOLUME\b", re.IGNORECASE | re.MULTILINE)
 
 
@@ -92,6 +95,8 @@ class RailwayTarget(TargetPlugin):
             return value.spell(railway_url)
         if isinstance(value, AuthRoot):
             return CONTAINER_AUTH_ROOT
+        if isinstance(value, ProxyHops):
+            return "1"  # Railway's edge proxy sets X-Forwarded-For
         if isinstance(value, DatabaseUrl):
             return DATABASE_REFERENCE
         raise TypeError(value)
@@ -247,26 +252,30 @@ def check_railway_graph(plan: Plan, graph: dict[str, Any]) -> Iterator[Finding]:
 
 def builder_findings(plan: Plan, root: Path) -> Iterator[Finding]:
     """Rules of Railway's builder that only show on a real deploy, checked on the user's folders."""
+    yield from build_source_findings(plan, root)
     if not plan.railway.repo:
-        yield Finding("RAILWAY_REPO", "railway.repo: not set; Railway builds each service from this GitHub repository")
+        yield Finding(
+            "RAILWAY_REPO",
+            "railway.repo: not set; Railway builds each service from this GitHub repository",
+            field="railway",
+        )
     seen: set[str] = set()
     for svc in plan.services:
         if svc.spec_name in seen:
             continue
         seen.add(svc.spec_name)
         where = f"services.{svc.spec_name}"
-        folder = root / svc.source
-        if not folder.is_dir():
+        if svc.role in (Role.web, Role.whatsapp) and svc.health_path not in (None, SERVICE_HEALTH_PATH):
             yield Finding(
-                "RAILWAY_SOURCE", f"{where}.source: folder {svc.source!r} does not exist (Railway root directory)"
+                "RAILWAY_HEALTH_PATH",
+                f"{where}.health_path: {svc.health_path!r} is not {SERVICE_HEALTH_PATH}, the only health endpoint "
+                f"the {'flask' if svc.role is Role.web else 'whatsapp'} service implements; Railway would poll a "
+                "path that answers 404 and never take the deployment live",
             )
-            continue
-        dockerfile = folder / svc.dockerfile
         try:
-            text = dockerfile.read_text(encoding="utf-8", errors="replace")
+            text = (root / svc.source / svc.dockerfile).read_text(encoding="utf-8", errors="replace")
         except OSError:
-            yield Finding("RAILWAY_DOCKERFILE", f"{where}.dockerfile: {svc.source}/{svc.dockerfile} does not exist")
-            continue
+            continue  # missing folders and Dockerfiles are reported by build_source_findings
         if _VOLUME_LINE.search(text):
             yield Finding(
                 "RAILWAY_DOCKERFILE_VOLUME",

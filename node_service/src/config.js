@@ -1,4 +1,4 @@
-// Reads and validates the environment (see shared/design/contract.md).
+// Reads and validates the environment (see docs/contract.md).
 // Any problem is a ConfigError: server.js prints it and exits 1 instead of
 // starting half-configured.
 import path from 'node:path';

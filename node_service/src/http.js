@@ -8,6 +8,9 @@ import { ApiError } from './errors.js';
 import { TENANT_ID_RE } from './config.js';
 
 const BODY_LIMIT = 256 * 1024;
+// What a refused upload may still send after its 413, before the socket is closed under it anyway.
+const DISCARD_LIMIT = 64 * 1024 * 1024;
+const DISCARD_MS = 10000;
 
 function send(res, status, body, headers = {}) {
   if (res.headersSent) return;
@@ -22,24 +25,69 @@ function send(res, status, body, headers = {}) {
   res.end(payload);
 }
 
+function tooLarge() {
+  return new ApiError(413, 'body_too_large', `request body exceeds ${BODY_LIMIT} bytes`, { connection: 'close' });
+}
+
+// Rejects with 413 as soon as the body is known to be too large; refuseBody() deals with the rest.
 function readBody(req) {
   return new Promise((resolve, reject) => {
+    if (Number(req.headers['content-length']) > BODY_LIMIT) return reject(tooLarge());
     const chunks = [];
     let size = 0;
-    const tooLarge = () => new ApiError(413, 'body_too_large', `request body exceeds ${BODY_LIMIT} bytes`);
-    req.on('data', (c) => {
+    const onData = (c) => {
       size += c.length;
-      // Past the limit keep draining (so the client can read our 413), but not forever.
-      if (size > BODY_LIMIT * 16) {
+      if (size > BODY_LIMIT) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.pause();
         reject(tooLarge());
-        req.destroy();
-      } else if (size <= BODY_LIMIT) {
+      } else {
         chunks.push(c);
       }
-    });
-    req.on('end', () => (size > BODY_LIMIT ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    };
+    const onEnd = () => resolve(Buffer.concat(chunks).toString('utf8'));
+    req.on('data', onData);
+    req.on('end', onEnd);
     req.on('error', reject);
   });
+}
+
+// A client that is still uploading often reads nothing until it has sent everything, and closing the
+// socket while its data is unread makes the kernel answer with a reset that also wipes our response
+// from the client's buffers. So the 413 goes out at once (clients that read early stop sending), the
+// rest of the body is read and thrown away, and the socket is closed once the client is done: within
+// DISCARD_LIMIT / DISCARD_MS, so a client that never stops cannot hold the connection forever.
+function refuseBody(req, res, err) {
+  if (res.headersSent) return;
+  const payload = JSON.stringify({ error: err.code, message: err.message });
+  res.writeHead(err.status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'content-length': Buffer.byteLength(payload),
+    ...err.headers,
+  });
+  res.write(payload);
+  let discarded = 0;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    res.end();
+  };
+  const onData = (c) => {
+    discarded += c.length;
+    if (discarded > DISCARD_LIMIT) finish();
+  };
+  const timer = setTimeout(finish, DISCARD_MS);
+  req.on('data', onData);
+  req.once('end', finish);
+  req.once('close', finish);
+  if (req.readableEnded || req.destroyed) finish();
+  else req.resume();
 }
 
 async function jsonBody(req) {
@@ -219,7 +267,9 @@ export function createHttpServer({ config, manager, log }) {
       const [status, body, headers] = await hit.r.handler(params, req, url);
       send(res, status, body, headers);
     } catch (err) {
-      if (err instanceof ApiError) {
+      if (err instanceof ApiError && err.code === 'body_too_large') {
+        refuseBody(req, res, err);
+      } else if (err instanceof ApiError) {
         send(res, err.status, { error: err.code, message: err.message, ...err.extra }, err.headers);
       } else {
         log.error({ err: err.message, stack: err.stack, method: req.method, path: url.pathname }, 'unhandled error');

@@ -4,8 +4,11 @@
 // means the receiver rejected the event and retrying would not change that.
 import crypto from 'node:crypto';
 
-export function sign(secret, timestamp, rawBody) {
-  return 'sha256=' + crypto.createHmac('sha256', secret).update(`${timestamp}.${rawBody}`).digest('hex');
+// Everything the receiver acts on is signed: the id (it de-duplicates on it), the event name and the
+// body. The id (a UUID) has no "." and the event name no "{", so nothing can be moved between the
+// id, the event and the JSON body without breaking the signature.
+export function sign(secret, timestamp, id, event, rawBody) {
+  return 'sha256=' + crypto.createHmac('sha256', secret).update(`${timestamp}.${id}.${event}.${rawBody}`).digest('hex');
 }
 
 export class WebhookDispatcher {
@@ -74,7 +77,7 @@ export class WebhookDispatcher {
             'x-webhook-id': item.id,
             'x-webhook-event': item.event,
             'x-webhook-timestamp': String(ts),
-            'x-webhook-signature': sign(this.secret, ts, item.body),
+            'x-webhook-signature': sign(this.secret, ts, item.id, item.event, item.body),
             'user-agent': 'node_service-webhook/1',
           },
           body: item.body,

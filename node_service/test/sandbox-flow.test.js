@@ -10,7 +10,8 @@ const SECRET = 'whsec-test';
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 function verify(headers, raw, secret = SECRET) {
-  const expected = 'sha256=' + crypto.createHmac('sha256', secret).update(`${headers['x-webhook-timestamp']}.${raw}`).digest('hex');
+  const signed = `${headers['x-webhook-timestamp']}.${headers['x-webhook-id']}.${headers['x-webhook-event']}.${raw}`;
+  const expected = 'sha256=' + crypto.createHmac('sha256', secret).update(signed).digest('hex');
   const got = String(headers['x-webhook-signature'] || '');
   return got.length === expected.length && crypto.timingSafeEqual(Buffer.from(got), Buffer.from(expected));
 }
@@ -116,6 +117,9 @@ test('connect -> QR (real PNG) -> scan -> connected -> send -> outbox -> inbound
   assert.ok(!verify(msgHook.headers, msgHook.raw.replace('quero', 'QUERO')), 'tampered body fails verification');
   assert.ok(!verify(msgHook.headers, msgHook.raw, 'other-secret'), 'wrong secret fails verification');
   assert.ok(!verify({ ...msgHook.headers, 'x-webhook-timestamp': '1' }, msgHook.raw), 'changed timestamp fails verification');
+  assert.ok(!verify({ ...msgHook.headers, 'x-webhook-event': 'session.status' }, msgHook.raw), 'changed event fails verification');
+  assert.ok(!verify({ ...msgHook.headers, 'x-webhook-id': crypto.randomUUID() }, msgHook.raw), 'changed id fails verification');
+  assert.equal(msgHook.headers['x-webhook-event'], msgHook.json.event, 'the header repeats the signed body event');
 
   // session.status events were signed too and describe the transitions.
   const states = hook.received.filter((r) => r.json.event === 'session.status').map((r) => r.json.data.state);

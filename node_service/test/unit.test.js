@@ -24,11 +24,15 @@ test('toJid normalises phone numbers and rejects junk', () => {
   }
 });
 
-test('webhook signature is HMAC-SHA256 over "<timestamp>.<body>"', () => {
-  const body = '{"event":"x"}';
-  const expected = crypto.createHmac('sha256', 'k').update(`123.${body}`).digest('hex');
-  assert.equal(sign('k', 123, body), `sha256=${expected}`);
-  assert.notEqual(sign('k', 124, body), sign('k', 123, body));
+test('webhook signature is HMAC-SHA256 over "<timestamp>.<id>.<event>.<body>"', () => {
+  const body = '{"event":"session.status"}';
+  const id = '0b5c6f0e-8d4e-4a43-9a51-2f1f3d0f6a11';
+  const expected = crypto.createHmac('sha256', 'k').update(`123.${id}.session.status.${body}`).digest('hex');
+  assert.equal(sign('k', 123, id, 'session.status', body), `sha256=${expected}`);
+  const base = sign('k', 123, id, 'session.status', body);
+  assert.notEqual(sign('k', 124, id, 'session.status', body), base, 'timestamp is signed');
+  assert.notEqual(sign('k', 123, id.replace('0b', '0c'), 'session.status', body), base, 'id is signed');
+  assert.notEqual(sign('k', 123, id, 'message.received', body), base, 'event is signed');
 });
 
 test('lock: exclusive per live process, stale pid taken over, released only by owner', async () => {

@@ -50,7 +50,8 @@ test('retry on 500 keeps X-Webhook-Id and per-tenant order; 4xx is not retried; 
   assert.notEqual(t1[3].headers['x-webhook-id'], ids[0], 'a new event has a new id');
   assert.equal(new Set(t1.slice(0, 3).map((r) => r.raw)).size, 1, 'same body bytes across retries');
   for (const r of t1) {
-    const sig = 'sha256=' + crypto.createHmac('sha256', 'sec').update(`${r.headers['x-webhook-timestamp']}.${r.raw}`).digest('hex');
+    const signed = `${r.headers['x-webhook-timestamp']}.${r.headers['x-webhook-id']}.${r.headers['x-webhook-event']}.${r.raw}`;
+    const sig = 'sha256=' + crypto.createHmac('sha256', 'sec').update(signed).digest('hex');
     assert.equal(r.headers['x-webhook-signature'], sig, 'each attempt is signed');
   }
 

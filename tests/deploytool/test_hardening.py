@@ -102,7 +102,8 @@ def test_local_service_without_a_start_command_is_a_finding(make_project, capsys
     for command in ("validate", "render"):
         assert main(["--spec", str(spec), command, "dev"]) == 1
         out = capsys.readouterr().out
-        assert "error[NO_START_COMMAND]: services.whatsapp: no local_start or start command" in out
+        assert "error[NO_START_COMMAND]: " in out and "deploytool.yaml:12: services.whatsapp" in out
+        assert ": services.whatsapp: no local_start or start command" in out
     assert main(["--spec", str(spec), "show", "dev"]) == 0
 
 
@@ -198,3 +199,13 @@ def test_a_failing_up_masks_the_database_password(tmp_path):
         up(folder.out, folder.environ, deadline_s=10)
     assert "cannot reach postgresql://app:***@127.0.0.1/app" in str(failed.value)
     assert "db-Secret-77" not in str(failed.value)
+
+
+def test_a_project_with_empty_service_folders_does_not_validate(make_project, capsys):
+    """A spec for another app (acme-chat) whose folders hold no Dockerfile validated: compose builds them."""
+    spec = make_project({"dev": "targets: [compose]\n"}, sources=False)
+    (spec.parent / "flask_service").mkdir()
+    assert main(["--spec", str(spec), "validate", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "error[DOCKERFILE_MISSING]" in out and "services.web.dockerfile: flask_service/Dockerfile" in out
+    assert "error[SOURCE_MISSING]" in out and "deploytool.yaml:" in out and "services.whatsapp.source" in out

@@ -335,7 +335,8 @@ def test_the_old_context_switching_file_fails_validation():
     codes = {f.code for f in check_railway_graph(staging, graph)}
     assert "RAILWAY_GRAPH" in codes
     prod = rendered_repo("prod").plan
-    assert list(check_railway_graph(prod, graph)) == []  # it was only ever right for production
+    layout = [f for f in check_railway_graph(prod, graph) if "missing" in f.message or "does not have" in f.message]
+    assert layout == []  # its layout was only ever right for production
 
 
 def test_railway_file_refuses_a_context_for_another_environment(tmp_path):

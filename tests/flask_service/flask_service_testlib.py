@@ -33,11 +33,17 @@ APP_ENV_VARS = (
     "WEBHOOK_SECRET",
     "OPS_API_KEY",
     "WHATSAPP_TIMEOUT_S",
+    "TRUSTED_PROXIES",
+    "WHATSAPP_CONNECT_TIMEOUT_S",
+    "WHATSAPP_BREAKER_FAILURES",
+    "WHATSAPP_BREAKER_COOLDOWN_S",
 )
 
 NODE_KEY = "node-key-5f1c2a"
 OPS_KEY = "ops-key-9b7e41"
 WEBHOOK_SECRET = "webhook-secret-3d8a"
+# passes the production SECRET_KEY check (length and variety), like deploytool's token_urlsafe(32) values
+STRONG_SECRET_KEY = "test-only-Zq8wX3vN7pL2mK9rT4yB6cD1fG5hJ0sA"
 PG_SKIP_REASON = (
     "TEST_DATABASE_URL is not set; set it (e.g. postgresql://postgres@127.0.0.1:5432/test)"
     " to run the PostgreSQL variant"
@@ -143,6 +149,14 @@ def login(client: Any, username: str, password: str):  # type: ignore[no-untyped
     return client.post("/login", data={"username": username, "password": password, "csrf_token": token})
 
 
+def logout(client: Any):  # type: ignore[no-untyped-def]
+    """Press the page's "Log out" button (a POST carrying the form's CSRF token)."""
+    page = client.get("/dashboard").get_data(as_text=True)
+    form = re.search(r'<form method="post" action="/logout".*?</form>', page, re.S)
+    assert form, "the page has no logout form"
+    return client.post("/logout", data={"csrf_token": csrf_from(form.group(0))})
+
+
 class FakeNode:
     """A tiny HTTP server following the node_service contract for the endpoints flask calls.
 
@@ -156,7 +170,7 @@ class FakeNode:
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     )
 
-    def __init__(self, api_key: str = NODE_KEY) -> None:
+    def __init__(self, api_key: str = NODE_KEY, port: int = 0) -> None:
         self.api_key = api_key
         self.behaviour: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []
@@ -227,7 +241,7 @@ class FakeNode:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

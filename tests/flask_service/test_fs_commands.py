@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from flask_service_testlib import free_port, subprocess_env
+from flask_service_testlib import STRONG_SECRET_KEY, free_port, subprocess_env
 
 from flask_service.__main__ import main as cli_main
 
@@ -42,9 +42,17 @@ def test_serve_without_secret_key_in_production_exits_cleanly(tmp_path: Path) ->
     assert len(lines) == 1 and "SECRET_KEY" in lines[0], result.stderr
 
 
+def test_serve_with_a_blank_secret_key_in_production_exits_cleanly(tmp_path: Path) -> None:
+    result = run(["serve"], tmp_path, timeout=30, PORT=str(free_port()), SECRET_KEY=" ")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "SECRET_KEY is too weak" in lines[0], result.stderr
+
+
 def test_serve_with_malformed_tenant_urls_exits_cleanly(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SECRET_KEY", "s")
+    monkeypatch.setenv("SECRET_KEY", STRONG_SECRET_KEY)
     monkeypatch.setenv("WHATSAPP_TENANT_URLS", "{1: nope}")
     assert cli_main(["serve"]) == 2
     lines = error_lines(capsys.readouterr().err)
@@ -144,7 +152,7 @@ def test_gunicorn_serves_the_wsgi_app(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [gunicorn_bin(), "--no-control-socket", "--bind", f"[::]:{port}", "--workers", "1", "flask_service.wsgi:app"],
         cwd=tmp_path,
-        env=subprocess_env(SECRET_KEY="s", DATABASE_URL=db_url),
+        env=subprocess_env(SECRET_KEY=STRONG_SECRET_KEY, DATABASE_URL=db_url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

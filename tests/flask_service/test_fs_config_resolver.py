@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
+from flask_service_testlib import STRONG_SECRET_KEY
 
 from flask_service.config import ConfigError, load_config, normalize_database_url, redact_url
 from flask_service.resolver import UnknownTenant, resolve_base_url
 
 
 def resolver_for(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    cfg = load_config({"SECRET_KEY": "s", **env})
+    cfg = load_config({"SECRET_KEY": STRONG_SECRET_KEY, **env})
     return lambda tenant: resolve_base_url(tenant, cfg["WHATSAPP_TENANT_URLS"], cfg["WHATSAPP_SERVER_URL"])
 
 
@@ -58,7 +60,7 @@ def test_no_whatsapp_env_means_every_tenant_is_unknown() -> None:
 )
 def test_malformed_tenant_urls_are_a_clear_config_error(raw: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_config({"SECRET_KEY": "s", "WHATSAPP_TENANT_URLS": raw})
+        load_config({"SECRET_KEY": STRONG_SECRET_KEY, "WHATSAPP_TENANT_URLS": raw})
     assert "WHATSAPP_TENANT_URLS" in str(info.value)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
@@ -70,12 +72,38 @@ def test_secret_key_is_required_outside_development() -> None:
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_config({"APP_ENV": "production"})
     assert load_config({"APP_ENV": "development"})["SECRET_KEY"]
-    assert load_config({"SECRET_KEY": "abc"})["SECRET_KEY"] == "abc"
+    assert load_config({"SECRET_KEY": STRONG_SECRET_KEY})["SECRET_KEY"] == STRONG_SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [" ", "abc", "change-me", "x" * 64, "ab" * 40, "0123456" * 10, " " * 40, STRONG_SECRET_KEY[:31]],
+)
+def test_weak_secret_key_is_refused_in_production_without_echoing_it(weak: str) -> None:
+    for env in ({}, {"APP_ENV": "production"}):
+        with pytest.raises(ConfigError, match="SECRET_KEY is too weak") as info:
+            load_config({**env, "SECRET_KEY": weak})
+        if weak.strip():
+            assert weak not in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_weak_secret_key_is_fine_in_development_and_for_maintenance_commands() -> None:
+    assert load_config({"APP_ENV": "development", "SECRET_KEY": " "})["SECRET_KEY"] == " "
+    assert load_config({"SECRET_KEY": "x"}, require_secret=False)["SECRET_KEY"] == "x"
+
+
+def test_generated_secret_keys_pass_the_production_check() -> None:
+    # deploytool writes secrets.token_urlsafe(32); token_hex(32) is the other common recipe
+    for _ in range(500):
+        for key in (secrets.token_urlsafe(32), secrets.token_hex(32)):
+            assert load_config({"SECRET_KEY": key})["SECRET_KEY"] == key
+    assert load_config({"SECRET_KEY": "k" * 25 + "0123456"})["SECRET_KEY"]  # 32 chars, 8 distinct
 
 
 def test_database_url_defaults_and_normalisation(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
-    cfg = load_config({"SECRET_KEY": "s"})
+    cfg = load_config({"SECRET_KEY": STRONG_SECRET_KEY})
     assert cfg["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path.resolve()}/instance/flask_service.sqlite3"
     assert normalize_database_url("postgres://u:p@h:5432/d") == "postgresql+psycopg://u:p@h:5432/d"
     assert normalize_database_url("postgresql://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
@@ -92,7 +120,7 @@ def test_redact_url_hides_passwords() -> None:
 
 
 def test_timeout_default_and_validation() -> None:
-    assert load_config({"SECRET_KEY": "s"})["WHATSAPP_TIMEOUT_S"] == 5
-    assert load_config({"SECRET_KEY": "s", "WHATSAPP_TIMEOUT_S": "0.5"})["WHATSAPP_TIMEOUT_S"] == 0.5
+    assert load_config({"SECRET_KEY": STRONG_SECRET_KEY})["WHATSAPP_TIMEOUT_S"] == 5
+    assert load_config({"SECRET_KEY": STRONG_SECRET_KEY, "WHATSAPP_TIMEOUT_S": "0.5"})["WHATSAPP_TIMEOUT_S"] == 0.5
     with pytest.raises(ConfigError, match="WHATSAPP_TIMEOUT_S"):
-        load_config({"SECRET_KEY": "s", "WHATSAPP_TIMEOUT_S": "soon"})
+        load_config({"SECRET_KEY": STRONG_SECRET_KEY, "WHATSAPP_TIMEOUT_S": "soon"})

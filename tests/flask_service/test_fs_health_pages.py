@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask_service_testlib import FakeNode, add_user, create_app, csrf_from, db, free_port, login
+from flask_service_testlib import FakeNode, add_user, create_app, csrf_from, db, free_port, login, logout
 from sqlalchemy import select
 
 from flask_service.models import Message
@@ -42,7 +42,7 @@ def test_login_with_good_and_bad_password(make_app) -> None:  # type: ignore[no-
     assert good.status_code == 302
     assert good.headers["Location"].endswith("/connect")
     assert client.get("/dashboard").status_code == 200
-    client.get("/logout")
+    logout(client)
     assert client.get("/dashboard").status_code == 302
 
 
@@ -67,7 +67,7 @@ def test_login_next_is_only_followed_to_local_paths(make_app) -> None:  # type: 
         "/login", data={"username": "lia", "password": "pw", "csrf_token": token, "next": "https://evil.example/"}
     )
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/connect")
-    client.get("/logout")
+    logout(client)
     token = csrf_from(client.get("/login").get_data(as_text=True))
     resp = client.post("/login", data={"username": "lia", "password": "pw", "csrf_token": token, "next": "/dashboard"})
     assert resp.headers["Location"].endswith("/dashboard")

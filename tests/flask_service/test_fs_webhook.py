@@ -27,12 +27,13 @@ def deliver(
 ):  # type: ignore[no-untyped-def]
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     timestamp = str(int(time.time()) if ts is None else ts)
+    webhook_id = webhook_id or str(uuid.uuid4())
     headers = {
         "Content-Type": "application/json",
-        "X-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Webhook-Id": webhook_id,
         "X-Webhook-Event": event,
         "X-Webhook-Timestamp": timestamp,
-        "X-Webhook-Signature": signature if signature is not None else sign(secret, timestamp, body),
+        "X-Webhook-Signature": signature if signature is not None else sign(secret, timestamp, webhook_id, event, body),
     }
     return client.post("/webhook/whatsapp", data=body, headers=headers)
 
@@ -129,7 +130,7 @@ def test_signature_covers_the_raw_body(make_app) -> None:  # type: ignore[no-unt
             "X-Webhook-Id": "t1",
             "X-Webhook-Event": "message.received",
             "X-Webhook-Timestamp": ts,
-            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, signed),
+            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, "t1", "message.received", signed),
             "Content-Type": "application/json",
         },
     )
@@ -143,7 +144,7 @@ def test_signature_covers_the_raw_body(make_app) -> None:  # type: ignore[no-unt
             "X-Webhook-Id": "t2",
             "X-Webhook-Event": "message.received",
             "X-Webhook-Timestamp": ts,
-            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, signed),
+            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, "t2", "message.received", signed),
             "Content-Type": "application/json",
         },
     )
@@ -204,7 +205,7 @@ def test_missing_webhook_id_is_400(make_app) -> None:  # type: ignore[no-untyped
         headers={
             "X-Webhook-Event": "message.received",
             "X-Webhook-Timestamp": ts,
-            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, body),
+            "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, "", "message.received", body),
         },
     )
     assert resp.status_code == 400
@@ -254,3 +255,84 @@ def test_oversized_body_and_wrong_method_are_json_4xx(make_app) -> None:  # type
     assert big.status_code == 413 and big.get_json()["error"]
     get = client.get("/webhook/whatsapp")
     assert get.status_code == 405 and get.get_json()["error"] == "method_not_allowed"
+
+
+def replay(client, sent, body: bytes, **changed: str):  # type: ignore[no-untyped-def]
+    """Send a captured delivery again, with some headers changed and the signature kept."""
+    headers = {k: v for k, v in sent.request.headers.items() if k.startswith("X-Webhook-")}
+    headers.update({k.replace("_", "-"): v for k, v in changed.items()})
+    return client.post("/webhook/whatsapp", data=body, headers=headers)
+
+
+def test_event_and_id_headers_are_signed(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    client = app.test_client()
+    # an event the receiver only records, carrying what looks like a message
+    payload = {"event": "contacts.update", **inbound(message_id="SMUGGLED")}
+    body = json.dumps(payload).encode()
+    first = deliver(client, "contacts.update", body, webhook_id="orig-1")
+    assert first.status_code == 200 and first.get_json()["status"] == "ignored"
+    assert replay(client, first, body).get_json() == {"status": "duplicate"}
+
+    for changed in (
+        {"X_Webhook_Event": "message.received"},
+        {"X_Webhook_Event": "message.received", "X_Webhook_Id": "orig-2"},
+        {"X_Webhook_Id": "orig-3"},
+        {"X_Webhook_Event": ""},
+    ):
+        resp = replay(client, first, body, **changed)
+        assert resp.status_code == 401, (changed, resp.get_data(as_text=True))
+        assert resp.get_json()["error"] == "invalid_signature"
+    assert count(app, Message) == 0
+    assert count(app, WebhookEvent) == 1
+
+
+def test_header_event_must_match_the_signed_body_event(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    payload = {"event": "contacts.update", **inbound(message_id="MISMATCH")}
+    resp = deliver(app.test_client(), "message.received", payload)  # correctly signed, contradicting itself
+    assert resp.status_code == 400 and resp.get_json()["error"] == "event_mismatch"
+    assert count(app, Message) == 0
+    assert count(app, WebhookEvent) == 0
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "9" * 400,
+        "1" * 13,
+        "+{now}",
+        "{now}.0",
+        "1_{now}",
+        "-{now}",
+        "0x10",
+        "1e9",
+        "\u0661\u0667\u0660\u0660",
+        "{now}abc",
+    ],
+)
+def test_absurd_or_non_numeric_timestamps_are_401_never_500(make_app, timestamp: str) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    now = str(int(time.time()))
+    ts = timestamp.replace("{now}", now)
+    body = json.dumps(inbound(message_id="TS")).encode()
+    headers = {
+        "X-Webhook-Id": "ts-1",
+        "X-Webhook-Event": "message.received",
+        "X-Webhook-Timestamp": ts,
+        # signed over exactly what is sent: only the timestamp check may refuse it
+        "X-Webhook-Signature": sign(WEBHOOK_SECRET, ts, "ts-1", "message.received", body),
+        "Content-Type": "application/json",
+    }
+    resp = app.test_client().post("/webhook/whatsapp", data=body, headers=headers)
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    assert resp.get_json()["error"] in ("invalid_timestamp", "stale_timestamp")
+    assert count(app, WebhookEvent) == 0
+
+
+@pytest.mark.parametrize("webhook_id", ["a.b", "x" * 256, "id with space", "\u00e9"])
+def test_malformed_webhook_ids_are_400(make_app, webhook_id: str) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    resp = deliver(app.test_client(), "message.received", inbound(), webhook_id=webhook_id)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_webhook_id"
+    assert count(app, WebhookEvent) == 0

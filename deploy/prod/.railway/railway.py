@@ -38,6 +38,7 @@ def main(ctx=None):
             "OPS_API_KEY": ctx.shared.OPS_API_KEY,
             "PORT": "5002",
             "SECRET_KEY": ctx.shared.SECRET_KEY,
+            "TRUSTED_PROXIES": "1",
             "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
             "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
             "WHATSAPP_TENANT_URLS": "{\"1\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"2\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"3\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\",\"4\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\"}",

@@ -37,6 +37,7 @@ def main(ctx=None):
             "OPS_API_KEY": ctx.shared.OPS_API_KEY,
             "PORT": "5002",
             "SECRET_KEY": ctx.shared.SECRET_KEY,
+            "TRUSTED_PROXIES": "1",
             "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
             "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
             "WHATSAPP_SERVER_URL": "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}",

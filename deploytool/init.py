@@ -1,0 +1,149 @@
+"""`deploytool init`: a new project's spec and overlays, from a few answers. Writes only new files."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploytool.errors import UserError
+from deploytool.spec.model import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Target, Topology
+
+
+@dataclass(frozen=True)
+class Answers:
+    project: str
+    topology: Topology
+    tenants: tuple[str, ...]
+    targets: tuple[Target, ...]
+    web_port: int = 5002
+    whatsapp_port: int = 5001
+    web_source: str = "flask_service"
+    whatsapp_source: str = "node_service"
+    repo: str | None = None
+
+
+def parse_answers(
+    project: str,
+    topology: str,
+    tenants: str,
+    targets: str,
+    web_port: int,
+    whatsapp_port: int,
+    repo: str | None,
+) -> Answers:
+    """Check each answer the way the spec will (UserError naming the option)."""
+    if not re.match(SERVICE_NAME_PATTERN, project):
+        raise UserError(f"--project: {project!r} is not a project name (lowercase letters, digits, dashes)")
+    try:
+        kind = Topology(topology)
+    except ValueError:
+        raise UserError(
+            f"--topology: expected one of {', '.join(t.value for t in Topology)}, got {topology!r}"
+        ) from None
+    ids = tuple(t.strip() for t in tenants.split(",") if t.strip())
+    bad = [t for t in ids if not re.match(TENANT_ID_PATTERN, t)]
+    if not ids or bad or len(set(ids)) != len(ids):
+        raise UserError(f"--tenants: expected distinct comma-separated ids like 1,2,3 (got {tenants!r})")
+    chosen: list[Target] = []
+    for name in (t.strip() for t in targets.split(",") if t.strip()):
+        try:
+            chosen.append(Target(name))
+        except ValueError:
+            raise UserError(f"--targets: unknown target {name!r} (known: local, compose, railway)") from None
+    if not chosen:
+        raise UserError("--targets: name at least one of local, compose, railway")
+    for option, port in (("--web-port", web_port), ("--whatsapp-port", whatsapp_port)):
+        if not 1024 <= port <= 65535:
+            raise UserError(f"{option}: expected a port from 1024 to 65535, got {port}")
+    if web_port == whatsapp_port:
+        raise UserError("--web-port and --whatsapp-port must differ")
+    if repo is not None and not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", repo):
+        raise UserError(f"--repo: expected a GitHub owner/name, got {repo!r}")
+    return Answers(project, kind, ids, tuple(dict.fromkeys(chosen)), web_port, whatsapp_port, repo=repo)
+
+
+def _list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+
+
+def spec_files(answers: Answers) -> dict[str, str]:
+    """The files `init` writes, by path relative to the project folder."""
+    from deploytool.targets import plugin
+
+    # targets a runner runs on this machine go to dev; the others (a cloud) get a prod overlay
+    local = [t for t in answers.targets if plugin(t).runner is not None]
+    remote = [t for t in answers.targets if plugin(t).runner is None]
+    processes = [t for t in local if plugin(t).runner == "procfile"]  # production never runs as bare processes
+    railway = f"\nrailway:\n  repo: {answers.repo}\n  branch: main\n" if answers.repo else ""
+    base = f"""# deploytool spec of {answers.project}. Overlays in environments/<env>.yaml are deep-merged over it.
+# Reference: `deploytool schema --format markdown`. Validate with `deploytool validate dev`.
+project: {answers.project}
+
+services:
+  web:
+    kind: flask
+    source: {answers.web_source}
+    port: {answers.web_port}
+    start: gunicorn --bind "[::]:$PORT" --worker-class gthread --threads 8 {answers.web_source}.wsgi:app
+    local_start: python -m {answers.web_source} migrate && exec python -m {answers.web_source} serve
+    pre_deploy: python -m {answers.web_source} migrate
+  whatsapp:
+    kind: whatsapp
+    source: {answers.whatsapp_source}
+    port: {answers.whatsapp_port}
+    start: node src/server.js
+    local_start: exec node {answers.whatsapp_source}/src/server.js
+
+tenants: {_list(answers.tenants)}
+
+topology:
+  kind: {answers.topology.value}
+
+targets: {_list(tuple(t.value for t in answers.targets))}
+
+# Names only: values come from the environment, deploy/<env>/.secrets.env or Railway's shared variables.
+secrets: [OPS_API_KEY, SECRET_KEY, WEBHOOK_SECRET, WHATSAPP_API_KEY]
+{railway}"""
+    dev_targets = local or [t for t in Target if plugin(t).runner is not None][:1]
+    files = {
+        "deploytool.yaml": base,
+        "environments/dev.yaml": f"""# This machine: offline sandbox WhatsApp driver, embedded SQLite, no volumes.
+stage: development
+services:
+  whatsapp:
+    driver: sandbox
+    volume: false
+database:
+  engine: sqlite
+targets: {_list(tuple(t.value for t in dev_targets))}
+""",
+    }
+    if remote:
+        files[
+            "environments/prod.yaml"
+        ] = f"""# Production on Railway{" and compose" if local else ""}: PostgreSQL, sessions on volumes.
+stage: production
+targets: {_list(tuple(t.value for t in answers.targets if t not in processes))}
+"""
+    return files
+
+
+def write_new(folder: Path, files: dict[str, str]) -> list[str]:
+    """Write every file, refusing first (nothing written) if any already exists."""
+    existing = sorted(rel for rel in files if (folder / rel).exists())
+    if existing:
+        raise UserError(f"{folder}: {', '.join(existing)} already exist(s); init never overwrites (nothing written)")
+    written = []
+    for rel, text in files.items():
+        path = folder / rel
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        written.append(rel)
+    return written

