@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -143,19 +143,22 @@ class ComposeTarget(TargetPlugin):
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
-        findings: list[Finding] = list(build_source_findings(plan, ctx.root))
-        document = compose.document
-        if document is None:  # an artifact from elsewhere (a plugin, a test): read it as Compose would
-            import yaml
+        # Compose itself first: it runs in its own process while the checks below run here.
+        secrets = [*plan.secrets, plan.database.password_secret]
+        finish = start_compose_config(compose.content, secrets) if deep else (lambda: None)
+        try:
+            findings: list[Finding] = list(build_source_findings(plan, ctx.root))
+            document = compose.document
+            if document is None:  # an artifact from elsewhere (a plugin, a test): read it as Compose would
+                import yaml
 
-            document = yaml.load(compose.content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
-        findings += check_compose_document(document)
-        if deep:
-            secrets = [*plan.secrets, plan.database.password_secret]
-            problem = run_compose_config(compose.content, secrets)
-            if problem:
-                findings.append(problem)
+                document = yaml.load(compose.content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
+            findings += check_compose_document(document)
+        finally:
+            problem = finish()  # always reaped, even when a check above raised
+        if problem:
+            findings.append(problem)
         return findings
 
 
@@ -349,9 +352,56 @@ def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
     """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
 
     Every variable is inline, so the compose file is all Compose reads."""
+    return start_compose_config(compose_text, secrets)()
+
+
+def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
+    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
+    binary, most of a big `validate`) works while the caller runs its own checks."""
     binary = compose_binary()
     if binary is None:
+        return lambda: None
+    scratch = tempfile.TemporaryDirectory(prefix="deploytool-compose-")
+    path = Path(scratch.name) / COMPOSE_FILE
+    try:
+        path.write_text(compose_text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
+        process = subprocess.Popen(
+            [str(binary), "-f", str(path), "config", "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    except BaseException:
+        scratch.cleanup()
+        raise
+
+    def finish() -> Finding | None:
+        try:
+            try:
+                out, err = process.communicate(timeout=COMPOSE_CONFIG_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                return Finding(
+                    "COMPOSE_CONFIG",
+                    f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
+                    "use the shared or sharded topology for this many tenants",
+                )
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+        finally:
+            scratch.cleanup()
+        if process.returncode != 0:
+            message = (err or out).strip().replace(scratch.name, "")
+            return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
+
+    return finish
     with tempfile.TemporaryDirectory(prefix="deploytool-compose-") as scratch:
         path = Path(scratch) / COMPOSE_FILE
         path.write_text(compose_text)
