@@ -32,7 +32,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from deploytool.probe import build_targets, run_probe
+from deploytool.probe import ProbeTarget, run_probe
 
 KEY = "bench-key-not-a-secret"
 
@@ -105,32 +105,20 @@ def serve(tenants: int, delay: float, in_flight: Any, max_in_flight: Any, ports:
     server.serve_forever(poll_interval=0.05)
 
 
-def manifest_for(url: str, tenants: int) -> dict[str, Any]:
-    ids = [str(i) for i in range(1, tenants + 1)]
-    return {
-        "environment": "bench",
-        "services": [
-            {
-                "name": "whatsapp",
-                "role": "whatsapp",
-                "local_url": url,
-                "public_url": None,
-                "health_path": "/health",
-                "tenants": ids,
-            }
-        ],
-        "probe_targets": [
-            {
-                "id": f"qr:{t}@whatsapp",
-                "kind": "qr",
-                "service": "whatsapp",
-                "tenant": t,
-                "path": f"/tenants/{t}/qr",
-                "auth": "WHATSAPP_API_KEY",
-            }
-            for t in ids
-        ],
-    }
+def targets_for(url: str, tenants: int) -> list[ProbeTarget]:
+    """Each tenant's QR on the shared server, as `build_targets` makes them from a rendered manifest."""
+    return [
+        ProbeTarget(
+            id=f"qr:{t}@whatsapp",
+            kind="qr",
+            service="whatsapp",
+            path=f"/tenants/{t}/qr",
+            url=f"{url}/tenants/{t}/qr",
+            tenant=str(t),
+            auth="WHATSAPP_API_KEY",
+        )
+        for t in range(1, tenants + 1)
+    ]
 
 
 def sequential(urls: list[str]) -> tuple[float, int]:
@@ -157,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     child.start()
     try:
         url = f"http://127.0.0.1:{ports.get(timeout=10)}"
-        targets = build_targets(manifest_for(url, n), {})
+        targets = targets_for(url, n)
         urls = [t.url for t in targets if t.url]
 
         started = time.perf_counter()

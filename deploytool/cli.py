@@ -1,9 +1,12 @@
-"""Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes."""
+"""Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes.
+
+Startup is part of every command's time: each command imports what it uses (the pipeline, pydantic
+models, yaml, jinja2, railway-sdk, httpx) when it runs, so `--help` or `down` never pay for `render`'s.
+"""
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -12,13 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-import yaml
 
-from deploytool import __version__, pipeline
+from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
-from deploytool.show import describe_plan
-from deploytool.spec.model import Spec
-from deploytool.targets import target_of_runner
 
 if TYPE_CHECKING:
     from deploytool.railway_cli import Action
@@ -30,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,  # a crash must never print a secret held in a local
+    rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest of `--help`
 )
 
 SpecOption = Annotated[Path, typer.Option("--spec", help="Spec file; overlays are read from environments/ beside it.")]
@@ -100,6 +100,8 @@ def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
 @app.command()
 def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
+    from deploytool import pipeline
+
     rendered = pipeline.render_environment(_spec(ctx), env, out)
     findings = pipeline.findings_of(rendered)
     _report_findings(findings)
@@ -120,6 +122,8 @@ def render(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
 ) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
+    from deploytool import pipeline
+
     rendered = pipeline.render_environment(_spec(ctx), env, out)
     findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
@@ -145,6 +149,11 @@ def render(
 @app.command()
 def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
+    import yaml
+
+    from deploytool import pipeline
+    from deploytool.show import describe_plan
+
     rendered = pipeline.render_environment(_spec(ctx), env, out)
     document = describe_plan(rendered.plan, rendered.ctx)
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
@@ -193,6 +202,10 @@ def schema(
     fmt: Annotated[str, typer.Option("--format", help="json (JSON Schema, for editors) or markdown (docs).")] = "json",
 ) -> None:
     """Print the JSON Schema of deploytool.yaml (for editors), or the reference as Markdown."""
+    import json
+
+    from deploytool.spec.model import Spec
+
     if fmt == "markdown":
         from deploytool.spec.reference import spec_reference
 
@@ -212,7 +225,8 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every /health.")] = 90.0,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
-    from deploytool import run
+    from deploytool import pipeline, run
+    from deploytool.targets import target_of_runner
 
     chosen = run.runner(runner)
     needed = target_of_runner(runner)
@@ -244,7 +258,7 @@ def down(
     ] = False,
 ) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
-    from deploytool import run
+    from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
@@ -256,7 +270,7 @@ def down(
 @app.command()
 def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """What runs for ENV: every service with its runner, state, port and tenants."""
-    from deploytool import run
+    from deploytool import pipeline, run
     from deploytool.output import read_manifest
     from deploytool.spec.load import check_env_name
 
@@ -283,7 +297,7 @@ def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
 ) -> None:
     """The last log lines of ENV's services, secrets masked."""
-    from deploytool import run
+    from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
@@ -330,6 +344,7 @@ def probe(
     interval: Annotated[float, typer.Option(help="Seconds between retries of one target.")] = 1.0,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
+    from deploytool import pipeline
     from deploytool import probe as probing
 
     if fmt not in probing.FORMATS:  # before any work: a typo must not cost a whole probe run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deploytool.checks import check_artifacts, check_plan
+from deploytool.checks import check_plan, start_artifact_checks
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output import FileChange, check_files, ensure_secrets_file, write_files
 from deploytool.plan import Plan, build_plan
@@ -65,9 +65,11 @@ def render_environment(spec_path: Path, env_name: str, out: Path | None = None) 
 def findings_of(rendered: Rendered, consumers: bool = True, deep: bool = True) -> list[Finding]:
     """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them)."""
     capacity = rendered.loaded.spec.topology.max_tenants_per_shard
+    # The consumers start first: with `deep` they run in their own threads and processes meanwhile.
+    pending = start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep) if consumers else None
     findings = check_plan(rendered.plan, capacity)
-    if consumers:
-        findings += check_artifacts(rendered.plan, rendered.ctx, rendered.artifacts, deep)
+    if pending is not None:
+        findings += pending()
     loaded = rendered.loaded
     located = [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
     return list(dict.fromkeys(located))  # two targets that build the same folder report it once

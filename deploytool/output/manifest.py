@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from deploytool.errors import UserError
-from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest
+from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest, ManifestFiles
 
 
 def _problem(exc: ValidationError) -> str:
@@ -34,7 +34,7 @@ def read_manifest(out_dir: Path, hint: str = "render the output folder again") -
         raise UserError(f"{path}: {_problem(exc)}; {hint}") from None
 
 
-def previous_manifest(out_dir: Path) -> Manifest | None:
+def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
     """The manifest a previous render left, for stale-file detection: None when there is none, or when an
     older deploytool wrote it (its entries are then not trusted, so nothing is removed). Anything else that
     does not validate is an error: a hand-edited manifest must never steer what `render` deletes."""
@@ -45,6 +45,11 @@ def previous_manifest(out_dir: Path) -> Manifest | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = None
+    if isinstance(data, dict) and data.get("version") == 2:  # env files per process: still removed when stale
+        try:
+            return ManifestFiles.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
         return None
     # render itself cannot fix it: it never removes files on the word of a manifest it cannot trust

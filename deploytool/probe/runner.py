@@ -1,25 +1,21 @@
 """Run probe targets: per target an asyncio poll loop (interval, Retry-After) until it passes, fails for good,
 or its deadline passes; a semaphore bounds the requests in flight.
 
-Each request runs on a thread pool of `concurrency` workers sharing one sync `httpx.Client`. Measured here
-(benchmarks/probe.py) that is ~2x faster than one `httpx.AsyncClient` at 32 requests in flight: httpcore's
-async pool re-imports the missing optional `sniffio` on every lock it sets up, and a failed import is not
-cached, so the CPU goes there instead of into requests."""
+Requests go through one keep-alive client on the same event loop (`probe/http.py`: pooled connections per
+origin, no thread per request): a probe of 200 tenants costs about what one `curl` fetching the same URLs
+over one connection costs (benchmarks/live_probe.py); httpx on a thread pool cost ~2.5x that."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
-
 from deploytool.errors import UserError
 from deploytool.probe.checks import Verdict, judge
+from deploytool.probe.http import Client, TransportError
 from deploytool.probe.targets import ProbeTarget, display_url
 from deploytool.redact import redact_values as redact
 
@@ -92,28 +88,9 @@ def missing_key_reason(name: str) -> str:
     return f"{name} is not set: give it in the environment or render the environment first"
 
 
-def _transport_reason(exc: httpx.TransportError, attempt_timeout: float) -> tuple[str, bool]:
-    """(what happened, worth retrying)."""
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timeout after {attempt_timeout:.3g}s", True
-    if isinstance(exc, httpx.ConnectError):
-        cause: BaseException | None = exc
-        while cause is not None:
-            if isinstance(cause, ConnectionRefusedError):
-                return "connection refused", True
-            if isinstance(cause, socket.gaierror):
-                return f"host name not resolved ({cause})", True
-            cause = cause.__cause__ or cause.__context__
-        return f"connection failed: {exc or type(exc).__name__}", True
-    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
-        return f"connection dropped: {exc or type(exc).__name__}", True
-    return f"request failed: {type(exc).__name__}: {exc}", False
-
-
 async def _probe_one(
     target: ProbeTarget,
-    client: httpx.Client,
-    pool: ThreadPoolExecutor,
+    client: Client,
     sem: asyncio.Semaphore,
     keys: Mapping[str, str],
     timeout: float,
@@ -153,12 +130,7 @@ async def _probe_one(
     deadline = 0.0
     attempts = 0
     http_status: int | None = None
-    loop = asyncio.get_running_loop()
     url = target.url
-
-    def attempt(seconds: float) -> tuple[int, httpx.Headers, bytes]:
-        resp = client.get(url, headers=headers, timeout=seconds)
-        return resp.status_code, resp.headers, resp.content
 
     while True:
         async with sem:
@@ -168,13 +140,12 @@ async def _probe_one(
             attempts += 1
             attempt_timeout = max(0.05, min(attempt_cap, deadline - now))
             try:
-                code, resp_headers, body = await loop.run_in_executor(pool, attempt, attempt_timeout)
+                code, resp_headers, body = await client.get(url, headers, attempt_timeout)
                 http_status = code
                 verdict = judge(target.kind, target.tenant, code, resp_headers, body)
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 http_status = None
-                why, again = _transport_reason(exc, attempt_timeout)
-                verdict = Verdict("retry" if again else "fail", why)
+                verdict = Verdict("retry" if exc.retry else "fail", exc.reason)
         now = time.monotonic()
         if verdict.outcome != "retry":
             return result(verdict.outcome, verdict.reason, http_status, attempts, now - start)
@@ -194,9 +165,8 @@ async def run_probe_async(
     on_result: OnResult | None = None,
     *,
     environment: str = "",
-    transport: httpx.BaseTransport | None = None,
 ) -> ProbeReport:
-    """As `run_probe`, inside a running event loop. `transport`: e.g. an `httpx.MockTransport` for tests."""
+    """As `run_probe`, inside a running event loop."""
     if not timeout > 0:
         raise UserError(f"--timeout: expected seconds > 0, got {timeout}")
     if not interval >= 0:
@@ -205,14 +175,12 @@ async def run_probe_async(
         raise UserError(f"--concurrency: expected an integer >= 1, got {concurrency}")
     began = time.monotonic()
     sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     attempt_cap = min(timeout, MAX_ATTEMPT_TIMEOUT)
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="probe")
-    client = httpx.Client(limits=limits, trust_env=False, follow_redirects=False, transport=transport)
+    client = Client(max_connections=concurrency)
 
     async def one(target: ProbeTarget) -> ProbeResult:
-        res = await _probe_one(target, client, pool, sem, keys, timeout, interval, attempt_cap)
+        res = await _probe_one(target, client, sem, keys, timeout, interval, attempt_cap)
         if on_result is not None:
             on_result(res)
         return res
@@ -220,7 +188,6 @@ async def run_probe_async(
     try:
         results = await asyncio.gather(*(one(t) for t in targets))
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
         client.close()
     return ProbeReport(
         environment=environment,

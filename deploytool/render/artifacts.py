@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,9 @@ class Artifact:
     path: str  # posix path relative to the project root
     content: str
     mode: int = 0o644
+    # The data `content` was dumped from, when a target has it: its checks read this instead of parsing
+    # the text back. Not part of the file (equality, hash and manifest ignore it).
+    document: Any = field(default=None, compare=False, repr=False)
 
     @property
     def sha256(self) -> str:

@@ -19,7 +19,7 @@ from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Stage, Topology
 
 MANIFEST = "deploytool-manifest.json"
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 PASSTHROUGH = ("DATABASE_URL",)  # taken from the runner's environment when set; else SQLite
 LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
 SHA256 = r"^[0-9a-f]{64}$"
@@ -59,10 +59,11 @@ class Model(BaseModel):
 
 
 class ManifestProcess(Model):
-    """How the procfile runner starts a service (only when the environment has a process target)."""
+    """How the procfile runner starts a service (only when the environment has a process target): its
+    command and its plain variables (secrets and passthrough names are added at start, never written)."""
 
     command: str = Field(min_length=1)
-    env_file: InsidePath
+    env: dict[EnvName, str]
 
 
 class ManifestService(Model):
@@ -98,7 +99,7 @@ class TenantRoute(Model):
 
 
 class Manifest(Model):
-    version: Literal[2]
+    version: Literal[3]
     project: ServiceName
     environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     stage: Stage
@@ -114,6 +115,16 @@ class Manifest(Model):
 
     def service(self, name: str) -> ManifestService | None:
         return next((s for s in self.services if s.name == name), None)
+
+
+class ManifestFiles(BaseModel):
+    """Only the files an older manifest (version 2, env files per process) lists, for stale-file removal:
+    the same path rules, so an upgrade removes the env files the new layout no longer writes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    version: Literal[2]
+    artifacts: dict[InsidePath, Sha256]
+    spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)
 
 
 def probe_targets(plan: Plan) -> list[ProbeTargetEntry]:

@@ -1,7 +1,8 @@
-"""The environment of one local process: a small base from the caller, the env file, passthrough, secrets.
+"""The environment of one local process: a small base from the caller, its plain variables from the
+manifest, passthrough, secrets.
 
 The caller's whole environment is not handed down (a developer's shell holds tokens of other projects);
-only the names below, the passthrough names the manifest lists, and what the service's env file says.
+only the names below, the passthrough names the manifest lists, and what the manifest lists for the service.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 
 from deploytool.errors import UserError
 from deploytool.output.secrets import SECRETS_FILE, secret_values
-from deploytool.render.envfile import parse_env
 from deploytool.run.manifest import RunService
 
 BASE_NAMES = (
@@ -56,15 +56,6 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def process_env(service: RunService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
-    env_path = out_dir / (service.env_file or "")
-    try:
-        file_values = parse_env(env_path.read_text())
-    except OSError:
-        raise UserError(
-            f"{env_path}: env file of service {service.name} not found; render the output folder again"
-        ) from None
-    except ValueError as exc:
-        raise UserError(f"{env_path}: {exc}") from None
     secrets = secret_values(service.secrets, out_dir, environ)
     missing = [name for name in service.secrets if name not in secrets]
     if missing:
@@ -73,7 +64,7 @@ def process_env(service: RunService, out_dir: Path, environ: Mapping[str, str]) 
             f"{out_dir / SECRETS_FILE} (`deploytool render ENV` creates that file)"
         )
     env = base_env(environ)
-    env.update(file_values)
+    env.update(service.env or {})
     env.update({name: environ[name] for name in service.passthrough if name in environ})
     env.update(secrets)
     return ProcessEnv(env, tuple(v for v in secrets.values() if v))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ class RunService:
     local_url: str
     health_path: str | None
     command: str | None  # None: the environment has no process target for this service
-    env_file: str | None  # relative to the output folder
+    env: Mapping[str, str] | None  # plain variables (the manifest's process.env); None: no process target
     secrets: tuple[str, ...]
     passthrough: tuple[str, ...]
 
@@ -41,7 +42,7 @@ class RunManifest:
 
     def require_processes(self) -> None:
         """UserError unless every service can be started as a process here (the procfile runner)."""
-        missing = [s.name for s in self.services if s.command is None or s.env_file is None]
+        missing = [s.name for s in self.services if s.command is None or s.env is None]
         if missing:
             raise UserError(
                 f"{self.out_dir / MANIFEST}: services {', '.join(missing)} have no process command: the environment "
@@ -58,7 +59,7 @@ def load_manifest(out_dir: Path) -> RunManifest:
             local_url=svc.local_url,
             health_path=svc.health_path,
             command=svc.process.command if svc.process else None,
-            env_file=svc.process.env_file if svc.process else None,
+            env=svc.process.env if svc.process else None,
             secrets=tuple(svc.secrets),
             passthrough=tuple(svc.passthrough),
         )

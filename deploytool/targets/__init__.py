@@ -72,7 +72,7 @@ def render_all(plan: Plan, ctx: RenderContext) -> list[Artifact]:
     for each in plugins_of(plan):
         artifacts += each.render(plan, ctx)
         for svc in plan.services:
-            entry = each.process(plan, svc)
+            entry = each.process(plan, svc, ctx)
             if entry is not None:
                 processes.setdefault(svc.name, entry)
     artifacts.append(render_env_example(plan, ctx))

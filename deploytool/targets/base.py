@@ -49,8 +49,8 @@ class TargetPlugin(ABC):
         """Host names other services reach `svc` at, for the routing check; None: not checkable offline."""
         return None
 
-    def process(self, plan: Plan, svc: ServiceInstance) -> ManifestProcess | None:
-        """How a local runner starts `svc`, when this target's output runs as processes."""
+    def process(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> ManifestProcess | None:
+        """How a local runner starts `svc` (command, plain variables), when this target's output runs as processes."""
         return None
 
 

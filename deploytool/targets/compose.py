@@ -1,4 +1,4 @@
-"""The `compose` target: docker-compose.yml + env/compose/*.env, checked by Compose's schema and binary.
+"""The `compose` target: docker-compose.yml (every variable inline), checked by its typed shape and Compose v2.
 
 Built as data and dumped with sorted keys. Its consumers: the Compose Specification schema (under its
 own draft), cross references the schema cannot see, and the real Compose v2 binary (`config -q`).
@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
-
-import yaml
 
 from deploytool.plan.model import (
     CONTAINER_AUTH_ROOT,
@@ -36,23 +36,15 @@ from deploytool.plan.model import (
 )
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.render.envfile import format_env, is_plain
+from deploytool.render.yamltext import dump_yaml
 from deploytool.spec.model import Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
-
-# libyaml is ~10x faster on a thousand services; same output
-SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 HEALTH_TIMING = {"interval": "5s", "timeout": "3s", "retries": 20, "start_period": "10s"}
 COMPOSE_FILE = "docker-compose.yml"
 # `docker compose config -q` costs about 3 ms per service: bounded, so a huge spec reports instead of hanging.
 COMPOSE_CONFIG_TIMEOUT_S = 120.0
-
-
-def compose_env_file(name: str) -> str:
-    return f"env/compose/{name}.env"
 
 
 def escape(text: str) -> str:
@@ -127,105 +119,104 @@ class ComposeTarget(TargetPlugin):
     def hosts(self, plan: Plan, svc: ServiceInstance) -> tuple[str, ...] | None:
         return (svc.name,)  # the service name on the project's network
 
-    def _split_env(
-        self, plan: Plan, svc: ServiceInstance, ctx: RenderContext
-    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
-        """Plain values go to the env file; anything Compose must interpolate goes to `environment:`."""
-        plain: list[tuple[str, str]] = []
-        interpolated: dict[str, str] = {}
+    def environment(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> dict[str, str]:
+        """Every variable inline under `environment:` (no env files): secrets as `${...}` interpolations."""
+        environment: dict[str, str] = {}
         for name, value in svc.env:
             text = self.spell(plan, value, ctx)
-            if text is None:
-                continue
-            if "$" in text or not is_plain(text):
-                interpolated[name] = text
-            else:
-                plain.append((name, text))
-        return plain, interpolated
+            if text is not None:
+                environment[name] = text
+        return environment
 
     def render(self, plan: Plan, ctx: RenderContext) -> list[Artifact]:
-        services: dict[str, Any] = {}
-        volumes: dict[str, Any] = {}
-        env_files: list[Artifact] = []
-        uses_postgres = plan.database.engine == "postgres"
-
-        if uses_postgres:
-            db = plan.database
-            services["postgres"] = {
-                "image": POSTGRES_IMAGE,
-                "environment": {
-                    "POSTGRES_DB": db.name,
-                    "POSTGRES_USER": db.user,
-                    "POSTGRES_PASSWORD": interpolation(db.password_secret),
-                },
-                "healthcheck": {
-                    "test": ["CMD-SHELL", escape(f"pg_isready -U {db.user} -d {db.name}")],
-                    **HEALTH_TIMING,
-                },
-                "restart": "unless-stopped",
-                "volumes": ["postgres-data:/var/lib/postgresql/data"],
-            }
-            volumes["postgres-data"] = {}
-
-        for svc in plan.services:
-            plain, interpolated = self._split_env(plan, svc, ctx)
-            env_path = compose_env_file(svc.name)
-            header = [f"{svc.name}: plain variables for docker compose (generated; no secrets)"]
-            env_files.append(Artifact(ctx.in_out(env_path), format_env(plain, header=header)))
-            entry: dict[str, Any] = {
-                "build": {"context": ctx.source_from_out(svc.source), "dockerfile": svc.dockerfile},
-                "env_file": [env_path],
-                "ports": [f"127.0.0.1:{svc.port}:{svc.port}"],
-                "restart": "unless-stopped",
-            }
-            if interpolated:
-                entry["environment"] = interpolated
-            command = _command(svc)
-            if command:
-                entry["command"] = ["sh", "-c", command]
-            health = _healthcheck(svc)
-            if health:
-                entry["healthcheck"] = health
-            depends = list(svc.depends_on) + (["postgres"] if uses_postgres and svc.role is Role.web else [])
-            if depends:
-                entry["depends_on"] = {name: {"condition": "service_healthy"} for name in sorted(depends)}
-            if svc.role is Role.whatsapp:
-                if svc.volume:
-                    entry["volumes"] = [f"{svc.volume}:{VOLUME_MOUNT}"]
-                    volumes[svc.volume] = {}
-                if svc.replicas != 1:
-                    entry["deploy"] = {"replicas": svc.replicas}
-            services[svc.name] = entry
-
-        document: dict[str, Any] = {"name": f"{plan.project}-{plan.env_name}", "services": services}
-        if volumes:
-            document["volumes"] = volumes
+        document = compose_document(self, plan, ctx)
         header_text = (
             f"# Generated by deploytool from deploytool.yaml ({plan.env_name}). Do not edit: run\n"
             f"# `deploytool render {plan.env_name}`. Secrets come from --env-file (see .env.example).\n"
         )
-        text = header_text + yaml.dump(document, Dumper=SafeDumper, sort_keys=True, default_flow_style=False, width=120)
-        return [Artifact(ctx.in_out(COMPOSE_FILE), text), *env_files]
+        text = header_text + dump_yaml(document)
+        # The document travels with its text, so the checks read what was dumped without parsing it back.
+        return [Artifact(ctx.in_out(COMPOSE_FILE), text, document=document)]
 
     def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
-        """Schema and cross references always; the Compose v2 binary itself when `deep` (validate, CI)."""
+        """Shape and cross references always; the Compose v2 binary itself when `deep` (validate, CI)."""
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
-        findings: list[Finding] = list(build_source_findings(plan, ctx.root))
-        document = yaml.load(compose.content, Loader=SafeLoader)
-        schema = compose_schema()
-        if schema is not None:
-            findings += schema_findings(document, schema, "COMPOSE_SCHEMA", COMPOSE_FILE)
-        findings += check_compose_document(document)
-        if deep:
-            prefix = ctx.out_prefix
-            files = {p[len(prefix) :]: a.content for p, a in artifacts.items() if p.startswith(prefix)}
-            secrets = [*plan.secrets, plan.database.password_secret]
-            problem = run_compose_config(files, secrets)
-            if problem:
-                findings.append(problem)
+        # Compose itself first: it runs in its own process while the checks below run here.
+        secrets = [*plan.secrets, plan.database.password_secret]
+        finish = start_compose_config(compose.content, secrets) if deep else (lambda: None)
+        try:
+            findings: list[Finding] = list(build_source_findings(plan, ctx.root))
+            document = compose.document
+            if document is None:  # an artifact from elsewhere (a plugin, a test): read it as Compose would
+                import yaml
+
+                document = yaml.load(compose.content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
+            findings += check_compose_document(document)
+        finally:
+            problem = finish()  # always reaped, even when a check above raised
+        if problem:
+            findings.append(problem)
         return findings
+
+
+def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> dict[str, Any]:
+    """docker-compose.yml as data: one service per process or shard, `postgres`, named volumes."""
+    services: dict[str, Any] = {}
+    volumes: dict[str, Any] = {}
+    uses_postgres = plan.database.engine == "postgres"
+    if uses_postgres:
+        db = plan.database
+        services["postgres"] = {
+            "image": POSTGRES_IMAGE,
+            "environment": {
+                "POSTGRES_DB": db.name,
+                "POSTGRES_USER": db.user,
+                "POSTGRES_PASSWORD": interpolation(db.password_secret),
+            },
+            "healthcheck": {
+                "test": ["CMD-SHELL", escape(f"pg_isready -U {db.user} -d {db.name}")],
+                **HEALTH_TIMING,
+            },
+            "restart": "unless-stopped",
+            "volumes": ["postgres-data:/var/lib/postgresql/data"],
+        }
+        volumes["postgres-data"] = {}
+    contexts: dict[str, str] = {}
+    for svc in plan.services:
+        context = contexts.get(svc.source)
+        if context is None:
+            context = contexts[svc.source] = ctx.source_from_out(svc.source)
+        entry: dict[str, Any] = {
+            "build": {"context": context, "dockerfile": svc.dockerfile},
+            "ports": [f"127.0.0.1:{svc.port}:{svc.port}"],
+            "restart": "unless-stopped",
+        }
+        environment = target.environment(plan, svc, ctx)
+        if environment:
+            entry["environment"] = environment
+        command = _command(svc)
+        if command:
+            entry["command"] = ["sh", "-c", command]
+        health = _healthcheck(svc)
+        if health:
+            entry["healthcheck"] = health
+        depends = list(svc.depends_on) + (["postgres"] if uses_postgres and svc.role is Role.web else [])
+        if depends:
+            entry["depends_on"] = {name: {"condition": "service_healthy"} for name in sorted(depends)}
+        if svc.role is Role.whatsapp:
+            if svc.volume:
+                entry["volumes"] = [f"{svc.volume}:{VOLUME_MOUNT}"]
+                volumes[svc.volume] = {}
+            if svc.replicas != 1:
+                entry["deploy"] = {"replicas": svc.replicas}
+        services[svc.name] = entry
+    document: dict[str, Any] = {"name": f"{plan.project}-{plan.env_name}", "services": services}
+    if volumes:
+        document["volumes"] = volumes
+    return document
 
 
 # ---- consumers -----------------------------------------------------------------------------------
@@ -262,6 +253,87 @@ def schema_findings(document: Any, schema: dict[str, Any], code: str, label: str
         yield Finding(code, f"{label}: {where}: {error.message}")
 
 
+# What deploytool writes, as a typed shape: every key, its type and, where Compose restricts it, its values.
+# Checked on every render (a few ms for a thousand services, against ~2 s for jsonschema over the whole
+# document); the tests check this shape against the official Compose Specification schema (under its own
+# draft 2020-12) key by key, and validate every golden file with that schema.
+Shape = Any  # type | tuple of allowed values | re.Pattern | [Shape] (a list) | {key: Shape} | Each
+
+
+@dataclass(frozen=True)
+class Each:
+    """A mapping whose keys match `key` and whose every value has the shape `value`."""
+
+    key: re.Pattern[str]
+    value: Shape
+
+
+NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+VARIABLE = re.compile(r"^[^=]+$")
+
+DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?(us|ms|s|m|h)$")
+BUILD: Shape = {"context": str, "dockerfile": str}
+HEALTHCHECK: Shape = {
+    "test": [str],
+    "interval": DURATION,
+    "timeout": DURATION,
+    "retries": int,
+    "start_period": DURATION,
+}
+DEPENDS_ON: Shape = Each(NAME, {"condition": ("service_started", "service_healthy", "service_completed_successfully")})
+SERVICE: Shape = {
+    "image": str,
+    "build": BUILD,
+    "command": [str],
+    "environment": Each(VARIABLE, str),
+    "ports": [re.compile(r"^(127\.0\.0\.1:)?[0-9]{1,5}:[0-9]{1,5}$")],
+    "restart": ("no", "always", "on-failure", "unless-stopped"),
+    "healthcheck": HEALTHCHECK,
+    "depends_on": DEPENDS_ON,
+    "volumes": [re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*:/[^:]*$")],
+    "deploy": {"replicas": int},
+}
+COMPOSE_SHAPE: Shape = {
+    "name": re.compile(r"^[a-z0-9][a-z0-9_-]*$"),
+    "services": Each(NAME, SERVICE),
+    "volumes": Each(NAME, {}),
+}
+
+
+def shape_findings(value: Any, shape: Shape, code: str, label: str, where: str = "") -> Iterator[Finding]:
+    """Every place `value` leaves `shape`: an unknown key, a wrong type, a value Compose does not allow."""
+    at = where or "(top level)"
+    if isinstance(shape, (dict, Each)):
+        if not isinstance(value, dict):
+            yield Finding(code, f"{label}: {at}: {value!r} is not a mapping")
+            return
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(shape, Each):
+                if not isinstance(key, str) or not shape.key.match(key):
+                    yield Finding(code, f"{label}: {path}: {key!r} is not a valid name")
+                yield from shape_findings(item, shape.value, code, label, path)
+            elif key in shape:
+                yield from shape_findings(item, shape[key], code, label, path)
+            else:
+                known = ", ".join(sorted(shape))
+                yield Finding(code, f"{label}: {at}: unknown key {key!r} (deploytool writes only: {known})")
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            yield Finding(code, f"{label}: {at}: {value!r} is not a list")
+            return
+        for index, item in enumerate(value):
+            yield from shape_findings(item, shape[0], code, label, f"{where}.{index}")
+    elif isinstance(shape, tuple):
+        if value not in shape:
+            yield Finding(code, f"{label}: {at}: {value!r} is not one of {', '.join(shape)}")
+    elif isinstance(shape, re.Pattern):
+        if not isinstance(value, str) or not shape.match(value):
+            yield Finding(code, f"{label}: {at}: {value!r} does not match {shape.pattern}")
+    elif type(value) is not shape:  # bool is not an int here
+        yield Finding(code, f"{label}: {at}: {value!r} is not of type {shape.__name__}")
+
+
 def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
     """What the schema cannot see: a `service_healthy` dependency needs a healthcheck on the other side."""
     services = document.get("services") or {}
@@ -276,24 +348,68 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
                 )
 
 
-def run_compose_config(files: dict[str, str], secrets: list[str]) -> Finding | None:
-    """`docker-compose config -q` on a scratch copy of what Compose reads (no Docker engine needed)."""
+def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
+    """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
+
+    Every variable is inline, so the compose file is all Compose reads."""
+    return start_compose_config(compose_text, secrets)()
+
+
+def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
+    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
+    binary, most of a big `validate`) works while the caller runs its own checks."""
     binary = compose_binary()
     if binary is None:
+        return lambda: None
+    scratch = tempfile.TemporaryDirectory(prefix="deploytool-compose-")
+    path = Path(scratch.name) / COMPOSE_FILE
+    try:
+        path.write_text(compose_text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
+        process = subprocess.Popen(
+            [str(binary), "-f", str(path), "config", "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    except BaseException:
+        scratch.cleanup()
+        raise
+
+    def finish() -> Finding | None:
+        try:
+            try:
+                out, err = process.communicate(timeout=COMPOSE_CONFIG_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                return Finding(
+                    "COMPOSE_CONFIG",
+                    f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
+                    "use the shared or sharded topology for this many tenants",
+                )
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+        finally:
+            scratch.cleanup()
+        if process.returncode != 0:
+            message = (err or out).strip().replace(scratch.name, "")
+            return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
-    # Compose reads the compose file and its env_files, nothing else: copy only those.
-    needed = {rel: text for rel, text in files.items() if rel == COMPOSE_FILE or rel.startswith("env/compose/")}
+
+    return finish
     with tempfile.TemporaryDirectory(prefix="deploytool-compose-") as scratch:
-        base = Path(scratch)
-        for rel, text in needed.items():
-            target = base / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+        path = Path(scratch) / COMPOSE_FILE
+        path.write_text(compose_text)
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
         env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
         try:
             result = subprocess.run(
-                [str(binary), "-f", str(base / COMPOSE_FILE), "config", "-q"],
+                [str(binary), "-f", str(path), "config", "-q"],
                 capture_output=True,
                 text=True,
                 env=env,
@@ -303,8 +419,8 @@ def run_compose_config(files: dict[str, str], secrets: list[str]) -> Finding | N
         except subprocess.TimeoutExpired:
             return Finding(
                 "COMPOSE_CONFIG",
-                f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s "
-                f"({len(needed)} files); use the shared or sharded topology for this many tenants",
+                f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
+                "use the shared or sharded topology for this many tenants",
             )
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().replace(scratch, "")

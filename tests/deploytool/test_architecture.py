@@ -158,10 +158,10 @@ def test_a_symlink_in_the_output_folder_is_not_followed_out(make_project):
     spec = rendered_project(make_project, "topology: {kind: per-port}\n")
     outside = spec.parent / "outside.env"
     outside.write_text("keep")
-    stale = spec.parent / "deploy/dev/env/local/whatsapp-3.env"
+    stale = spec.parent / "deploy/dev/docker-compose.yml"
     stale.unlink()
     stale.symlink_to(outside)
-    (spec.parent / "environments/dev.yaml").write_text("topology: {kind: per-port}\ntenants: ['1', '2']\n")
+    (spec.parent / "environments/dev.yaml").write_text("topology: {kind: per-port}\ntargets: [local]\n")
     assert main(["--spec", str(spec), "render", "dev"]) == 0
     assert outside.read_text() == "keep"
 

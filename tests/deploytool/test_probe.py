@@ -285,7 +285,7 @@ def make_manifest(
                 }
             )
     return {
-        "version": 2,
+        "version": 3,
         "project": "acme",
         "environment": env,
         "stage": "development",

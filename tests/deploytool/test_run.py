@@ -137,13 +137,7 @@ class Folder:
         env: dict[str, str] | None = None,
     ) -> int:
         port = free_port()
-        lines = [
-            f"# {name}: generated",
-            f"PORT={port}",
-            "GREETING='hello world'",
-            *(f"{k}={v}" for k, v in (env or {}).items()),
-        ]
-        (self.out / "env" / "local" / f"{name}.env").write_text("\n".join(lines) + "\n")
+        plain = {"PORT": str(port), "GREETING": "hello world", **(env or {})}
         self.services.append(
             {
                 "name": name,
@@ -154,7 +148,7 @@ class Folder:
                 "health_path": health_path,
                 "process": {
                     "command": command or f"python {self.script} {mode} {self.root}",
-                    "env_file": f"env/local/{name}.env",
+                    "env": plain,
                 },
                 "secrets": list(secrets),
                 "passthrough": list(passthrough),
@@ -165,7 +159,7 @@ class Folder:
 
     def write(self) -> None:
         manifest = {
-            "version": 2,
+            "version": 3,
             "project": "acme",
             "environment": "test",
             "stage": "development",
@@ -201,7 +195,7 @@ def folder(tmp_path: Path) -> Iterator[Folder]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_up_returns_once_healthy_with_env_file_secrets_and_passthrough(folder: Folder) -> None:
+def test_up_returns_once_healthy_with_manifest_env_secrets_and_passthrough(folder: Folder) -> None:
     web = folder.add("web", passthrough=("DATABASE_URL",))
     wa = folder.add("wa", secrets=("WHATSAPP_API_KEY",))
     folder.add("worker", health_path=None, command=f"exec python -c 'import time; time.sleep(60)' {folder.root}")
