@@ -316,7 +316,7 @@ def restart(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for its /health.")] = 90.0,
 ) -> None:
     """Restart one service of a running environment, with the runner that started it."""
-    from deploytool import run
+    from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)

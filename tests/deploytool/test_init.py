@@ -52,3 +52,25 @@ def test_init_refuses_bad_answers(tmp_path, capsys, flag, value, message):
     assert main(["init", str(tmp_path), *flat]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "deploytool.yaml").exists()
+
+
+@pytest.mark.parametrize("command", [["restart", "dev", "web"], ["ps", "dev"], ["logs", "dev"], ["down", "dev"]])
+def test_day_two_commands_on_a_stopped_environment(make_project, capsys, command):
+    spec = make_project()
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    capsys.readouterr()
+    code = main(["--spec", str(spec), *command])
+    out, err = capsys.readouterr()
+    if command[0] == "restart":
+        assert code == 2 and "nothing is running; start it with `deploytool up dev`" in err
+    elif command[0] == "ps":
+        assert code == 0 and "stopped" in out and "whatsapp" in out
+    else:
+        assert code == 0 and "Traceback" not in err
+
+
+def test_version(capsys):
+    from deploytool import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"deploytool {__version__}"
