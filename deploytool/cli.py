@@ -284,7 +284,7 @@ def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
         status = statuses.get(svc.name)
         state = status.state if status else "stopped"
         tenants = ",".join(svc.tenants) or "-"
-        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:10} {svc.port:>5}  {tenants}")
+        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:10} {svc.port or '-':>5}  {tenants}")
 
 
 @app.command()

@@ -35,6 +35,8 @@ def check_ports(plan: Plan) -> Iterator[Finding]:
     owners: dict[int, list[str]] = defaultdict(list)
     runs_here = [p.target.value for p in plugins_of(plan) if p.runner is not None]
     for svc in plan.services:
+        if svc.port is None:
+            continue  # listens nowhere (a worker)
         owners[svc.port].append(svc.name)
         if not 1 <= svc.port <= 65535:
             yield Finding("PORT_OUT_OF_RANGE", f"{svc.name}: port {svc.port} is outside 1-65535")
@@ -91,6 +93,8 @@ def _served_tenants(svc: ServiceInstance) -> set[str] | None:
 def _listeners(plan: Plan, target: TargetPlugin) -> dict[tuple[str, int], ServiceInstance]:
     out: dict[tuple[str, int], ServiceInstance] = {}
     for svc in plan.services:
+        if svc.port is None:
+            continue
         for host in target.hosts(plan, svc) or ():
             out[(host, svc.port)] = svc
     return out

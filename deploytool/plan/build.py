@@ -16,13 +16,14 @@ from deploytool.plan.model import (
     Plan,
     ProxyHops,
     RailwayPlan,
+    RedisUrl,
     Role,
     SecretRef,
     ServiceInstance,
     ServiceUrl,
     TenantUrls,
 )
-from deploytool.spec.model import ServiceKind, ServiceSpec, Spec, Stage, Topology
+from deploytool.spec.model import Addon, ServiceKind, ServiceSpec, Spec, Stage, Topology
 
 
 def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None = None) -> Plan:
@@ -32,7 +33,8 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
     secrets = set(spec.secrets)
     notes: list[Finding] = []
 
-    groups, lock_out = _whatsapp_groups(spec, wa_name, wa_spec, web_spec.port, tenants, shard_lock or {})
+    reserved = {svc.port for name, svc in spec.services.items() if svc.port and name != wa_name}
+    groups, lock_out = _whatsapp_groups(spec, wa_name, wa_spec, reserved, tenants, shard_lock or {})
     multi = spec.topology.kind is not Topology.per_port
     whatsapp = [
         _whatsapp_instance(spec, wa_name, wa_spec, name, port, members, multi, web_name, secrets)
@@ -49,7 +51,9 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
         notes.append(Finding("UNKNOWN_TENANT_PORT", f"topology.ports names tenants not in tenants: {unknown}"))
 
     web = _web_instance(spec, web_name, web_spec, whatsapp, routes, secrets)
-    services = tuple(sorted([web, *whatsapp], key=lambda s: s.name))
+    workers = [_worker_instance(name, svc, web) for name, svc in spec.services_of(ServiceKind.worker)]
+    generic = [_generic_instance(name, svc) for name, svc in spec.services_of(ServiceKind.generic)]
+    services = tuple(sorted([web, *whatsapp, *workers, *generic], key=lambda s: s.name))
     return Plan(
         project=spec.project,
         env_name=env_name,
@@ -72,27 +76,29 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
             environment=spec.railway.environment or env_name,
             legacy_config=spec.railway.legacy_config,
         ),
+        addons=tuple(sorted(spec.addons)),
         shard_lock=lock_out,
         notes=tuple(notes),
     )
 
 
 def _whatsapp_groups(
-    spec: Spec, wa_name: str, wa_spec: ServiceSpec, web_port: int, tenants: list[str], lock: Mapping[str, int]
+    spec: Spec, wa_name: str, wa_spec: ServiceSpec, reserved: set[int], tenants: list[str], lock: Mapping[str, int]
 ) -> tuple[list[tuple[str, int, tuple[str, ...]]], dict[str, int] | None]:
-    """(instance name, port, tenants) for every WhatsApp process of the topology."""
+    """(instance name, port, tenants) for every WhatsApp process of the topology (skipping every port another
+    service listens on)."""
     kind = spec.topology.kind
-    reserved = {web_port}
+    base_port = wa_spec.port or 0  # the loader guarantees a port for the WhatsApp service
     if kind is Topology.shared:
-        return [(wa_name, wa_spec.port, tuple(tenants))], None
+        return [(wa_name, base_port, tuple(tenants))], None
     if kind is Topology.per_port:
-        ports = allocate_ports(tenants, wa_spec.port, reserved, spec.topology.ports)
+        ports = allocate_ports(tenants, base_port, reserved, spec.topology.ports)
         return [(f"{wa_name}-{t}", ports[t], (t,)) for t in tenants], None
     capacity = spec.topology.max_tenants_per_shard
     min_shards = spec.topology.shards or 1
     assignment = assign_shards(tenants, lock, capacity, min_shards)
     shards = shard_numbers(assignment, min_shards)
-    ports = allocate_ports([str(n) for n in shards], wa_spec.port, reserved, {})
+    ports = allocate_ports([str(n) for n in shards], base_port, reserved, {})
     groups = []
     for number in shards:
         members = tuple(t for t in tenants if assignment[t] == number)
@@ -171,6 +177,8 @@ def _web_instance(
         "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
         "TRUSTED_PROXIES": ProxyHops(),
     }
+    if Addon.redis in spec.addons:
+        env["REDIS_URL"] = RedisUrl()
     if spec.topology.kind is Topology.shared:
         env["WHATSAPP_SERVER_URL"] = ServiceUrl(whatsapp[0].name)
     else:
@@ -192,4 +200,53 @@ def _web_instance(
         pre_deploy=svc.pre_deploy,
         dockerfile=svc.dockerfile,
         depends_on=tuple(sorted(w.name for w in whatsapp)),
+    )
+
+
+def _worker_instance(name: str, svc: ServiceSpec, web: ServiceInstance) -> ServiceInstance:
+    """The web app's environment (database, secrets, WhatsApp routes) without its PORT, and its own command."""
+    env = {k: v for k, v in web.env if k != "PORT"}
+    if svc.port is not None:
+        env["PORT"] = Plain(str(svc.port))
+    return ServiceInstance(
+        name=name,
+        role=Role.worker,
+        spec_name=name,
+        source=svc.source,
+        port=svc.port,
+        health_path=svc.health_path,
+        qr_path=None,
+        tenants=(),
+        env=_env(env, svc.env),
+        volume=None,
+        replicas=svc.replicas,
+        start=svc.start,
+        local_start=svc.local_start,
+        pre_deploy=svc.pre_deploy,
+        dockerfile=svc.dockerfile,
+        depends_on=web.depends_on,
+    )
+
+
+def _generic_instance(name: str, svc: ServiceSpec) -> ServiceInstance:
+    env: dict[str, EnvValue] = {} if svc.port is None else {"PORT": Plain(str(svc.port))}
+    return ServiceInstance(
+        name=name,
+        role=Role.generic,
+        spec_name=name,
+        source=svc.source,
+        port=svc.port,
+        health_path=svc.health_path,
+        qr_path=None,
+        tenants=(),
+        env=_env(env, svc.env),
+        volume=f"{name}-data" if svc.volume else None,
+        replicas=svc.replicas,
+        start=svc.start,
+        local_start=svc.local_start,
+        pre_deploy=svc.pre_deploy,
+        dockerfile=svc.dockerfile,
+        image=svc.image,
+        volume_path=svc.volume_path,
+        health_command=svc.health_command,
     )

@@ -13,7 +13,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Literal
 
-from deploytool.spec.model import Stage, Target, Topology
+from deploytool.spec.model import Addon, Stage, Target, Topology
 
 Severity = Literal["error", "warning"]
 
@@ -26,6 +26,8 @@ WEBHOOK_PATH = "/webhook/whatsapp"
 class Role(str, Enum):
     web = "web"
     whatsapp = "whatsapp"
+    worker = "worker"  # a process of an app's image with its own command: the web app's env, no route
+    generic = "generic"  # the user's own image or Dockerfile: its own env only
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,18 @@ class AuthRoot:
 
 
 @dataclass(frozen=True)
+class RedisUrl:
+    """URL of the environment's Redis add-on (REDIS_URL); locally taken from the runner's environment."""
+
+
+@dataclass(frozen=True)
 class ProxyHops:
     """How many reverse proxies stand in front of a service (flask's TRUSTED_PROXIES): 0 where clients
     connect directly, 1 behind a cloud's edge. Trusting X-Forwarded-For without a proxy lets any client
     pick the address the login throttle counts; not trusting it behind one locks everyone out at once."""
 
 
-EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops
+EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops | RedisUrl
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,8 @@ class ServiceInstance:
     name: str
     role: Role
     spec_name: str  # the service of the spec it was made from
-    source: str  # code folder relative to the project root
-    port: int
+    source: str | None  # code folder relative to the project root (None: a public image)
+    port: int | None  # None: listens nowhere (a worker)
     health_path: str | None
     qr_path: str | None
     tenants: tuple[str, ...]
@@ -100,6 +107,9 @@ class ServiceInstance:
     pre_deploy: str | None
     dockerfile: str
     depends_on: tuple[str, ...] = ()
+    image: str | None = None  # generic: a public image instead of a build
+    volume_path: str = VOLUME_MOUNT
+    health_command: str | None = None  # generic: the image's own healthcheck command
 
     def env_dict(self) -> dict[str, EnvValue]:
         return dict(self.env)
@@ -152,6 +162,7 @@ class Plan:
     targets: tuple[Target, ...]
     public_urls: tuple[tuple[str, str], ...]
     railway: RailwayPlan
+    addons: tuple[Addon, ...] = ()
     shard_lock: dict[str, int] | None = None  # sharded: tenant -> shard number, to persist
     notes: tuple[Finding, ...] = field(default=())  # findings found while planning
 

@@ -111,7 +111,8 @@ def build_targets(manifest: Manifest | Mapping[str, Any], urls: Mapping[str, str
             base[name] = check_base_url(url, f"--url {name}")
     else:
         for name, svc in by_name.items():
-            base[name] = check_base_url(svc.local_url, f"manifest: services.{name}.local_url")
+            if svc.local_url is not None:  # a worker listens nowhere: nothing of it to probe
+                base[name] = check_base_url(svc.local_url, f"manifest: services.{name}.local_url")
 
     targets: list[ProbeTarget] = []
     for i, raw in enumerate(manifest.probe_targets):

@@ -20,7 +20,8 @@ from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_
 
 MANIFEST = "deploytool-manifest.json"
 MANIFEST_VERSION = 3
-PASSTHROUGH = ("DATABASE_URL",)  # taken from the runner's environment when set; else SQLite
+# Taken from the runner's environment when set: DATABASE_URL (else SQLite), REDIS_URL (the Redis add-on).
+PASSTHROUGH = ("DATABASE_URL", "REDIS_URL")
 LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
 SHA256 = r"^[0-9a-f]{64}$"
 
@@ -69,10 +70,11 @@ class ManifestProcess(Model):
 class ManifestService(Model):
     name: ServiceName
     role: Role
-    port: int = Field(ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535)  # None: listens nowhere (a worker)
     health_path: str | None = Field(pattern=r"^/", default=None)
     tenants: list[TenantId]
-    local_url: str = Field(pattern=r"^http://127\.0\.0\.1:\d+$")  # where the runners on this machine expose it
+    # where the runners on this machine expose it
+    local_url: str | None = Field(None, pattern=r"^http://127\.0\.0\.1:\d+$")
     public_url: str | None = Field(pattern=r"^https?://[^\s@]+$", default=None)
     process: ManifestProcess | None = None
     secrets: list[EnvName]
@@ -80,7 +82,7 @@ class ManifestService(Model):
 
     @property
     def health_url(self) -> str | None:
-        return None if self.health_path is None else self.local_url + self.health_path
+        return None if self.health_path is None or self.local_url is None else self.local_url + self.health_path
 
 
 class ProbeTargetEntry(Model):
@@ -178,7 +180,7 @@ def build_manifest(
             port=svc.port,
             health_path=svc.health_path,
             tenants=list(svc.tenants),
-            local_url=f"http://127.0.0.1:{svc.port}",
+            local_url=None if svc.port is None else f"http://127.0.0.1:{svc.port}",
             public_url=public.get(svc.name),
             process=processes.get(svc.name),
             secrets=list(svc.secret_names()),

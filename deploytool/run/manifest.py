@@ -55,8 +55,8 @@ def load_manifest(out_dir: Path) -> RunManifest:
     services = [
         RunService(
             name=svc.name,
-            port=svc.port,
-            local_url=svc.local_url,
+            port=svc.port or 0,  # 0: listens nowhere (a worker); nothing to check or show
+            local_url=svc.local_url or "-",
             health_path=svc.health_path,
             command=svc.process.command if svc.process else None,
             env=svc.process.env if svc.process else None,

@@ -106,7 +106,7 @@ def _refuse_taken_ports(manifest: RunManifest) -> None:
     taken = []
     for svc in manifest.services:
         host = urlsplit(svc.local_url).hostname or "127.0.0.1"
-        if port_in_use(host, svc.port):
+        if svc.port and port_in_use(host, svc.port):
             taken.append(f"service {svc.name}: port {svc.port}")
     if taken:
         raise UserError(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name
-from deploytool.spec.model import Spec
+from deploytool.spec.model import ServiceKind, Spec
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -78,9 +78,32 @@ def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
         spec = Spec.model_validate(merged)
     except ValidationError as exc:
         raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
+    _check_service_kinds(spec, origins, display(spec_path))
     return LoadedSpec(
         spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path), origins=origins
     )
+
+
+def _check_service_kinds(spec: Spec, origins: dict[PathKey, Origin], base_name: str) -> None:
+    """Exactly one web app and one WhatsApp server, pointing at the file and line that broke the rule."""
+    for kind, hint in (
+        (ServiceKind.flask, "another process of the app's image is `kind: worker`"),
+        (ServiceKind.whatsapp, "tenants share or shard one WhatsApp server through `topology`"),
+    ):
+        names = [name for name, svc in spec.services.items() if svc.kind is kind]
+        if len(names) == 1:
+            continue
+        # the one an overlay added, if any, else the last one; none at all: the `services` key
+        placed = [(origins.get(("services", n)), n) for n in names]
+        overlay = [(o, n) for o, n in placed if o is not None and o.file != base_name]
+        origin, name = (overlay or placed or [(origins.get(("services",)), "")])[-1]
+        where = f"{origin.file}:{origin.line}" if origin else base_name
+        field = f"services.{name}" if name else "services"
+        found = ", ".join(names) or "none"
+        raise UserError(
+            f"{where}: {field}: exactly one service of kind '{kind.value}' is allowed and required, found {found} "
+            f"({hint})"
+        )
 
 
 def display(path: Path) -> str:

@@ -21,8 +21,16 @@ class Strict(BaseModel):
 
 
 class ServiceKind(str, Enum):
-    flask = "flask"
-    whatsapp = "whatsapp"
+    flask = "flask"  # the web app: exactly one
+    whatsapp = "whatsapp"  # the WhatsApp server, one process per tenant or shard: exactly one
+    worker = "worker"  # another process of an app's image with its own start command (a queue worker)
+    generic = "generic"  # anything else: your own Dockerfile or a public image
+
+
+class Addon(str, Enum):
+    """Managed services the targets provide (Railway's plugins, a container in compose)."""
+
+    redis = "redis"
 
 
 class Topology(str, Enum):
@@ -67,22 +75,65 @@ class Target(str, Enum):
 
 
 class ServiceSpec(Strict):
-    kind: ServiceKind = Field(description="What the service is: the Flask web app or a WhatsApp server.")
-    source: str = Field(description="Folder of the service's code, relative to the spec file.")
-    port: Port = Field(description="Listen port; for WhatsApp services the first port of the range.")
-    health_path: str | None = Field("/health", description="Health endpoint; null disables healthchecks.")
+    kind: ServiceKind = Field(
+        description="flask (the web app), whatsapp (the WhatsApp server), worker (another process of an app's "
+        "image), generic (your own Dockerfile or a public image)."
+    )
+    source: str | None = Field(
+        None, description="Folder of the service's code, relative to the spec file (the build context)."
+    )
+    image: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", description="generic: a public image instead of `source`."
+    )
+    port: Port | None = Field(
+        None, description="Listen port (flask and whatsapp: required; for WhatsApp the first port of the range)."
+    )
+    health_path: str | None = Field(
+        "/health", description="Health endpoint; null disables healthchecks (worker, generic: off unless set)."
+    )
+    health_command: str | None = Field(
+        None, description="generic: the container's healthcheck command (images differ in what they ship)."
+    )
     qr_path: str = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
     start: str | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
     local_start: str | None = Field(None, description="Start command from the project root when run as a process.")
     pre_deploy: str | None = Field(None, description="Command run before each deploy (migrations).")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path inside `source`.")
     replicas: int = Field(1, ge=1, le=200, description="Copies of the web app; a WhatsApp server needs exactly 1.")
-    volume: bool = Field(True, description="Keep WhatsApp sessions on a persistent volume.")
+    volume: bool = Field(
+        True, description="A persistent volume: WhatsApp sessions (default on); generic: off unless set."
+    )
+    volume_path: str = Field("/data", description="generic: where the volume is mounted in the container.")
     driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
     max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
 
-    @field_validator("health_path", "qr_path")
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        # A worker or another image has no /health or volume of ours unless the spec says so.
+        if isinstance(data, dict) and data.get("kind") in ("worker", "generic"):
+            data = {"health_path": None, "volume": False, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ServiceSpec:
+        kind = self.kind
+        if kind in (ServiceKind.flask, ServiceKind.whatsapp, ServiceKind.worker) and self.source is None:
+            raise ValueError(f"a {kind.value} service needs `source` (its code folder)")
+        if kind in (ServiceKind.flask, ServiceKind.whatsapp) and self.port is None:
+            raise ValueError(f"a {kind.value} service needs `port`")
+        if kind is ServiceKind.generic and (self.source is None) == (self.image is None):
+            raise ValueError("a generic service needs exactly one of `source` (a Dockerfile) or `image`")
+        if kind is not ServiceKind.generic and (self.image or self.health_command):
+            raise ValueError("`image` and `health_command` are for generic services")
+        if kind is ServiceKind.worker and self.start is None and self.local_start is None:
+            raise ValueError("a worker needs `start` (else it would run the image's own command, the web server)")
+        if self.health_path is not None and self.port is None:
+            raise ValueError("`health_path` needs a `port` to be reached at")
+        return self
+
+    @field_validator("health_path", "qr_path", "volume_path")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/"):
@@ -159,7 +210,7 @@ class Spec(Strict):
         Stage.production, description="development allows WhatsApp services without a volume (APP_ENV)."
     )
     services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec] = Field(
-        description="The services, by name: one flask and one whatsapp."
+        description="The services, by name: exactly one flask and one whatsapp, any number of worker and generic."
     )
     database: DatabaseSpec = Field(DatabaseSpec(), description="The environment's database.")
     tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
@@ -176,6 +227,10 @@ class Spec(Strict):
         default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
     )
     railway: RailwaySpec = Field(RailwaySpec(), description="Railway settings (railway target).")
+    addons: list[Addon] = Field(
+        default_factory=list,
+        description="Managed services beside the database: `redis` gives the web app and workers REDIS_URL.",
+    )
 
     @field_validator("tenants")
     @classmethod
@@ -190,20 +245,12 @@ class Spec(Strict):
                 raise ValueError("at least one tenant is required")
         return value
 
-    @field_validator("targets", "secrets")
+    @field_validator("targets", "secrets", "addons")
     @classmethod
     def _unique_items(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("items must be unique")
         return value
-
-    @model_validator(mode="after")
-    def _one_of_each_kind(self) -> Spec:
-        for kind in ServiceKind:
-            names = [name for name, svc in self.services.items() if svc.kind is kind]
-            if len(names) != 1:
-                raise ValueError(f"exactly one service of kind '{kind.value}' is required, found {len(names)}")
-        return self
 
     def tenant_ids(self) -> list[str]:
         if isinstance(self.tenants, TenantRange):
@@ -211,4 +258,8 @@ class Spec(Strict):
         return list(self.tenants)
 
     def service_of(self, kind: ServiceKind) -> tuple[str, ServiceSpec]:
+        """The one service of `kind` (flask, whatsapp); the loader has checked there is exactly one."""
         return next((name, svc) for name, svc in self.services.items() if svc.kind is kind)
+
+    def services_of(self, kind: ServiceKind) -> list[tuple[str, ServiceSpec]]:
+        return sorted((name, svc) for name, svc in self.services.items() if svc.kind is kind)

@@ -63,6 +63,8 @@ def build_source_findings(plan: Plan, root: Path) -> Iterator[Finding]:
             continue
         seen.add(svc.spec_name)
         where = f"services.{svc.spec_name}"
+        if svc.source is None:
+            continue  # a public image
         if not (root / svc.source).is_dir():
             yield Finding(
                 "SOURCE_MISSING",

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 from deploytool.plan.model import (
     CONTAINER_AUTH_ROOT,
-    VOLUME_MOUNT,
     AuthRoot,
     DatabaseUrl,
     EnvValue,
@@ -28,6 +27,7 @@ from deploytool.plan.model import (
     Plain,
     Plan,
     ProxyHops,
+    RedisUrl,
     Role,
     SecretRef,
     ServiceInstance,
@@ -37,10 +37,12 @@ from deploytool.plan.model import (
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
-from deploytool.spec.model import Target
+from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
 
 POSTGRES_IMAGE = "postgres:16-alpine"
+REDIS_IMAGE = "redis:7-alpine"
+REDIS_SERVICE = "redis"
 HEALTH_TIMING = {"interval": "5s", "timeout": "3s", "retries": 20, "start_period": "10s"}
 COMPOSE_FILE = "docker-compose.yml"
 # `docker compose config -q` costs about 3 ms per service: bounded, so a huge spec reports instead of hanging.
@@ -62,15 +64,19 @@ def interpolation(name: str) -> str:
 
 
 def _healthcheck(svc: ServiceInstance) -> dict[str, Any] | None:
+    if svc.health_command is not None:
+        return {"test": ["CMD-SHELL", escape(svc.health_command)], **HEALTH_TIMING}
     if svc.health_path is None:
         return None
     url = f"http://127.0.0.1:{svc.port}{svc.health_path}"
-    if svc.role is Role.web:
+    if svc.role in (Role.web, Role.worker):  # the flask image: Python, no curl
         probe = f"import urllib.request; urllib.request.urlopen('{url}', timeout=3)"
         test = ["CMD", "python", "-c", probe]
-    else:  # node images are slim: no curl, but fetch is built in
+    elif svc.role is Role.whatsapp:  # node images are slim: no curl, but fetch is built in
         probe = f"fetch('{url}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
         test = ["CMD", "node", "-e", probe]
+    else:  # someone else's image: whichever of the usual two it ships
+        test = ["CMD-SHELL", escape(f"wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")]
     return {"test": test, **HEALTH_TIMING}
 
 
@@ -101,6 +107,8 @@ class ComposeTarget(TargetPlugin):
             return CONTAINER_AUTH_ROOT
         if isinstance(value, ProxyHops):
             return "0"  # ports are published straight from the container
+        if isinstance(value, RedisUrl):
+            return f"redis://{REDIS_SERVICE}:6379/0"
         if isinstance(value, DatabaseUrl):
             db = plan.database
             if db.engine != "postgres":
@@ -184,16 +192,27 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
             "volumes": ["postgres-data:/var/lib/postgresql/data"],
         }
         volumes["postgres-data"] = {}
+    if Addon.redis in plan.addons:
+        services[REDIS_SERVICE] = {
+            "image": REDIS_IMAGE,
+            "healthcheck": {"test": ["CMD", "redis-cli", "ping"], **HEALTH_TIMING},
+            "restart": "unless-stopped",
+            "volumes": ["redis-data:/data"],
+        }
+        volumes["redis-data"] = {}
     contexts: dict[str, str] = {}
     for svc in plan.services:
-        context = contexts.get(svc.source)
-        if context is None:
-            context = contexts[svc.source] = ctx.source_from_out(svc.source)
-        entry: dict[str, Any] = {
-            "build": {"context": context, "dockerfile": svc.dockerfile},
-            "ports": [f"127.0.0.1:{svc.port}:{svc.port}"],
-            "restart": "unless-stopped",
-        }
+        entry: dict[str, Any] = {}
+        if svc.source is not None:
+            context = contexts.get(svc.source)
+            if context is None:
+                context = contexts[svc.source] = ctx.source_from_out(svc.source)
+            entry["build"] = {"context": context, "dockerfile": svc.dockerfile}
+        else:
+            entry["image"] = svc.image
+        if svc.port is not None:
+            entry["ports"] = [f"127.0.0.1:{svc.port}:{svc.port}"]
+        entry["restart"] = "unless-stopped"
         environment = target.environment(plan, svc, ctx)
         if environment:
             entry["environment"] = environment
@@ -203,15 +222,16 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
         health = _healthcheck(svc)
         if health:
             entry["healthcheck"] = health
-        depends = list(svc.depends_on) + (["postgres"] if uses_postgres and svc.role is Role.web else [])
+        app = svc.role in (Role.web, Role.worker)  # the processes that get DATABASE_URL and REDIS_URL
+        depends = list(svc.depends_on) + (["postgres"] if uses_postgres and app else [])
+        depends += [REDIS_SERVICE] if app and Addon.redis in plan.addons else []
         if depends:
             entry["depends_on"] = {name: {"condition": "service_healthy"} for name in sorted(depends)}
-        if svc.role is Role.whatsapp:
-            if svc.volume:
-                entry["volumes"] = [f"{svc.volume}:{VOLUME_MOUNT}"]
-                volumes[svc.volume] = {}
-            if svc.replicas != 1:
-                entry["deploy"] = {"replicas": svc.replicas}
+        if svc.volume:
+            entry["volumes"] = [f"{svc.volume}:{svc.volume_path}"]
+            volumes[svc.volume] = {}
+        if svc.replicas != 1 and (svc.role is Role.whatsapp or svc.port is None):  # a published port is one
+            entry["deploy"] = {"replicas": svc.replicas}
         services[svc.name] = entry
     document: dict[str, Any] = {"name": f"{plan.project}-{plan.env_name}", "services": services}
     if volumes:
@@ -402,27 +422,3 @@ def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], 
         return None
 
     return finish
-    with tempfile.TemporaryDirectory(prefix="deploytool-compose-") as scratch:
-        path = Path(scratch) / COMPOSE_FILE
-        path.write_text(compose_text)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-        env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
-        try:
-            result = subprocess.run(
-                [str(binary), "-f", str(path), "config", "-q"],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=COMPOSE_CONFIG_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return Finding(
-                "COMPOSE_CONFIG",
-                f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
-                "use the shared or sharded topology for this many tenants",
-            )
-    if result.returncode != 0:
-        message = (result.stderr or result.stdout).strip().replace(scratch, "")
-        return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
-    return None

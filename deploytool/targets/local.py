@@ -17,6 +17,7 @@ from deploytool.plan.model import (
     Plain,
     Plan,
     ProxyHops,
+    RedisUrl,
     SecretRef,
     ServiceInstance,
     ServiceUrl,
@@ -34,7 +35,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 def local_command(svc: ServiceInstance) -> str | None:
     if svc.local_start:
         return svc.local_start
-    if svc.start:
+    if svc.start and svc.source is not None:  # a public image's command means nothing on this machine
         return f"cd {svc.source} && exec {svc.start}"
     return None  # the NO_START_COMMAND finding says so before anything is written
 
@@ -64,6 +65,8 @@ class LocalTarget(TargetPlugin):
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
         if isinstance(value, DatabaseUrl):
             return "DATABASE_URL from the environment, else embedded SQLite"
+        if isinstance(value, RedisUrl):
+            return "REDIS_URL from the environment"
         if isinstance(value, SecretRef):
             return f"<secret {value.name}> (environment, else .secrets.env)"
         return self.spell(plan, value, ctx)

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from deploytool.plan.model import (
     CONTAINER_AUTH_ROOT,
-    VOLUME_MOUNT,
     AuthRoot,
     DatabaseUrl,
     EnvValue,
@@ -26,6 +25,7 @@ from deploytool.plan.model import (
     Plain,
     Plan,
     ProxyHops,
+    RedisUrl,
     Role,
     SecretRef,
     ServiceInstance,
@@ -34,7 +34,7 @@ from deploytool.plan.model import (
 )
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.templating import pyrepr, render_template
-from deploytool.spec.model import Target
+from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
 
 RAILWAY_FILE = ".railway/railway.py"  # inside the environment's output folder
@@ -62,8 +62,8 @@ def _deploy(svc: ServiceInstance) -> dict[str, Any]:
     deploy: dict[str, Any] = {"restartPolicyType": "ON_FAILURE", "restartPolicyMaxRetries": 10}
     if svc.health_path:
         deploy["healthcheckTimeout"] = 300
-    if svc.role is Role.whatsapp and svc.volume:
-        deploy["requiredMountPath"] = VOLUME_MOUNT  # never start a session server without its volume
+    if svc.volume:
+        deploy["requiredMountPath"] = svc.volume_path  # never start a session server without its volume
     return deploy
 
 
@@ -77,6 +77,8 @@ def railway_expr(value: EnvValue) -> str:
         return f"ctx.shared.{value.name}"
     if isinstance(value, DatabaseUrl):
         return "db.env.DATABASE_URL"
+    if isinstance(value, RedisUrl):
+        return "cache.env.REDIS_URL"
     return pyrepr(RailwayTarget.text(value))
 
 
@@ -99,6 +101,8 @@ class RailwayTarget(TargetPlugin):
             return "1"  # Railway's edge proxy sets X-Forwarded-For
         if isinstance(value, DatabaseUrl):
             return DATABASE_REFERENCE
+        if isinstance(value, RedisUrl):
+            return "${{Redis.REDIS_URL}}"
         raise TypeError(value)
 
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
@@ -144,15 +148,22 @@ def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
     services = []
     for svc in plan.services:
         volume_var = None
-        if svc.role is Role.whatsapp and svc.volume:
+        if svc.volume:
             volume_var = f"{_var(svc.volume)}_volume"
             volumes.append({"var": volume_var, "name": svc.volume})
+        repo, branch = plan.railway.repo or "", plan.railway.branch
         services.append(
             {
                 "var": _var(svc.name),
                 "name": svc.name,
-                "source": svc.source,
-                "build": _build(svc),
+                "source_expr": (
+                    f"github({pyrepr(repo)}, branch={pyrepr(branch)}, rootDirectory={pyrepr(svc.source)})"
+                    if svc.source is not None
+                    else f"image({pyrepr(svc.image)})"
+                ),
+                "build": _build(svc) if svc.source is not None else None,
+                # web and whatsapp run their image's CMD; a worker or another image says what to run
+                "start": svc.start if svc.role in (Role.worker, Role.generic) else None,
                 "pre_deploy": svc.pre_deploy,
                 "healthcheck": svc.health_path,
                 "replicas": svc.replicas,
@@ -160,7 +171,7 @@ def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
                 # PORT explicitly set on every service so ${{svc.PORT}} references resolve.
                 "env": [(name, railway_expr(value)) for name, value in svc.env],
                 "volume_var": volume_var,
-                "mount": VOLUME_MOUNT,
+                "mount": svc.volume_path,
             }
         )
     return {
@@ -173,7 +184,16 @@ def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
         "branch": plan.railway.branch,
         "volumes": volumes,
         "services": services,
-        "resource_vars": [v["var"] for v in volumes] + [s["var"] for s in services],
+        "redis": Addon.redis in plan.addons,
+        # only what the file uses, so the common file reads the same as before add-ons and images existed
+        "imports": sorted(
+            {"create_railway_context", "define_railway", "github", "postgres", "project", "service", "volume"}
+            | ({"redis"} if Addon.redis in plan.addons else set())
+            | ({"image"} if any(svc.image for svc in plan.services) else set())
+        ),
+        "resource_vars": (["cache"] if Addon.redis in plan.addons else [])
+        + [v["var"] for v in volumes]
+        + [s["var"] for s in services],
     }
 
 
@@ -234,7 +254,7 @@ def check_railway_graph(plan: Plan, graph: dict[str, Any]) -> Iterator[Finding]:
                 f"{label}: {svc.name} has variables {', '.join(sorted(variables))}, "
                 f"expected {', '.join(name for name, _ in svc.env)}",
             )
-        if variables.get("PORT", {}).get("value") != str(svc.port):
+        if svc.port is not None and variables.get("PORT", {}).get("value") != str(svc.port):
             yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name} has no explicit PORT {svc.port}")
         for name in svc.secret_names():
             if variables.get(name, {}).get("type") != "sharedReference":
@@ -272,6 +292,8 @@ def builder_findings(plan: Plan, root: Path) -> Iterator[Finding]:
                 f"the {'flask' if svc.role is Role.web else 'whatsapp'} service implements; Railway would poll a "
                 "path that answers 404 and never take the deployment live",
             )
+        if svc.source is None:
+            continue  # a public image: nothing of ours to build
         try:
             text = (root / svc.source / svc.dockerfile).read_text(encoding="utf-8", errors="replace")
         except OSError:
