@@ -45,8 +45,11 @@ BASE: dict[str, Any] = {
             "start": "node src/server.js",
             "local_start": "exec node node_service/src/server.js",
         },
+        "worker": {"kind": "worker", "source": "flask_service", "start": "python -m flask_service worker"},
+        "search": {"kind": "generic", "image": "getmeili/meilisearch:v1.7", "port": 7700, "volume": True},
     },
     "database": {"engine": "postgres"},
+    "addons": ["redis"],
     "tenants": ["1", "2", "3"],
     "topology": {"kind": "sharded", "max_tenants_per_shard": 2},
     "targets": ["local", "compose", "railway"],
@@ -59,7 +62,8 @@ KEYS = st.sampled_from(
         "start", "local_start", "pre_deploy", "dockerfile", "replicas", "volume", "driver", "max_tenants", "env",
         "database", "engine", "name", "user", "password_secret", "tenants", "from", "to", "topology",
         "max_tenants_per_shard", "shards", "ports", "targets", "secrets", "public_urls", "railway", "repo",
-        "branch", "environment", "legacy_config", "API_KEY", "REDIS_URL", "x", "",
+        "branch", "environment", "legacy_config", "API_KEY", "REDIS_URL", "x", "", "image", "volume_path",
+        "health_command", "addons", "worker", "search",
     ]
 )  # fmt: skip
 SCALARS = st.one_of(
@@ -73,6 +77,7 @@ SCALARS = st.one_of(
         [
             "per-port", "shared", "sharded", "local", "compose", "railway", "nomad", "flask", "whatsapp",
             "sandbox", "baileys", "sqlite", "postgres", "development", "production", "../../etc", "/etc/passwd",
+            "worker", "generic", "redis", "redis:7-alpine", "/meili",
             "redis://:pw@cache:6379/0", "https://u:p@h/x", "${X}", "$$", "a\nb", "\x00", "é", "1", "2", "9",
             "/health", "{tenant}", "acme/chat", "owner/repo",
         ]
@@ -130,6 +135,9 @@ DAMAGE = st.sampled_from(["", ":", "- ", "&a", "*a", "{", "]", "\t", "'", "\n  "
 TEXT_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=2000), DAMAGE), max_size=3)
 LOCKS = st.one_of(
     st.none(),
+    st.none(),
+    st.none(),
+    st.just('{"version": 1, "env": "dev", "assignments": {"1": 1, "2": 1, "3": 2}}'),
     st.text(max_size=40),
     st.builds(
         lambda version, env, assignments: json.dumps({"version": version, "env": env, "assignments": assignments}),
