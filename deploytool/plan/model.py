@@ -120,7 +120,7 @@ class ServiceInstance:
 
 @dataclass(frozen=True)
 class DatabasePlan:
-    engine: str  # postgres | sqlite
+    engine: Literal["postgres", "sqlite"]
     name: str
     user: str
     password_secret: str

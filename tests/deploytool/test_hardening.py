@@ -209,3 +209,14 @@ def test_a_project_with_empty_service_folders_does_not_validate(make_project, ca
     out = capsys.readouterr().out
     assert "error[DOCKERFILE_MISSING]" in out and "services.web.dockerfile: flask_service/Dockerfile" in out
     assert "error[SOURCE_MISSING]" in out and "deploytool.yaml:" in out and "services.whatsapp.source" in out
+
+
+def test_a_compose_check_that_runs_too_long_is_a_finding_not_a_traceback(make_project, monkeypatch, capsys):
+    """`validate` of 100,000 per-port tenants ended in an uncaught TimeoutExpired after 291 s."""
+    from deploytool.targets import compose as compose_target
+
+    monkeypatch.setattr(compose_target, "COMPOSE_CONFIG_TIMEOUT_S", 0.001)
+    spec = make_project({"dev": "topology: {kind: per-port}\n"})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "error[COMPOSE_CONFIG]" in out and "did not finish within" in out

@@ -165,7 +165,9 @@ def stored_messages(environ: Mapping[str, str], project: str, tenant: str) -> li
 
 
 @pytest.mark.parametrize("topology", list(TOPOLOGIES))
-def test_compose_on_a_real_engine(topology: str, project, tmp_path: Path, engine_environ: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def test_compose_on_a_real_engine(
+    topology: str, project, tmp_path: Path, engine_environ: dict[str, str], capsys
+) -> None:  # type: ignore[no-untyped-def]
     import docker
 
     spec_topology, tenants = TOPOLOGIES[topology]
@@ -188,6 +190,16 @@ def test_compose_on_a_real_engine(topology: str, project, tmp_path: Path, engine
 
     report = tmp_path / "probe.json"
     assert cli("probe", "e2e", "--format", "json", "--output", str(report), "--timeout", "30") == 0
+
+    # Day two on the engine: ps names the runner, restart brings web back healthy, logs are the container's.
+    capsys.readouterr()
+    assert cli("ps", "e2e") == 0
+    table = capsys.readouterr().out
+    assert "compose" in table and " stopped " not in table and "web" in table, table
+    assert cli("restart", "e2e", "web", "--timeout", "120") == 0
+    assert capsys.readouterr().out.startswith("healthy")
+    assert cli("logs", "e2e", "web", "--lines", "5") == 0
+    assert capsys.readouterr().out.strip()
     manifest = json.loads((out / "deploytool-manifest.json").read_text())
     routes = {row["tenant"]: row["service"] for row in manifest["tenants"]}
     urls = {s["name"]: s["local_url"] for s in manifest["services"]}
