@@ -222,6 +222,11 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
         health = _healthcheck(svc)
         if health:
             entry["healthcheck"] = health
+        elif svc.role is Role.worker:
+            # The app's image declares a HEALTHCHECK for its web server, which a worker does not run: inherited,
+            # it would count the worker unhealthy. Disabling it makes `up --wait` refuse the container, so a
+            # worker is healthy while its process runs.
+            entry["healthcheck"] = {"test": ["CMD-SHELL", "exit 0"], **HEALTH_TIMING}
         app = svc.role in (Role.web, Role.worker)  # the processes that get DATABASE_URL and REDIS_URL
         depends = list(svc.depends_on) + (["postgres"] if uses_postgres and app else [])
         depends += [REDIS_SERVICE] if app and Addon.redis in plan.addons else []

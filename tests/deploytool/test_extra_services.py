@@ -67,6 +67,8 @@ def test_compose_runs_workers_images_and_redis_with_healthchecks(project):
     assert worker["command"] == ["sh", "-c", "exec python -m flask_service worker"]
     assert "ports" not in worker and worker["deploy"] == {"replicas": 2}
     assert worker["build"] == services["web"]["build"]  # the same image, another command
+    # the image's HEALTHCHECK probes the web server a worker does not run: replaced by "alive"
+    assert worker["healthcheck"]["test"] == ["CMD-SHELL", "exit 0"]
     assert "WHATSAPP_SERVER_URL" in worker["environment"] and "PORT" not in worker["environment"]
     search = services["search"]
     assert search["image"] == "getmeili/meilisearch:v1.7" and "build" not in search
