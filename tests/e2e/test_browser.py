@@ -34,24 +34,28 @@ def decode_qr(png: bytes, folder: Path) -> str:
     return result.stdout
 
 
-def test_connect_page_shows_the_real_qr(deploy, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is required (scripts/bootstrap --dev installs it)")
-    from playwright.sync_api import sync_playwright
-
+def up_with_a_login(deploy, whatsapp_env: str):  # type: ignore[no-untyped-def]
+    """A shared environment with tenant 1, node's sandbox tuned by `whatsapp_env`, up, with the login ana."""
     deployment = deploy("{kind: shared}", ["1"])
-    # Keep one QR long enough to compare what the browser shows with what node serves.
     overlay = deployment.spec.parent / "environments" / "e2e.yaml"
-    overlay.write_text("services:\n  whatsapp:\n    env: {SANDBOX_QR_TTL_MS: '600000'}\n")
+    overlay.write_text(f"services:\n  whatsapp:\n    env: {whatsapp_env}\n")
     assert deployment.cli("up", deployment.env, "--timeout", "90") == 0
-
     env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "DATABASE_URL": deployment.database_url}
     subprocess.run(
         [sys.executable, "-m", "flask_service", "create-user", "--username", "ana", "--password", "s3cret-pass",
          "--tenant", "1"],
         cwd=deployment.spec.parent, env=env, check=True, capture_output=True,
     )  # fmt: skip
-    web = deployment.service_url("web")
+    return deployment, deployment.service_url("web")
+
+
+def test_connect_page_shows_the_real_qr(deploy, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is required (scripts/bootstrap --dev installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Keep one QR long enough to compare what the browser shows with what node serves.
+    deployment, web = up_with_a_login(deploy, "{SANDBOX_QR_TTL_MS: '600000'}")
 
     # Kept for people to look at where TEST_ARTIFACTS names a folder (scripts/test sets it).
     artifacts = Path(os.environ.get("TEST_ARTIFACTS") or tmp_path)
@@ -90,18 +94,8 @@ def test_expired_code_renew_simulate_scan_and_unlink(deploy, tmp_path):
         pytest.fail("Debian's chromium is required (scripts/bootstrap --dev installs it)")
     from playwright.sync_api import expect, sync_playwright
 
-    deployment = deploy("{kind: shared}", ["1"])
     # One code per pairing attempt, living 5 s: expiry comes quickly and a code never rotates under the test.
-    overlay = deployment.spec.parent / "environments" / "e2e.yaml"
-    overlay.write_text("services:\n  whatsapp:\n    env: {SANDBOX_QR_TTL_MS: '5000', SANDBOX_QR_MAX: '1'}\n")
-    assert deployment.cli("up", deployment.env, "--timeout", "90") == 0
-    env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "DATABASE_URL": deployment.database_url}
-    subprocess.run(
-        [sys.executable, "-m", "flask_service", "create-user", "--username", "ana", "--password", "s3cret-pass",
-         "--tenant", "1"],
-        cwd=deployment.spec.parent, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    web = deployment.service_url("web")
+    deployment, web = up_with_a_login(deploy, "{SANDBOX_QR_TTL_MS: '5000', SANDBOX_QR_MAX: '1'}")
     node = httpx.Client(
         base_url=deployment.service_url("whatsapp"),
         headers={"X-Api-Key": deployment.secrets()["WHATSAPP_API_KEY"]},
