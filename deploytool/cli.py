@@ -205,6 +205,7 @@ def schema(
     import json
 
     from deploytool.spec.model import Spec
+    from deploytool.typed import json_schema
 
     if fmt == "markdown":
         from deploytool.spec.reference import spec_reference
@@ -213,7 +214,7 @@ def schema(
         return
     if fmt != "json":
         raise UserError(f"--format: expected json or markdown, got {fmt!r}")
-    _echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
+    _echo(json.dumps(json_schema(Spec), indent=2, sort_keys=True))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from deploytool.render.manifest import MANIFEST, Manifest, secret_names
 from deploytool.spec.load import LoadedSpec, display, load_spec
 from deploytool.spec.model import Topology
 from deploytool.targets import plugins_of, render_all
+from deploytool.typed import parse
 
 DEFAULT_OUT = "deploy"
 
@@ -30,7 +32,7 @@ class Rendered:
     @property
     def manifest(self) -> Manifest:
         path = self.ctx.in_out(MANIFEST)
-        return Manifest.model_validate_json(next(a.content for a in self.artifacts if a.path == path))
+        return parse(Manifest, json.loads(next(a.content for a in self.artifacts if a.path == path)))
 
 
 def default_out(spec_path: Path, env_name: str) -> Path:

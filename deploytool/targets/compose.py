@@ -11,7 +11,7 @@ import json
 import os
 import re
 import subprocess
-import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -374,7 +374,7 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
 
 
 def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
-    """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
+    """`docker-compose config -q` on the compose file's text (no Docker engine needed).
 
     Every variable is inline, so the compose file is all Compose reads."""
     return start_compose_config(compose_text, secrets)()
@@ -382,47 +382,50 @@ def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
 
 def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
     """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
-    binary, most of a big `validate`) works while the caller runs its own checks."""
+    binary, most of a big `validate`) works while the caller runs its own checks.
+
+    The text goes in on stdin (no scratch copy to write); `--env-file /dev/null` keeps a `.env` that
+    happens to sit in the working folder out of the check."""
     binary = compose_binary()
     if binary is None:
         return lambda: None
-    scratch = tempfile.TemporaryDirectory(prefix="deploytool-compose-")
-    path = Path(scratch.name) / COMPOSE_FILE
-    try:
-        path.write_text(compose_text)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-        env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
-        process = subprocess.Popen(
-            [str(binary), "-f", str(path), "config", "-q"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-    except BaseException:
-        scratch.cleanup()
-        raise
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
+    process = subprocess.Popen(
+        [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    # A big file fills the pipe before Compose has read it: a thread talks to Compose while the caller works.
+    outcome: list[tuple[bytes, bytes]] = []
+
+    def talk() -> None:
+        try:
+            outcome.append(process.communicate(compose_text.encode(), timeout=COMPOSE_CONFIG_TIMEOUT_S))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+    talker = threading.Thread(target=talk, name="compose-config", daemon=True)
+    talker.start()
 
     def finish() -> Finding | None:
         try:
-            try:
-                out, err = process.communicate(timeout=COMPOSE_CONFIG_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
-                return Finding(
-                    "COMPOSE_CONFIG",
-                    f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
-                    "use the shared or sharded topology for this many tenants",
-                )
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-        finally:
-            scratch.cleanup()
+            talker.join()
+        except BaseException:  # interrupted while waiting: Compose must not outlive the command
+            process.kill()
+            raise
+        if not outcome:
+            return Finding(
+                "COMPOSE_CONFIG",
+                f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
+                "use the shared or sharded topology for this many tenants",
+            )
+        out, err = outcome[0]
         if process.returncode != 0:
-            message = (err or out).strip().replace(scratch.name, "")
+            message = (err or out).decode(errors="replace").strip()
             return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
 
