@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from deploytool.checks import check_plan, start_artifact_checks
@@ -17,13 +16,13 @@ from deploytool.render.manifest import MANIFEST, Manifest, secret_names
 from deploytool.spec.load import LoadedSpec, display, load_spec
 from deploytool.spec.model import Topology
 from deploytool.targets import plugins_of, render_all
-from deploytool.typed import parse
+from deploytool.typed import Record, parse, record, replace
 
 DEFAULT_OUT = "deploy"
 
 
-@dataclass(frozen=True)
-class Rendered:
+@record(kw_only=False)
+class Rendered(Record):
     loaded: LoadedSpec
     plan: Plan
     ctx: RenderContext

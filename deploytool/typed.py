@@ -1,34 +1,40 @@
-"""Typed records read from untrusted data: frozen dataclasses checked field by field, every problem named by
-its path in the data, all problems of a document at once.
+"""Typed records: small frozen classes, and the reading of untrusted data (the spec, the manifest, the shard
+lock) into them, checked field by field, every problem named by its path in the data, all at once.
 
 Why not pydantic: importing it, discovering its plugins and building a core schema per model took 60-80 ms
-of every command, several times the interpreter's own start, for a spec of twenty fields. The spec, the
-manifest and the shard lock need little: plain JSON/YAML values, no coercion (a quoted port is an error,
-not a guess), unknown keys refused, a few range and pattern rules, and checks across fields. That is this
-module; `json_schema` and the spec reference are generated from the same declarations.
+of every command, several times the interpreter's own start, for a spec of twenty fields. The data needs
+little: plain JSON/YAML values, no coercion (a quoted port is an error, not a guess), unknown keys refused,
+a few range and pattern rules, and checks across fields. `json_schema` and the spec reference are generated
+from the same declarations.
+
+Why not dataclasses: importing them pulls in `inspect` (with ast, dis, tokenize) and each class compiles
+five or six generated methods, ~10 ms and ~0.35 ms a class, paid by every command for ~40 classes. A
+record compiles only its `__init__`, on first use; equality, hashing, repr and immutability are shared.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 import re
 import types
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, NamedTuple, TypeVar, Union, get_args, get_origin
 
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()  # a field without a default
 R = TypeVar("R", bound="Record")
 Path = tuple[str | int, ...]
 
-MISSING: Any = dataclasses.MISSING
 
-
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """Constraints of one value, placed in `Annotated[...]` or given to `field(...)`."""
 
     ge: int | None = None
@@ -59,8 +65,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     path: Path  # the data's own keys and list indexes
     kind: str  # unknown, missing, type, value, pattern, key
     message: str
@@ -80,6 +85,17 @@ def dotted(path: Path) -> str:
     return ".".join(str(step) for step in path)
 
 
+class _Declared(NamedTuple):
+    """What `field(...)` puts in the class body until `@record` collects it."""
+
+    default: Any
+    factory: Callable[[], Any] | None
+    key: str | None
+    doc: str
+    rule: Rule | None
+    compare: bool = True
+
+
 def field(
     default: Any = MISSING,
     *,
@@ -91,43 +107,18 @@ def field(
     pattern: str | None = None,
     min_length: int | None = None,
     check: Callable[[Any], Any] | None = None,
+    compare: bool = True,
 ) -> Any:
-    """A record field: its default, its key in the data (when not its name), its documentation and rules."""
+    """A record field: its default, its key in the data (when not its name), its documentation and rules;
+    `compare=False` leaves it out of equality, hashing and repr (data that travels along, not a value)."""
     rule = Rule(ge, le, pattern, min_length, check)
-    metadata = {"key": key, "doc": doc, "rule": rule if rule != Rule() else None}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    return _Declared(default, factory, key, doc, rule if rule != Rule() else None, compare)
 
 
-class Record:
-    """Base of the records. Subclasses are `@record` dataclasses; two optional hooks:
-
-    - `_prepare(data)` (classmethod) adjusts the raw mapping first (defaults that depend on another key);
-    - `_check(self)` raises ValueError when fields that are each valid do not fit together."""
-
-    @classmethod
-    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return data
-
-    def _check(self) -> None:
-        return None
-
-
-@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
-def record(cls: type[R]) -> type[R]:
-    """Make `cls` a frozen, keyword-only dataclass (required fields may follow defaulted ones)."""
-    doc = cls.__doc__
-    made = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
-    made.__doc__ = doc  # not the signature dataclasses writes in its place: the docs show a record's own text
-    return made
-
-
-@dataclass(frozen=True)
-class FieldInfo:
+class FieldInfo(NamedTuple):
     name: str  # attribute name
     key: str  # key in the data
-    annotation: Any
+    annotation: Any  # the annotation's text until `fields_of` resolves it
     rule: Rule | None
     doc: str
     default: Any  # MISSING when required
@@ -141,31 +132,135 @@ class FieldInfo:
         return self.factory() if self.factory is not None else self.default
 
 
-_FIELDS: dict[type, tuple[FieldInfo, ...]] = {}
+class FrozenError(AttributeError):
+    pass
+
+
+class Record:
+    """Base of the records: immutable, equal when of one class with equal fields, hashable when the fields
+    are. Declare one with `@record` (keyword arguments) or `@record(kw_only=False)`. Two optional hooks for
+    data read with `parse`:
+
+    - `_prepare(data)` (classmethod) adjusts the raw mapping first (defaults that depend on another key);
+    - `_check(self)` raises ValueError when fields that are each valid do not fit together."""
+
+    __fields__: tuple[FieldInfo, ...] = ()
+    __names__: tuple[str, ...] = ()  # every field
+    __compared__: tuple[str, ...] = ()  # the fields equality, hashing and repr look at
+    __kw_only__ = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        cls.__init__ = _compile_init(cls)  # type: ignore[method-assign]
+        cls.__init__(self, *args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenError(f"cannot assign to field {name!r} of a {type(self).__name__}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenError(f"cannot delete field {name!r} of a {type(self).__name__}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__compared__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__compared__)
+        return f"{type(self).__name__}({inner})"
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
+
+    def _check(self) -> None:
+        return None
+
+
+def _compile_init(cls: type[Record]) -> Callable[..., None]:
+    """`cls.__init__`, written for its fields (a generic loop would cost every plan value a few µs)."""
+    names = {"_set": object.__setattr__, "MISSING": MISSING}
+    params, body = [], []
+    for index, info in enumerate(cls.__fields__):
+        if info.factory is not None:
+            names[f"_factory{index}"] = info.factory
+            params.append(f"{info.name}=MISSING")
+            body.append(f"_set(self, {info.name!r}, _factory{index}() if {info.name} is MISSING else {info.name})")
+            continue
+        if info.default is MISSING:
+            params.append(info.name)
+        else:
+            names[f"_default{index}"] = info.default
+            params.append(f"{info.name}=_default{index}")
+        body.append(f"_set(self, {info.name!r}, {info.name})")
+    star = ["*"] if cls.__kw_only__ and params else []
+    source = f"def __init__(self, {', '.join([*star, *params])}):\n    " + ("\n    ".join(body) or "pass")
+    exec(source, names)  # field names come from the class statement: identifiers, never data
+    init: Callable[..., None] = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
+def record(cls: type[R] | None = None, /, *, kw_only: bool = True) -> Any:
+    """Make `cls` a record: its annotated class attributes, in order, are its fields."""
+
+    def make(cls: type[R]) -> type[R]:
+        infos = list(getattr(cls, "__fields__", ()))
+        uncompared = set(getattr(cls, "__names__", ())) - set(getattr(cls, "__compared__", ()))
+        own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - inspect is what records avoid importing
+        for name, annotation in own.items():
+            if str(annotation).startswith(("ClassVar", "typing.ClassVar")):
+                continue
+            declared = cls.__dict__.get(name, MISSING)
+            if not isinstance(declared, _Declared):
+                declared = _Declared(declared, None, None, "", None)
+            if declared.default is MISSING:
+                if name in cls.__dict__:
+                    delattr(cls, name)  # a field() without a default leaves nothing on the class
+            else:
+                setattr(cls, name, declared.default)
+            infos = [i for i in infos if i.name != name]
+            if not declared.compare:
+                uncompared.add(name)
+            key = declared.key or name
+            infos.append(
+                FieldInfo(name, key, annotation, declared.rule, declared.doc, declared.default, declared.factory)
+            )
+        if not kw_only:
+            required = [i.required for i in infos]
+            if False in required and True in required[required.index(False) :]:
+                raise TypeError(f"{cls.__name__}: a field without a default follows one with a default")
+        cls.__fields__ = tuple(infos)
+        cls.__names__ = tuple(i.name for i in infos)
+        cls.__compared__ = tuple(i.name for i in infos if i.name not in uncompared)
+        cls.__kw_only__ = kw_only
+        return cls
+
+    return make if cls is None else make(cls)
+
+
+def replace(value: R, **changes: Any) -> R:
+    """A copy of the record `value` with some fields changed."""
+    return type(value)(**{**{name: getattr(value, name) for name in value.__names__}, **changes})
+
+
+_RESOLVED: dict[type, tuple[FieldInfo, ...]] = {}
 
 
 def fields_of(cls: type[Record]) -> tuple[FieldInfo, ...]:
-    """A record's fields with their resolved types, in declaration order (worked out once per class)."""
-    known = _FIELDS.get(cls)
-    if known is not None:
-        return known
-    hints = typing.get_type_hints(cls, include_extras=True)
-    infos = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        factory: Callable[[], Any] | None = None if f.default_factory is MISSING else f.default_factory  # type: ignore[assignment]
-        infos.append(
-            FieldInfo(
-                name=f.name,
-                key=f.metadata.get("key") or f.name,
-                annotation=hints[f.name],
-                rule=f.metadata.get("rule"),
-                doc=f.metadata.get("doc", ""),
-                default=f.default,
-                factory=factory,
-            )
-        )
-    _FIELDS[cls] = tuple(infos)
-    return _FIELDS[cls]
+    """A record's fields with their types resolved, in declaration order (worked out once per class)."""
+    known = _RESOLVED.get(cls)
+    if known is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        known = _RESOLVED[cls] = tuple(info._replace(annotation=hints[info.name]) for info in cls.__fields__)
+    return known
 
 
 def is_record(annotation: Any) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from deploytool.checks.plan_checks import check_plan
 from deploytool.plan.model import Finding, Plan
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.targets import plugins_of
+from deploytool.targets import TargetPlugin, plugins_of
 
 __all__ = ["check_artifacts", "check_plan", "start_artifact_checks"]
 
@@ -28,15 +28,31 @@ def start_artifact_checks(
     plugins = plugins_of(plan)
     if not deep or len(plugins) < 2:
         return lambda: [finding for each in plugins for finding in each.check(plan, ctx, by_path, deep)]
-    from concurrent.futures import ThreadPoolExecutor
+    import threading  # plain threads: concurrent.futures would import logging for nothing
 
-    pool = ThreadPoolExecutor(max_workers=len(plugins), thread_name_prefix="check")
-    running = [pool.submit(each.check, plan, ctx, by_path, deep) for each in plugins]
+    results: list[list[Finding] | BaseException] = [[] for _ in plugins]
+
+    def run(index: int, each: TargetPlugin) -> None:
+        try:
+            results[index] = each.check(plan, ctx, by_path, deep)
+        except BaseException as exc:  # handed to the caller, who raises it
+            results[index] = exc
+
+    threads = [
+        threading.Thread(target=run, args=(i, each), name=f"check-{each.target.value}", daemon=True)
+        for i, each in enumerate(plugins)
+    ]
+    for thread in threads:
+        thread.start()
 
     def collect() -> list[Finding]:
-        try:
-            return [finding for future in running for finding in future.result()]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for thread in threads:
+            thread.join()
+        findings: list[Finding] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            findings += result
+        return findings
 
     return collect

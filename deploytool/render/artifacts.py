@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from deploytool.typed import Record, field, record
 
-@dataclass(frozen=True)
-class Artifact:
+
+@record(kw_only=False)
+class Artifact(Record):
     path: str  # posix path relative to the project root
     content: str
     mode: int = 0o644
     # The data `content` was dumped from, when a target has it: its checks read this instead of parsing
     # the text back. Not part of the file (equality, hash and manifest ignore it).
-    document: Any = field(default=None, compare=False, repr=False)
+    document: Any = field(default=None, compare=False)
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.content.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class RenderContext:
+@record(kw_only=False)
+class RenderContext(Record):
     root: Path  # folder of deploytool.yaml
     out: Path  # the environment's output folder
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -14,26 +12,26 @@ import yaml
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name
 from deploytool.spec.model import ServiceKind, Spec
-from deploytool.typed import Invalid, Problem, fields_of, is_record, parse
+from deploytool.typed import Invalid, Problem, Record, field, fields_of, is_record, parse, record
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 PathKey = tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Origin:
+@record(kw_only=False)
+class Origin(Record):
     file: str
     line: int
 
 
-@dataclass(frozen=True)
-class LoadedSpec:
+@record(kw_only=False)
+class LoadedSpec(Record):
     spec: Spec
     env_name: str
     root: Path  # folder of deploytool.yaml: service sources and outputs are relative to it
     files: tuple[Path, ...]
-    origins: dict[PathKey, Origin] = dataclass_field(default_factory=dict, compare=False, repr=False)
+    origins: dict[PathKey, Origin] = field(factory=dict, compare=False)
 
     def locate(self, dotted: str) -> str:
         """`file:line` of a spec field (the overlay when it set the field), or the spec file."""

@@ -13,7 +13,6 @@ import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +38,7 @@ from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
 from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
+from deploytool.typed import Record, record
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 REDIS_IMAGE = "redis:7-alpine"
@@ -285,8 +285,8 @@ def schema_findings(document: Any, schema: dict[str, Any], code: str, label: str
 Shape = Any  # type | tuple of allowed values | re.Pattern | [Shape] (a list) | {key: Shape} | Each
 
 
-@dataclass(frozen=True)
-class Each:
+@record(kw_only=False)
+class Each(Record):
     """A mapping whose keys match `key` and whose every value has the shape `value`."""
 
     key: re.Pattern[str]

@@ -11,7 +11,7 @@ import yaml
 
 from deploytool.spec.load import merge, read_yaml
 from deploytool.spec.model import Spec
-from deploytool.typed import Invalid, Record, Rule, dump, field, json_schema, parse, record
+from deploytool.typed import Invalid, Record, Rule, dump, field, json_schema, parse, record, replace
 from tests.conftest import REPO
 
 
@@ -114,3 +114,36 @@ def test_the_json_schema_and_parse_both_refuse_a_broken_spec(change):
     assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
     with pytest.raises(Invalid):
         parse(Spec, broken)
+
+
+@record(kw_only=False)
+class Point(Record):
+    x: int
+    y: int = 0
+    tags: list[str] = field(factory=list)
+    note: str = field(default="", compare=False)
+
+
+def test_a_record_is_frozen_equal_by_value_and_hashable():
+    p = Point(1, 2)
+    assert p == Point(x=1, y=2) and p != Point(1, 3)
+    assert p == Point(1, 2, note="ignored")  # compare=False: carried along, not part of the value
+    with pytest.raises(AttributeError):
+        p.x = 5  # type: ignore[misc]
+    assert Point(1).tags == [] and Point(1).tags is not Point(1).tags  # a fresh default per instance
+    assert repr(p) == "Point(x=1, y=2, tags=[])"
+    assert hash(Inner(first=1)) == hash(Inner(first=1))
+    assert replace(p, y=9) == Point(1, 9)
+
+
+def test_keyword_only_records_refuse_positional_arguments_and_missing_fields():
+    with pytest.raises(TypeError):
+        Inner(1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Inner()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="without a default follows"):
+
+        @record(kw_only=False)
+        class Bad(Record):
+            a: int = 0
+            b: int
