@@ -58,7 +58,7 @@ def test_missing_spec_file_exit_2(tmp_path, capsys):
 
 def test_bad_arguments_exit_2(capsys):
     code, _, err = run(["render"], capsys)
-    assert code == 2 and "Missing argument" in err
+    assert code == 2 and "error: the following arguments are required: ENV" in err
     code, _, err = run(["--spec", str(REPO / "deploytool.yaml"), "probe", "dev", "--format", "xml"], capsys)
     assert code == 2 and "--format" in err
     code, _, err = run(["--spec", str(REPO / "deploytool.yaml"), "probe", "dev", "--url", "nourl"], capsys)
