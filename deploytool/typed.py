@@ -449,14 +449,16 @@ _PLAIN = frozenset({str, int, bool, float, type(None)})
 def dump(value: Any) -> Any:
     """Plain data of a record (by its keys, in declaration order), enums by value: ready for json.dumps."""
     if isinstance(value, Record):
-        pairs = ((info.key, getattr(value, info.name)) for info in fields_of(type(value)))
-        return {key: item if type(item) in _PLAIN else dump(item) for key, item in pairs}
+        cls = type(value)
+        keys = [info.key for info in cls.__fields__]
+        items = [getattr(value, name) for name in cls.__names__]
+        return {key: item if type(item) in _PLAIN else dump(item) for key, item in zip(keys, items, strict=True)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
-        return {dump(k): dump(v) for k, v in value.items()}
+        return {dump(k): v if type(v) in _PLAIN else dump(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [dump(v) for v in value]
+        return [v if type(v) in _PLAIN else dump(v) for v in value]
     return value
 
 
