@@ -1,7 +1,7 @@
 """Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes.
 
-Startup is part of every command's time: each command imports what it uses (the pipeline, pydantic
-models, yaml, jinja2, railway-sdk, httpx) when it runs, so `--help` or `down` never pay for `render`'s.
+Startup is part of every command's time: each command imports what it uses (the pipeline, yaml,
+railway-sdk, httpx, the Docker SDK) when it runs, so `--help` or `down` never pay for `render`'s.
 The parser is the standard library's argparse: typer, with its copy of click and its pydantic adapter,
 took several times Python's own startup before any command ran.
 """
@@ -70,8 +70,7 @@ def validate(spec: Path, env: str, out: Path | None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(spec, env, out)
-    findings = pipeline.findings_of(rendered)
+    rendered, findings = pipeline.validate_environment(spec, env, out)
     _report_findings(findings)
     failed = pipeline.errors(findings)
     if failed:
@@ -396,6 +395,19 @@ class _IntRange:
 
 class _HelpFormatter(argparse.HelpFormatter):
     """Each option's default and range after its help: `Lines per service. [default: 100; 1<=x<=100000]`."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        # The width argparse would ask shutil for: every parser builds a formatter, and importing shutil
+        # (with its compression modules) cost each command ~3 ms.
+        if width is None:
+            try:
+                width = int(os.environ["COLUMNS"]) - 2
+            except (KeyError, ValueError):
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns - 2  # type: ignore[union-attr]
+                except (AttributeError, ValueError, OSError):
+                    width = 78
+        super().__init__(prog, indent_increment, max_help_position, width)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         notes = []

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploytool.checks import check_plan, start_artifact_checks
 from deploytool.errors import CheckFailed, UserError
-from deploytool.output import FileChange, check_files, ensure_secrets_file, write_files
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
 from deploytool.render.manifest import MANIFEST, Manifest, secret_names
 from deploytool.spec.load import LoadedSpec, display, load_spec
-from deploytool.spec.model import Topology
-from deploytool.targets import plugins_of, render_all
+from deploytool.spec.model import Spec, Target, Topology
+from deploytool.targets import plugin, plugins_of, render_all
 from deploytool.typed import Record, parse, record, replace
+
+if TYPE_CHECKING:
+    from deploytool.output import FileChange
+    from deploytool.targets.base import Consumer
 
 DEFAULT_OUT = "deploy"
 
@@ -53,21 +59,58 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
 
 def plan_environment(spec_path: Path, env_name: str) -> tuple[LoadedSpec, Plan]:
     loaded = load_spec(spec_path, env_name)
+    return loaded, _plan(loaded)
+
+
+def _plan(loaded: LoadedSpec) -> Plan:
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
-    return loaded, build_plan(loaded.spec, env_name, lock)
+    return build_plan(loaded.spec, loaded.env_name, lock)
 
 
 def render_environment(spec_path: Path, env_name: str, out: Path | None = None) -> Rendered:
-    loaded, plan = plan_environment(spec_path, env_name)
-    ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
+    return _render(load_spec(spec_path, env_name), spec_path, out)
+
+
+def _render(loaded: LoadedSpec, spec_path: Path, out: Path | None) -> Rendered:
+    plan = _plan(loaded)
+    ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, loaded.env_name))
     return Rendered(loaded, plan, ctx, render_all(plan, ctx))
 
 
-def findings_of(rendered: Rendered, consumers: bool = True, deep: bool = True) -> list[Finding]:
-    """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them)."""
+def validate_environment(spec_path: Path, env_name: str, out: Path | None = None) -> tuple[Rendered, list[Finding]]:
+    """Render and run every check. The slow consumers start as soon as the spec is read, so a program's own
+    start-up (Compose v2: about half its time on a small file) overlaps planning and rendering."""
+    loaded = load_spec(spec_path, env_name)
+    with consumers_started(loaded.spec) as started:
+        rendered = _render(loaded, spec_path, out)
+        return rendered, findings_of(rendered, started=started)
+
+
+@contextmanager
+def consumers_started(spec: Spec) -> Iterator[dict[Target, Consumer]]:
+    """Each target's early consumer (`TargetPlugin.start_consumer`); whatever no check took is stopped."""
+    started: dict[Target, Consumer] = {}
+    try:
+        for target in spec.targets:
+            consumer = plugin(target).start_consumer(spec)
+            if consumer is not None:
+                started[target] = consumer
+        yield started
+    finally:
+        for consumer in started.values():
+            consumer.cancel()
+
+
+def findings_of(
+    rendered: Rendered, consumers: bool = True, deep: bool = True, started: Mapping[Target, Consumer] | None = None
+) -> list[Finding]:
+    """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them,
+    `started`: the consumers `consumers_started` began)."""
     capacity = rendered.loaded.spec.topology.max_tenants_per_shard
     # The consumers start first: with `deep` they run in their own threads and processes meanwhile.
-    pending = start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep) if consumers else None
+    pending = (
+        start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep, started) if consumers else None
+    )
     findings = check_plan(rendered.plan, capacity)
     if pending is not None:
         findings += pending()
@@ -82,6 +125,8 @@ def errors(findings: list[Finding]) -> list[Finding]:
 
 def write(rendered: Rendered) -> tuple[list[FileChange], list[str]]:
     """Write artifacts and make sure the local secrets file exists when a target reads it."""
+    from deploytool.output import ensure_secrets_file, write_files  # not imported by `validate`
+
     changes = write_files(rendered.loaded.root, rendered.ctx.out, rendered.artifacts)
     added: list[str] = []
     if any(p.uses_secrets_file for p in plugins_of(rendered.plan)):
@@ -90,6 +135,8 @@ def write(rendered: Rendered) -> tuple[list[FileChange], list[str]]:
 
 
 def check(rendered: Rendered) -> list[FileChange]:
+    from deploytool.output import check_files
+
     return check_files(rendered.loaded.root, rendered.ctx.out, rendered.artifacts)
 
 

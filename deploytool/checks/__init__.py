@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from deploytool.checks.plan_checks import check_plan
 from deploytool.plan.model import Finding, Plan
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.targets import TargetPlugin, plugins_of
+
+if TYPE_CHECKING:
+    from deploytool.spec.model import Target
+    from deploytool.targets.base import Consumer
 
 __all__ = ["check_artifacts", "check_plan", "start_artifact_checks"]
 
@@ -18,23 +23,31 @@ def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], d
 
 
 def start_artifact_checks(
-    plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True
+    plan: Plan,
+    ctx: RenderContext,
+    artifacts: list[Artifact],
+    deep: bool = True,
+    started: Mapping[Target, Consumer] | None = None,
 ) -> Callable[[], list[Finding]]:
     """`check_artifacts`, started: returns what collects the findings (in target order).
 
     With `deep`, the targets' checks run at once, each in a thread, from now on: the slow consumers are
-    other processes (Compose v2 is a Go binary), so they work while the caller and the other targets do."""
+    other processes (Compose v2 is a Go binary), so they work while the caller and the other targets do.
+    `started` holds the consumers the targets started early (`TargetPlugin.start_consumer`)."""
     by_path: Mapping[str, Artifact] = {a.path: a for a in artifacts}
     plugins = plugins_of(plan)
+    early = started or {}
     if not deep or len(plugins) < 2:
-        return lambda: [finding for each in plugins for finding in each.check(plan, ctx, by_path, deep)]
+        return lambda: [
+            finding for each in plugins for finding in each.check(plan, ctx, by_path, deep, early.get(each.target))
+        ]
     import threading  # plain threads: concurrent.futures would import logging for nothing
 
     results: list[list[Finding] | BaseException] = [[] for _ in plugins]
 
     def run(index: int, each: TargetPlugin) -> None:
         try:
-            results[index] = each.check(plan, ctx, by_path, deep)
+            results[index] = each.check(plan, ctx, by_path, deep, early.get(each.target))
         except BaseException as exc:  # handed to the caller, who raises it
             results[index] = exc
 

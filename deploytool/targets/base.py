@@ -10,12 +10,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from deploytool.plan.model import EnvValue, Finding, Plan, ServiceInstance
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.manifest import ManifestProcess
-from deploytool.spec.model import Target
+from deploytool.spec.model import Spec, Target
+
+
+class Consumer(Protocol):
+    """A target's real consumer, started before its file exists (`TargetPlugin.start_consumer`)."""
+
+    def feed(self, text: str) -> None:
+        """Hand it the rendered file; it works on it from now on."""
+
+    def finding(self) -> Finding | None:
+        """Wait for its verdict on what `feed` gave it."""
+
+    def cancel(self) -> None:
+        """Stop it when it is not needed after all (an error before the file was rendered); harmless after `finding`."""
 
 
 class TargetPlugin(ABC):
@@ -37,8 +50,22 @@ class TargetPlugin(ABC):
         """This target's rules about the plan itself (cheap; run before anything is written or started)."""
         return iter(())
 
-    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
-        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones)."""
+    def start_consumer(self, spec: Spec) -> Consumer | None:
+        """This target's slow consumer, started from the spec alone before anything is planned: a consumer
+        that is a program (Compose v2) then starts up while the plan and the files are made. `check` gets
+        it back as `started`; None when there is nothing worth starting early."""
+        return None
+
+    def check(
+        self,
+        plan: Plan,
+        ctx: RenderContext,
+        artifacts: Mapping[str, Artifact],
+        deep: bool,
+        started: Consumer | None = None,
+    ) -> list[Finding]:
+        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones, using
+        `started` when `start_consumer` gave one)."""
         return []
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:

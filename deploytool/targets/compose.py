@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,8 +36,8 @@ from deploytool.plan.model import (
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
-from deploytool.spec.model import Addon, Target
-from deploytool.targets.base import TargetPlugin, build_source_findings
+from deploytool.spec.model import Addon, Spec, Target
+from deploytool.targets.base import Consumer, TargetPlugin, build_source_findings
 from deploytool.typed import Record, record
 
 POSTGRES_IMAGE = "postgres:16-alpine"
@@ -146,14 +146,27 @@ class ComposeTarget(TargetPlugin):
         # The document travels with its text, so the checks read what was dumped without parsing it back.
         return [Artifact(ctx.in_out(COMPOSE_FILE), text, document=document)]
 
-    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
+    def start_consumer(self, spec: Spec) -> Consumer | None:
+        return ComposeConfig.start([*spec.secrets, spec.database.password_secret])
+
+    def check(
+        self,
+        plan: Plan,
+        ctx: RenderContext,
+        artifacts: Mapping[str, Artifact],
+        deep: bool,
+        started: Consumer | None = None,
+    ) -> list[Finding]:
         """Shape and cross references always; the Compose v2 binary itself when `deep` (validate, CI)."""
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
+            if started is not None:
+                started.cancel()
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
         # Compose itself first: it runs in its own process while the checks below run here.
-        secrets = [*plan.secrets, plan.database.password_secret]
-        finish = start_compose_config(compose.content, secrets) if deep else (lambda: None)
+        config = (started or ComposeConfig.start([*plan.secrets, plan.database.password_secret])) if deep else None
+        if config is not None:
+            config.feed(compose.content)
         try:
             findings: list[Finding] = list(build_source_findings(plan, ctx.root))
             document = compose.document
@@ -164,7 +177,7 @@ class ComposeTarget(TargetPlugin):
             findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
             findings += check_compose_document(document)
         finally:
-            problem = finish()  # always reaped, even when a check above raised
+            problem = config.finding() if config is not None else None  # always reaped, even after a raise
         if problem:
             findings.append(problem)
         return findings
@@ -377,56 +390,77 @@ def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
     """`docker-compose config -q` on the compose file's text (no Docker engine needed).
 
     Every variable is inline, so the compose file is all Compose reads."""
-    return start_compose_config(compose_text, secrets)()
+    config = ComposeConfig.start(secrets)
+    if config is None:
+        return None
+    config.feed(compose_text)
+    return config.finding()
 
 
-def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
-    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
-    binary, most of a big `validate`) works while the caller runs its own checks.
+class ComposeConfig:
+    """A running `docker-compose config -q` that reads the file on stdin (no scratch copy to write).
 
-    The text goes in on stdin (no scratch copy to write); `--env-file /dev/null` keeps a `.env` that
-    happens to sit in the working folder out of the check."""
-    binary = compose_binary()
-    if binary is None:
-        return lambda: None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    env.update({name: "placeholder" for name in secrets})  # secret values are checked at run time, not here
-    process = subprocess.Popen(
-        [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    # A big file fills the pipe before Compose has read it: a thread talks to Compose while the caller works.
-    outcome: list[tuple[bytes, bytes]] = []
+    Started before the file exists: the Go binary's own start-up (about half of its time on a small file)
+    then overlaps planning and rendering. `--env-file /dev/null` keeps a `.env` that happens to sit in the
+    working folder out of the check; each secret gets a placeholder (its value is checked at run time)."""
 
-    def talk() -> None:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.outcome: list[tuple[bytes, bytes]] = []
+        self.talker: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, secrets: list[str]) -> ComposeConfig | None:
+        binary = compose_binary()
+        if binary is None:
+            return None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        env.update({name: "placeholder" for name in secrets})
+        process = subprocess.Popen(
+            [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        return cls(process)
+
+    def feed(self, text: str) -> None:
+        # A big file fills the pipe before Compose has read it: a thread talks to Compose meanwhile.
+        def talk() -> None:
+            try:
+                self.outcome.append(self.process.communicate(text.encode(), timeout=COMPOSE_CONFIG_TIMEOUT_S))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.communicate()
+
+        self.talker = threading.Thread(target=talk, name="compose-config", daemon=True)
+        self.talker.start()
+
+    def finding(self) -> Finding | None:
         try:
-            outcome.append(process.communicate(compose_text.encode(), timeout=COMPOSE_CONFIG_TIMEOUT_S))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-    talker = threading.Thread(target=talk, name="compose-config", daemon=True)
-    talker.start()
-
-    def finish() -> Finding | None:
-        try:
-            talker.join()
+            if self.talker is not None:
+                self.talker.join()
         except BaseException:  # interrupted while waiting: Compose must not outlive the command
-            process.kill()
+            self.cancel()
             raise
-        if not outcome:
+        if not self.outcome:
             return Finding(
                 "COMPOSE_CONFIG",
                 f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
                 "use the shared or sharded topology for this many tenants",
             )
-        out, err = outcome[0]
-        if process.returncode != 0:
+        out, err = self.outcome[0]
+        if self.process.returncode != 0:
             message = (err or out).decode(errors="replace").strip()
             return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
 
-    return finish
+    def cancel(self) -> None:
+        if self.process.poll() is not None:
+            return  # done (its verdict taken, or it failed on its own)
+        self.process.kill()
+        if self.talker is not None:
+            self.talker.join()  # its communicate() returns now
+        else:
+            self.process.communicate()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ from deploytool.plan.model import (
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.pysource import pyrepr
 from deploytool.spec.model import Addon, Target
-from deploytool.targets.base import TargetPlugin, build_source_findings
+from deploytool.targets.base import Consumer, TargetPlugin, build_source_findings
 
 RAILWAY_FILE = ".railway/railway.py"  # inside the environment's output folder
 RAILWAY_SCHEMA_URL = "https://railway.com/railway.schema.json"
@@ -128,7 +127,14 @@ class RailwayTarget(TargetPlugin):
             ]
         return artifacts
 
-    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
+    def check(
+        self,
+        plan: Plan,
+        ctx: RenderContext,
+        artifacts: Mapping[str, Artifact],
+        deep: bool,
+        started: Consumer | None = None,
+    ) -> list[Finding]:
         findings = list(builder_findings(plan, ctx.root))
         railway = artifacts.get(ctx.in_out(RAILWAY_FILE))
         if railway is None:
@@ -232,6 +238,8 @@ def legacy_config(svc: ServiceInstance) -> dict[str, Any]:
 
 def evaluate_like_cli(source: str) -> dict[str, Any]:
     """The graph Railway's CLI gets from this file: imported from a path, `main()` called bare, `to_graph()`."""
+    import tempfile  # only the check uses it (and it imports shutil): not every command's start
+
     with tempfile.TemporaryDirectory(prefix="deploytool-railway-") as scratch:
         path = Path(scratch) / "railway.py"
         path.write_text(source)
