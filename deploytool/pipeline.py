@@ -15,13 +15,13 @@ from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
 from deploytool.render.manifest import MANIFEST, Manifest, secret_names
-from deploytool.spec.load import LoadedSpec, display, load_spec
-from deploytool.spec.model import Spec, Target, Topology
-from deploytool.targets import plugin, plugins_of, render_all
+from deploytool.spec.model import Target, Topology
+from deploytool.targets import plugin, plugins_of, registered_targets, render_all
 from deploytool.typed import Record, parse, record, replace
 
 if TYPE_CHECKING:
     from deploytool.output import FileChange
+    from deploytool.spec.load import LoadedSpec
     from deploytool.targets.base import Consumer
 
 DEFAULT_OUT = "deploy"
@@ -44,7 +44,16 @@ def default_out(spec_path: Path, env_name: str) -> Path:
     return spec_path.parent / DEFAULT_OUT / env_name
 
 
+def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
+    # Imported here: the loader brings yaml, which `validate` imports after its consumers have started.
+    from deploytool.spec.load import load_spec as load
+
+    return load(spec_path, env_name)
+
+
 def read_lock(loaded: LoadedSpec) -> dict[str, int]:
+    from deploytool.spec.load import display
+
     path = loaded.root / lock_path(loaded.env_name)
     if not path.exists():
         return {}
@@ -78,21 +87,24 @@ def _render(loaded: LoadedSpec, spec_path: Path, out: Path | None) -> Rendered:
 
 
 def validate_environment(spec_path: Path, env_name: str, out: Path | None = None) -> tuple[Rendered, list[Finding]]:
-    """Render and run every check. The slow consumers start as soon as the spec is read, so a program's own
-    start-up (Compose v2: about half its time on a small file) overlaps planning and rendering."""
-    loaded = load_spec(spec_path, env_name)
-    with consumers_started(loaded.spec) as started:
+    """Render and run every check. The slow consumers start before the spec is read, so a program's own
+    start-up (Compose v2: about half its time on a small file) overlaps reading, planning and rendering."""
+    with consumers_started() as started:
+        loaded = load_spec(spec_path, env_name)
+        for target, consumer in list(started.items()):
+            if target not in loaded.spec.targets or not consumer.serves(loaded.spec):
+                started.pop(target).cancel()
         rendered = _render(loaded, spec_path, out)
         return rendered, findings_of(rendered, started=started)
 
 
 @contextmanager
-def consumers_started(spec: Spec) -> Iterator[dict[Target, Consumer]]:
-    """Each target's early consumer (`TargetPlugin.start_consumer`); whatever no check took is stopped."""
+def consumers_started() -> Iterator[dict[Target, Consumer]]:
+    """Every registered target's early consumer (`TargetPlugin.start_consumer`); what no check took is stopped."""
     started: dict[Target, Consumer] = {}
     try:
-        for target in spec.targets:
-            consumer = plugin(target).start_consumer(spec)
+        for target in registered_targets():
+            consumer = plugin(target).start_consumer()
             if consumer is not None:
                 started[target] = consumer
         yield started

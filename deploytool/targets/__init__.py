@@ -52,6 +52,10 @@ def plugin(target: Target) -> TargetPlugin:
         raise UserError(f"target {target.value!r} has no plugin registered") from None
 
 
+def registered_targets() -> list[Target]:
+    return sorted(_REGISTRY)
+
+
 def plugins_of(plan: Plan) -> list[TargetPlugin]:
     return [plugin(t) for t in plan.targets]
 

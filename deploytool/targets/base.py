@@ -21,6 +21,9 @@ from deploytool.spec.model import Spec, Target
 class Consumer(Protocol):
     """A target's real consumer, started before its file exists (`TargetPlugin.start_consumer`)."""
 
+    def serves(self, spec: Spec) -> bool:
+        """Whether it was started the way this spec needs (Compose: with exactly its secrets' names)."""
+
     def feed(self, text: str) -> None:
         """Hand it the rendered file; it works on it from now on."""
 
@@ -50,10 +53,12 @@ class TargetPlugin(ABC):
         """This target's rules about the plan itself (cheap; run before anything is written or started)."""
         return iter(())
 
-    def start_consumer(self, spec: Spec) -> Consumer | None:
-        """This target's slow consumer, started from the spec alone before anything is planned: a consumer
-        that is a program (Compose v2) then starts up while the plan and the files are made. `check` gets
-        it back as `started`; None when there is nothing worth starting early."""
+    def start_consumer(self) -> Consumer | None:
+        """This target's slow consumer, started before the spec is even read, as most specs need it: a
+        consumer that is a program (Compose v2) then starts up while deploytool reads, plans and renders.
+        `validate` starts one for every registered target and stops those the environment does not use or
+        that do not serve its spec (`check` then starts its own); `check` gets the others as `started`.
+        None when there is nothing worth starting early."""
         return None
 
     def check(

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,9 +36,9 @@ from deploytool.plan.model import (
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
-from deploytool.spec.model import Addon, Spec, Target
+from deploytool.spec.model import Addon, DatabaseSpec, Spec, Target
 from deploytool.targets.base import Consumer, TargetPlugin, build_source_findings
-from deploytool.typed import Record, record
+from deploytool.typed import Record, fields_of, record
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 REDIS_IMAGE = "redis:7-alpine"
@@ -146,8 +146,8 @@ class ComposeTarget(TargetPlugin):
         # The document travels with its text, so the checks read what was dumped without parsing it back.
         return [Artifact(ctx.in_out(COMPOSE_FILE), text, document=document)]
 
-    def start_consumer(self, spec: Spec) -> Consumer | None:
-        return ComposeConfig.start([*spec.secrets, spec.database.password_secret])
+    def start_consumer(self) -> Consumer | None:
+        return ComposeConfig.start_early()
 
     def check(
         self,
@@ -164,7 +164,9 @@ class ComposeTarget(TargetPlugin):
                 started.cancel()
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
         # Compose itself first: it runs in its own process while the checks below run here.
-        config = (started or ComposeConfig.start([*plan.secrets, plan.database.password_secret])) if deep else None
+        config = (
+            (started or ComposeConfig.start(_secrets_of(plan.secrets, plan.database.password_secret))) if deep else None
+        )
         if config is not None:
             config.feed(compose.content)
         try:
@@ -386,6 +388,11 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
                 )
 
 
+def _secrets_of(secrets: Iterable[str], password_secret: str) -> frozenset[str]:
+    """Every variable the compose file interpolates: the secrets and the database's password."""
+    return frozenset([*secrets, password_secret])
+
+
 def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
     """`docker-compose config -q` on the compose file's text (no Docker engine needed).
 
@@ -400,22 +407,24 @@ def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
 class ComposeConfig:
     """A running `docker-compose config -q` that reads the file on stdin (no scratch copy to write).
 
-    Started before the file exists: the Go binary's own start-up (about half of its time on a small file)
-    then overlaps planning and rendering. `--env-file /dev/null` keeps a `.env` that happens to sit in the
-    working folder out of the check; each secret gets a placeholder (its value is checked at run time)."""
+    Its environment is the secrets' names, each with a placeholder (their values are checked at run time),
+    and nothing of the caller's: neither a variable in the shell nor a `.env` in the working folder
+    changes the verdict. It may start before the spec is read (`start_early`)."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], secrets: frozenset[str]) -> None:
         self.process = process
+        self.secrets = secrets
         self.outcome: list[tuple[bytes, bytes]] = []
         self.talker: threading.Thread | None = None
 
     @classmethod
-    def start(cls, secrets: list[str]) -> ComposeConfig | None:
+    def start(cls, secrets: Iterable[str]) -> ComposeConfig | None:
         binary = compose_binary()
         if binary is None:
             return None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-        env.update({name: "placeholder" for name in secrets})
+        names = frozenset(secrets)
+        env = {k: v for k in ("PATH", "HOME", "TMPDIR") if (v := os.environ.get(k)) is not None}
+        env.update({name: "placeholder" for name in names})
         process = subprocess.Popen(
             [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
             stdin=subprocess.PIPE,
@@ -423,7 +432,19 @@ class ComposeConfig:
             stderr=subprocess.PIPE,
             env=env,
         )
-        return cls(process)
+        return cls(process, names)
+
+    @classmethod
+    def start_early(cls) -> ComposeConfig | None:
+        """Started with the secrets a spec has by default, before the spec says which it has: the Go
+        binary's own start-up (about half its time on a small file) then overlaps deploytool's. A spec
+        with other secrets is not `served`, and its check starts a Compose of its own."""
+        spec_secrets = next(f for f in fields_of(Spec) if f.name == "secrets").default_value()
+        password = next(f for f in fields_of(DatabaseSpec) if f.name == "password_secret").default_value()
+        return cls.start([*spec_secrets, password])
+
+    def serves(self, spec: Spec) -> bool:
+        return self.secrets == _secrets_of(spec.secrets, spec.database.password_secret)
 
     def feed(self, text: str) -> None:
         # A big file fills the pipe before Compose has read it: a thread talks to Compose meanwhile.

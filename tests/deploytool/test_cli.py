@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from deploytool.cli import build_parser, main
 from deploytool.errors import UserError
-from deploytool.spec import load_spec
+from deploytool.spec.load import load_spec
 from tests.conftest import BASE_SPEC, REPO
 
 

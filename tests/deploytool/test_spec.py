@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploytool.errors import UserError
-from deploytool.spec import load_spec
+from deploytool.spec.load import load_spec
 
 
 def load_error(spec: Path, env: str = "dev") -> str:
