@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploytool.checks import check_plan, start_artifact_checks
+from deploytool.checks import ArtifactChecks, check_plan, start_artifact_checks
 from deploytool.errors import CheckFailed, UserError
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
@@ -77,25 +77,31 @@ def _plan(loaded: LoadedSpec) -> Plan:
 
 
 def render_environment(spec_path: Path, env_name: str, out: Path | None = None) -> Rendered:
-    return _render(load_spec(spec_path, env_name), spec_path, out)
+    return _render(load_spec(spec_path, env_name), spec_path, out)[0]
 
 
-def _render(loaded: LoadedSpec, spec_path: Path, out: Path | None) -> Rendered:
+def _render(
+    loaded: LoadedSpec, spec_path: Path, out: Path | None, started: Mapping[Target, Consumer] | None = None
+) -> tuple[Rendered, ArtifactChecks | None]:
+    """The rendered environment; with `started` (validate), each target's deep checks already running."""
     plan = _plan(loaded)
     ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, loaded.env_name))
-    return Rendered(loaded, plan, ctx, render_all(plan, ctx))
+    checks = ArtifactChecks(plan, ctx, deep=True, started=started) if started is not None else None
+    artifacts = render_all(plan, ctx, checks.start if checks is not None else None)
+    return Rendered(loaded, plan, ctx, artifacts), checks
 
 
 def validate_environment(spec_path: Path, env_name: str, out: Path | None = None) -> tuple[Rendered, list[Finding]]:
     """Render and run every check. The slow consumers start before the spec is read, so a program's own
-    start-up (Compose v2: about half its time on a small file) overlaps reading, planning and rendering."""
+    start-up (Compose v2: about half its time on a small file) overlaps reading, planning and rendering,
+    and each target's checks start as soon as its files are rendered, while the next target renders."""
     with consumers_started() as started:
         loaded = load_spec(spec_path, env_name)
         for target, consumer in list(started.items()):
             if target not in loaded.spec.targets or not consumer.serves(loaded.spec):
                 started.pop(target).cancel()
-        rendered = _render(loaded, spec_path, out)
-        return rendered, findings_of(rendered, started=started)
+        rendered, running = _render(loaded, spec_path, out, started)
+        return rendered, findings_of(rendered, running=running)
 
 
 @contextmanager
@@ -114,18 +120,18 @@ def consumers_started() -> Iterator[dict[Target, Consumer]]:
 
 
 def findings_of(
-    rendered: Rendered, consumers: bool = True, deep: bool = True, started: Mapping[Target, Consumer] | None = None
+    rendered: Rendered, consumers: bool = True, deep: bool = True, running: ArtifactChecks | None = None
 ) -> list[Finding]:
-    """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them,
-    `started`: the consumers `consumers_started` began)."""
+    """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them;
+    `running`: the checks `validate` started while rendering)."""
     capacity = rendered.loaded.spec.topology.max_tenants_per_shard
     # The consumers start first: with `deep` they run in their own threads and processes meanwhile.
-    pending = (
-        start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep, started) if consumers else None
-    )
+    pending = running
+    if pending is None and consumers:
+        pending = start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep)
     findings = check_plan(rendered.plan, capacity)
     if pending is not None:
-        findings += pending()
+        findings += pending.collect()
     loaded = rendered.loaded
     located = [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
     return list(dict.fromkeys(located))  # two targets that build the same folder report it once

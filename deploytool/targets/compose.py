@@ -6,6 +6,7 @@ own draft), cross references the schema cannot see, and the real Compose v2 bina
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -417,7 +418,9 @@ class ComposeConfig:
     def __init__(self, process: subprocess.Popen[bytes], secrets: frozenset[str]) -> None:
         self.process = process
         self.secrets = secrets
-        self.outcome: list[tuple[bytes, bytes]] = []
+        self.errors: list[bytes] = []  # what it wrote on stderr (`config -q` writes nothing on stdout)
+        self.timed_out = False
+        self.failure: BaseException | None = None
         self.talker: threading.Thread | None = None
 
     @classmethod
@@ -431,7 +434,7 @@ class ComposeConfig:
         process = subprocess.Popen(
             [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=env,
         )
@@ -450,16 +453,36 @@ class ComposeConfig:
         return self.secrets == _secrets_of(spec.secrets, spec.database.password_secret)
 
     def feed(self, text: str) -> None:
-        # A big file fills the pipe before Compose has read it: a thread talks to Compose meanwhile.
+        # A thread talks to Compose while the caller works. It hands over the whole text in one write:
+        # the file object then writes pipe-sized chunks with the GIL released, where communicate() would
+        # go round its select loop in Python for every 512 bytes, each time waiting for a busy caller's GIL
+        # (a 1,000-service file then reached Compose only once the caller went idle).
+        data = text.encode()
+
         def talk() -> None:
+            timer = threading.Timer(COMPOSE_CONFIG_TIMEOUT_S, self._time_out)
+            timer.start()
             try:
-                self.outcome.append(self.process.communicate(text.encode(), timeout=COMPOSE_CONFIG_TIMEOUT_S))
-            except subprocess.TimeoutExpired:
+                stdin, stderr = self.process.stdin, self.process.stderr
+                assert stdin is not None and stderr is not None
+                with contextlib.suppress(BrokenPipeError):  # Compose stopped reading: its stderr says why
+                    stdin.write(data)
+                with contextlib.suppress(BrokenPipeError):
+                    stdin.close()
+                self.errors.append(stderr.read())
+                self.process.wait()
+            except BaseException as exc:  # raised again by `finding`, in the caller's thread
+                self.failure = exc
                 self.process.kill()
-                self.process.communicate()
+            finally:
+                timer.cancel()
 
         self.talker = threading.Thread(target=talk, name="compose-config", daemon=True)
         self.talker.start()
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self.process.kill()
 
     def finding(self) -> Finding | None:
         try:
@@ -468,15 +491,16 @@ class ComposeConfig:
         except BaseException:  # interrupted while waiting: Compose must not outlive the command
             self.cancel()
             raise
-        if not self.outcome:
+        if self.failure is not None:
+            raise self.failure
+        if self.timed_out:
             return Finding(
                 "COMPOSE_CONFIG",
                 f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
                 "use the shared or sharded topology for this many tenants",
             )
-        out, err = self.outcome[0]
         if self.process.returncode != 0:
-            message = (err or out).decode(errors="replace").strip()
+            message = b"".join(self.errors).decode(errors="replace").strip()
             return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
 
@@ -485,6 +509,6 @@ class ComposeConfig:
             return  # done (its verdict taken, or it failed on its own)
         self.process.kill()
         if self.talker is not None:
-            self.talker.join()  # its communicate() returns now
+            self.talker.join()  # its read of stderr ends now
         else:
             self.process.communicate()
