@@ -389,3 +389,28 @@ def test_fuzzers_can_see_a_crash(make_project, monkeypatch):
     spec = make_project()
     with pytest.raises(KeyError):
         load_spec(spec, "dev")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "dev"],
+        ["--spec", "x.yaml", "render", "prod", "--check", "--out", "o"],
+        ["--spec=x.yaml", "probe", "dev", "--url", "web=https://w", "--url", "whatsapp=https://a", "--format", "junit"],
+        ["logs", "dev", "web", "-f", "--lines", "5"],
+        ["railway", "apply", "prod", "--yes", "--json"],
+        ["init", "here", "--tenants", "1,2"],
+    ],
+)
+def test_the_parser_of_one_command_reads_its_line_as_the_whole_parser_does(argv):
+    only = build_parser(argv)
+    assert len(only._subparsers._group_actions[0].choices) == 1  # just the one named
+    assert vars(only.parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+def test_help_or_an_unknown_command_gets_every_command(capsys):
+    assert main(["valdate", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'valdate'" in err and "'probe'" in err
+    assert main(["--help"]) == 0
+    assert "railway" in capsys.readouterr().out
