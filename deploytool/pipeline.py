@@ -66,11 +66,6 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
     return parse_lock(text, display(path), loaded.env_name, max_shard)
 
 
-def plan_environment(spec_path: Path, env_name: str) -> tuple[LoadedSpec, Plan]:
-    loaded = load_spec(spec_path, env_name)
-    return loaded, _plan(loaded)
-
-
 def _plan(loaded: LoadedSpec) -> Plan:
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
     return build_plan(loaded.spec, loaded.env_name, lock)

@@ -14,23 +14,15 @@ if TYPE_CHECKING:
     from deploytool.spec.model import Target
     from deploytool.targets.base import Consumer
 
-__all__ = ["ArtifactChecks", "check_artifacts", "check_plan", "start_artifact_checks"]
-
-
-def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True) -> list[Finding]:
-    """Every target's consumer checks on its files; `deep` adds the slow ones (Compose v2 itself)."""
-    return start_artifact_checks(plan, ctx, artifacts, deep).collect()
+__all__ = ["ArtifactChecks", "check_plan", "start_artifact_checks"]
 
 
 def start_artifact_checks(
-    plan: Plan,
-    ctx: RenderContext,
-    artifacts: list[Artifact],
-    deep: bool = True,
-    started: Mapping[Target, Consumer] | None = None,
+    plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True
 ) -> ArtifactChecks:
-    """`check_artifacts`, started for every target at once; `collect()` returns the findings."""
-    checks = ArtifactChecks(plan, ctx, deep, started)
+    """Every target's consumer checks on its files, started at once (`deep` adds the slow ones, Compose v2
+    itself); `collect()` returns the findings."""
+    checks = ArtifactChecks(plan, ctx, deep)
     for each in plugins_of(plan):
         checks.start(each, artifacts)
     return checks
