@@ -461,6 +461,7 @@ class ComposeConfig:
 
         def talk() -> None:
             timer = threading.Timer(COMPOSE_CONFIG_TIMEOUT_S, self._time_out)
+            timer.daemon = True  # never what keeps a finished command alive
             timer.start()
             try:
                 stdin, stderr = self.process.stdin, self.process.stderr
