@@ -1,42 +1,56 @@
 """Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes.
 
-Startup is part of every command's time: each command imports what it uses (the pipeline, yaml,
-railway-sdk, httpx, the Docker SDK) when it runs, so `--help` or `down` never pay for `render`'s.
-The parser is the standard library's argparse: typer, with its copy of click and its pydantic adapter,
-took several times Python's own startup before any command ran.
+Startup is part of every command's time: each command imports what it uses (the pipeline, pydantic
+models, yaml, jinja2, railway-sdk, httpx) when it runs, so `--help` or `down` never pay for `render`'s.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
 
-# Not `from typing import TYPE_CHECKING`: typing and pathlib are a fifth of `--help`'s whole time, and
-# every name below is only an annotation here (mypy reads any TYPE_CHECKING as true).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-    from typing import Any, NoReturn
-
     from deploytool.railway_cli import Action
     from deploytool.run import Event
 
+app = typer.Typer(
+    name="deploytool",
+    help="One spec -> every deployment artifact of a multi-tenant Flask + WhatsApp system.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # a crash must never print a secret held in a local
+    rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest of `--help`
+)
+
+SpecOption = Annotated[Path, typer.Option("--spec", help="Spec file; overlays are read from environments/ beside it.")]
+OutOption = Annotated[
+    Optional[Path], typer.Option("--out", help="Output folder (default: deploy/ENV beside the spec).")
+]
+EnvArgument = Annotated[str, typer.Argument(help="Environment name: environments/ENV.yaml.", show_default=False)]
+
+
+def _spec(ctx: typer.Context) -> Path:
+    """The --spec of this invocation, kept on typer's context object (no module state between calls)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Path) else Path("deploytool.yaml")
+
 
 def _echo(text: str = "") -> None:
-    # Flushed: `logs --follow` into a pipe shows each line as it comes, and stdout stays in order with
-    # the warnings on stderr.
-    print(text, flush=True)
+    typer.echo(text)
 
 
 def _warn(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    typer.echo(text, err=True)
 
 
 @contextmanager
@@ -61,16 +75,35 @@ def _up_progress(total: int) -> Iterator[Callable[[Event], None]]:
         yield on_event
 
 
+def _version(value: bool) -> None:
+    if value:
+        _echo(f"deploytool {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    spec: SpecOption = Path("deploytool.yaml"),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = spec
+
+
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
     for finding in findings:
         (_echo if finding.severity == "error" else _warn)(str(finding))
 
 
-def validate(spec: Path, env: str, out: Path | None) -> None:
+@app.command()
+def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered, findings = pipeline.validate_environment(spec, env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    findings = pipeline.findings_of(rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
     if failed:
@@ -81,11 +114,17 @@ def validate(spec: Path, env: str, out: Path | None) -> None:
     )
 
 
-def render(spec: Path, env: str, out: Path | None, check: bool) -> None:
+@app.command()
+def render(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
+) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(spec, env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
     findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
     if pipeline.errors(findings):
@@ -107,27 +146,29 @@ def render(spec: Path, env: str, out: Path | None, check: bool) -> None:
         _echo(f"secrets   {rendered.ctx.in_out('.secrets.env')}: generated {', '.join(added)} (git-ignored, 0600)")
 
 
-def show(spec: Path, env: str, out: Path | None) -> None:
+@app.command()
+def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
     import yaml
 
     from deploytool import pipeline
     from deploytool.show import describe_plan
 
-    rendered = pipeline.render_environment(spec, env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
     document = describe_plan(rendered.plan, rendered.ctx)
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
 
+@app.command()
 def init(
-    folder: Path,
-    project: str | None,
-    topology: str | None,
-    tenants: str | None,
-    targets: str | None,
-    web_port: int,
-    whatsapp_port: int,
-    repo: str | None,
+    folder: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path("."),
+    project: Annotated[Optional[str], typer.Option(help="Project name (lowercase, dashes).")] = None,
+    topology: Annotated[Optional[str], typer.Option(help="per-port, shared or sharded.")] = None,
+    tenants: Annotated[Optional[str], typer.Option(help="Comma-separated tenant ids, e.g. 1,2,3.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated: local, compose, railway.")] = None,
+    web_port: Annotated[int, typer.Option(help="Port of the Flask app.")] = 5002,
+    whatsapp_port: Annotated[int, typer.Option(help="First port of the WhatsApp servers.")] = 5001,
+    repo: Annotated[Optional[str], typer.Option(help="GitHub owner/name (railway target).")] = None,
 ) -> None:
     """Start a new project: write deploytool.yaml and environments/*.yaml (asks what flags leave open)."""
     from deploytool.init import parse_answers, spec_files, write_new
@@ -135,9 +176,7 @@ def init(
     def ask(value: str | None, question: str, default: str) -> str:
         if value is not None:
             return value
-        if not sys.stdin.isatty():
-            return default
-        return input(f"{question} [{default}]: ") or default
+        return str(typer.prompt(question, default=default)) if sys.stdin.isatty() else default
 
     name = ask(project, "Project name", folder.resolve().name.lower().replace("_", "-") or "my-app")
     answers = parse_answers(
@@ -158,12 +197,14 @@ def init(
     )
 
 
-def schema(fmt: str) -> None:
+@app.command()
+def schema(
+    fmt: Annotated[str, typer.Option("--format", help="json (JSON Schema, for editors) or markdown (docs).")] = "json",
+) -> None:
     """Print the JSON Schema of deploytool.yaml (for editors), or the reference as Markdown."""
     import json
 
     from deploytool.spec.model import Spec
-    from deploytool.typed import json_schema
 
     if fmt == "markdown":
         from deploytool.spec.reference import spec_reference
@@ -172,17 +213,24 @@ def schema(fmt: str) -> None:
         return
     if fmt != "json":
         raise UserError(f"--format: expected json or markdown, got {fmt!r}")
-    _echo(json.dumps(json_schema(Spec), indent=2, sort_keys=True))
+    _echo(json.dumps(Spec.model_json_schema(by_alias=True), indent=2, sort_keys=True))
 
 
-def up(spec: Path, env: str, out: Path | None, runner: str, timeout: float) -> None:
+@app.command()
+def up(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    runner: Annotated[str, typer.Option(help="procfile (processes here) or compose (needs Docker).")] = "procfile",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every /health.")] = 90.0,
+) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
     from deploytool.targets import target_of_runner
 
     chosen = run.runner(runner)
     needed = target_of_runner(runner)
-    rendered = pipeline.render_environment(spec, env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
     if needed is None or needed not in rendered.plan.targets:
         have = ", ".join(t.value for t in rendered.plan.targets)
         raise UserError(
@@ -200,25 +248,34 @@ def up(spec: Path, env: str, out: Path | None, runner: str, timeout: float) -> N
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
 
 
-def down(spec: Path, env: str, out: Path | None, volumes: bool) -> None:
+@app.command()
+def down(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    volumes: Annotated[
+        bool, typer.Option("--volumes", help="Also remove the data volumes (WhatsApp sessions, database).")
+    ] = False,
+) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
-    folder = out or pipeline.default_out(spec, env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
     stopped = run.down(folder, os.environ, volumes=volumes)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
-def ps(spec: Path, env: str, out: Path | None) -> None:
+@app.command()
+def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     """What runs for ENV: every service with its runner, state, port and tenants."""
     from deploytool import pipeline, run
     from deploytool.output import read_manifest
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
-    folder = out or pipeline.default_out(spec, env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
     current = run.running_runner(folder)
     statuses = {s.name: s for s in current.status(folder, os.environ)} if current else {}
@@ -230,25 +287,40 @@ def ps(spec: Path, env: str, out: Path | None) -> None:
         _echo(f"{svc.name:24} {current.name if current else '-':9} {state:10} {svc.port or '-':>5}  {tenants}")
 
 
-def logs(spec: Path, env: str, service: str | None, out: Path | None, lines: int, follow: bool) -> None:
+@app.command()
+def logs(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[Optional[str], typer.Argument(help="One service (default: all).")] = None,
+    out: OutOption = None,
+    lines: Annotated[int, typer.Option(min=1, max=100_000, help="Lines per service.")] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
+) -> None:
     """The last log lines of ENV's services, secrets masked."""
     from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
-    folder = out or pipeline.default_out(spec, env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
     current = run.running_runner(folder) or run.runner("procfile")
     for line in current.logs(folder, os.environ, service, lines, follow):
         _echo(line)
 
 
-def restart(spec: Path, env: str, service: str, out: Path | None, timeout: float) -> None:
+@app.command()
+def restart(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[str, typer.Argument(help="The service to restart (see `deploytool ps ENV`).")],
+    out: OutOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for its /health.")] = 90.0,
+) -> None:
     """Restart one service of a running environment, with the runner that started it."""
     from deploytool import pipeline, run
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
-    folder = out or pipeline.default_out(spec, env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
     current = run.running_runner(folder)
     if current is None:
         raise UserError(f"{env}: nothing is running; start it with `deploytool up {env}`")
@@ -257,16 +329,19 @@ def restart(spec: Path, env: str, service: str, out: Path | None, timeout: float
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
+@app.command()
 def probe(
-    spec: Path,
-    env: str,
-    out: Path | None,
-    url: list[str] | None,
-    fmt: str,
-    output: Path | None,
-    timeout: float,
-    concurrency: int,
-    interval: float,
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    url: Annotated[
+        Optional[list[str]], typer.Option("--url", help="SERVICE=URL of a remote service; repeatable.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or junit.")] = "table",
+    output: Annotated[Optional[Path], typer.Option("--output", help="Write the report to FILE.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds each target may take, retries included.")] = 30.0,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Targets probed at once.")] = 16,
+    interval: Annotated[float, typer.Option(help="Seconds between retries of one target.")] = 1.0,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
     from deploytool import pipeline
@@ -276,7 +351,7 @@ def probe(
         raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
-    rendered = pipeline.render_environment(spec, env, out)
+    rendered = pipeline.render_environment(_spec(ctx), env, out)
     manifest = rendered.manifest
     total = len(manifest.probe_targets)
     with probing.live_progress(total) as on_result:
@@ -300,10 +375,19 @@ def probe(
         raise CheckFailed(f"{env}: probe failed")
 
 
-def _railway(spec: Path, env: str, out: Path | None, action: Action, **flags: bool) -> int:
+railway_app = typer.Typer(
+    help="Plan or apply ENV's Railway file with Railway's CLI, only while it is linked to ENV's environment.",
+    no_args_is_help=True,
+)
+app.add_typer(railway_app, name="railway")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railway CLI prints its raw JSON.")]
+
+
+def _railway(ctx: typer.Context, env: str, out: Path | None, action: Action, **flags: bool) -> None:
     from deploytool import railway_cli
 
-    file, railway_env, warnings = railway_cli.prepare(spec, env, out)
+    file, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out)
     for warning in warnings:
         _warn(warning)
     cli = railway_cli.find_cli(os.environ)
@@ -311,22 +395,43 @@ def _railway(spec: Path, env: str, out: Path | None, action: Action, **flags: bo
     railway_cli.require_link(railway_env, linked, env)
     _warn(f"{env}: railway config {action} --file {file} (linked to Railway environment {linked.name!r})")
     command = railway_cli.config_command(cli, action, file, **flags)
-    return railway_cli.run_streaming(command, os.environ)
+    code = railway_cli.run_streaming(command, os.environ)
+    if code:
+        raise typer.Exit(code)
 
 
-def railway_plan(spec: Path, env: str, out: Path | None, json_output: bool, detailed_exit_code: bool) -> int:
+@railway_app.command("plan")
+def railway_plan(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    detailed_exit_code: Annotated[
+        bool,
+        typer.Option("--detailed-exit-code", help="Pass --detailed-exit-code: exit 2 when changes are pending."),
+    ] = False,
+) -> None:
     """`railway config plan` of ENV's own file; refuses a drifted render or a link to another environment."""
-    return _railway(spec, env, out, "plan", json_output=json_output, detailed_exit_code=detailed_exit_code)
+    _railway(ctx, env, out, "plan", json_output=json_output, detailed_exit_code=detailed_exit_code)
 
 
+@railway_app.command("apply")
 def railway_apply(
-    spec: Path, env: str, out: Path | None, json_output: bool, yes: bool, confirm_destructive: bool
-) -> int:
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    json_output: JsonOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Pass --yes: apply without asking (implied by CI=true).")] = False,
+    confirm_destructive: Annotated[
+        bool,
+        typer.Option("--confirm-destructive", help="Pass --confirm-destructive: allow removals without a prompt."),
+    ] = False,
+) -> None:
     """`railway config apply` of ENV's own file; refuses a drifted render or a link to another environment."""
     from deploytool.railway_cli import ci_says_yes
 
-    return _railway(
-        spec,
+    _railway(
+        ctx,
         env,
         out,
         "apply",
@@ -336,340 +441,26 @@ def railway_apply(
     )
 
 
-# --- parsing ----------------------------------------------------------------------------------------
-
-
-class UsageError(UserError):
-    """A command line that does not parse; `main` prints it under the usage of the command it was for."""
-
-    def __init__(self, message: str, usage: str) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class _Exit(Exception):
-    """--help or --version has printed everything: the call ends with this code."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of calling sys.exit, so `main` alone turns a call into an exit code."""
-
-    is_command = False
-
-    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
-        parsed, extra = super().parse_known_args(args, namespace)
-        # A command's parser gets every argument after the command's name, so what it leaves over is
-        # unknown to it; failing here prints its usage instead of the top-level one argparse would.
-        if extra and self.is_command:
-            self.error(f"unrecognized arguments: {' '.join(extra)}")
-        return parsed, extra
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, self.format_usage())
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _Exit(status)
-
-
-class _IntRange:
-    """An int option with bounds, refused at parse time like any other bad option value."""
-
-    def __init__(self, low: int, high: int) -> None:
-        self.low, self.high = low, high
-
-    def __call__(self, text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a valid integer") from None
-        if not self.low <= value <= self.high:
-            raise argparse.ArgumentTypeError(f"{value} is not in the range {self.low}<=x<={self.high}")
-        return value
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Each option's default and range after its help: `Lines per service. [default: 100; 1<=x<=100000]`."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
-        # The width argparse would ask shutil for: every parser builds a formatter, and importing shutil
-        # (with its compression modules) cost each command ~3 ms.
-        if width is None:
-            try:
-                width = int(os.environ["COLUMNS"]) - 2
-            except (KeyError, ValueError):
-                try:
-                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns - 2  # type: ignore[union-attr]
-                except (AttributeError, ValueError, OSError):
-                    width = 78
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        notes = []
-        default = action.default
-        if default is not None and default is not argparse.SUPPRESS and not isinstance(default, bool):
-            notes.append("default: %(default)s")
-        if isinstance(action.type, _IntRange):
-            notes.append(f"{action.type.low}<=x<={action.type.high}")
-        return f"{action.help} [{'; '.join(notes)}]" if notes else action.help
-
-
-def _add_command(
-    commands: argparse._SubParsersAction[Parser], name: str, function: Callable[..., int | None]
-) -> Parser:
-    """A subcommand whose help is `function`'s docstring (its first line in the list of commands)."""
-    doc = function.__doc__ or ""
-    parser = commands.add_parser(
-        name, help=doc.split("\n", 1)[0], description=doc, formatter_class=_HelpFormatter, allow_abbrev=False
-    )
-    parser.is_command = True
-    parser.set_defaults(command=function)
-    return parser
-
-
-def _path(text: str) -> Path:
-    from pathlib import Path
-
-    return Path(text)
-
-
-def _add_env(parser: Parser) -> None:
-    """ENV and --out, which every command on an environment takes."""
-    parser.add_argument("env", metavar="ENV", help="Environment name: environments/ENV.yaml.")
-    parser.add_argument(
-        "--out", type=_path, metavar="PATH", help="Output folder (default: deploy/ENV beside the spec)."
-    )
-
-
-def _shows_help(parser: Parser) -> Callable[[], int]:
-    """A group called without a command prints its help and fails, as `deploytool` alone does."""
-
-    def show() -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return show
-
-
-def _validate_args(command: Parser) -> None:
-    _add_env(command)
-
-
-def _render_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument("--check", action="store_true", help="Write nothing; exit 1 if files on disk differ.")
-
-
-def _init_args(command: Parser) -> None:
-    command.add_argument(
-        "folder", type=_path, nargs="?", default=".", metavar="FOLDER", help="Project folder (default: here)."
-    )
-    command.add_argument("--project", metavar="NAME", help="Project name (lowercase, dashes).")
-    command.add_argument("--topology", metavar="TOPOLOGY", help="per-port, shared or sharded.")
-    command.add_argument("--tenants", metavar="IDS", help="Comma-separated tenant ids, e.g. 1,2,3.")
-    command.add_argument("--targets", metavar="TARGETS", help="Comma-separated: local, compose, railway.")
-    command.add_argument("--web-port", type=int, default=5002, metavar="PORT", help="Port of the Flask app.")
-    command.add_argument(
-        "--whatsapp-port", type=int, default=5001, metavar="PORT", help="First port of the WhatsApp servers."
-    )
-    command.add_argument("--repo", metavar="OWNER/NAME", help="GitHub owner/name (railway target).")
-
-
-def _schema_args(command: Parser) -> None:
-    command.add_argument(
-        "--format",
-        dest="fmt",
-        default="json",
-        metavar="FORMAT",
-        help="json (JSON Schema, for editors) or markdown (docs).",
-    )
-
-
-def _up_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument(
-        "--runner", default="procfile", metavar="RUNNER", help="procfile (processes here) or compose (needs Docker)."
-    )
-    command.add_argument(
-        "--timeout", type=float, default=90.0, metavar="SECONDS", help="Seconds to wait for every /health."
-    )
-
-
-def _down_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument(
-        "--volumes", action="store_true", help="Also remove the data volumes (WhatsApp sessions, database)."
-    )
-
-
-def _logs_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument("service", nargs="?", metavar="SERVICE", help="One service (default: all).")
-    command.add_argument("--lines", type=_IntRange(1, 100_000), default=100, metavar="N", help="Lines per service.")
-    command.add_argument("-f", "--follow", action="store_true", help="Keep printing new lines (Ctrl-C stops).")
-
-
-def _restart_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument("service", metavar="SERVICE", help="The service to restart (see `deploytool ps ENV`).")
-    command.add_argument(
-        "--timeout", type=float, default=90.0, metavar="SECONDS", help="Seconds to wait for its /health."
-    )
-
-
-def _probe_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument(
-        "--url", action="append", metavar="SERVICE=URL", help="SERVICE=URL of a remote service; repeatable."
-    )
-    command.add_argument("--format", dest="fmt", default="table", metavar="FORMAT", help="table, json or junit.")
-    command.add_argument("--output", type=_path, metavar="FILE", help="Write the report to FILE.")
-    command.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="Seconds each target may take, retries included.",
-    )
-    command.add_argument(
-        "--concurrency", type=_IntRange(1, 256), default=16, metavar="N", help="Targets probed at once."
-    )
-    command.add_argument(
-        "--interval", type=float, default=1.0, metavar="SECONDS", help="Seconds between retries of one target."
-    )
-
-
-JSON_HELP = "Pass --json: the Railway CLI prints its raw JSON."
-
-
-def _railway_plan_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument("--json", dest="json_output", action="store_true", help=JSON_HELP)
-    command.add_argument(
-        "--detailed-exit-code",
-        action="store_true",
-        help="Pass --detailed-exit-code: exit 2 when changes are pending.",
-    )
-
-
-def _railway_apply_args(command: Parser) -> None:
-    _add_env(command)
-    command.add_argument("--json", dest="json_output", action="store_true", help=JSON_HELP)
-    command.add_argument("--yes", action="store_true", help="Pass --yes: apply without asking (implied by CI=true).")
-    command.add_argument(
-        "--confirm-destructive",
-        action="store_true",
-        help="Pass --confirm-destructive: allow removals without a prompt.",
-    )
-
-
-# Every command: its name, what it runs, and its own arguments, in the order `--help` lists them.
-COMMANDS: tuple[tuple[str, Callable[..., int | None], Callable[[Parser], None]], ...] = (
-    ("validate", validate, _validate_args),
-    ("render", render, _render_args),
-    ("show", show, _validate_args),
-    ("init", init, _init_args),
-    ("schema", schema, _schema_args),
-    ("up", up, _up_args),
-    ("down", down, _down_args),
-    ("ps", ps, _validate_args),
-    ("logs", logs, _logs_args),
-    ("restart", restart, _restart_args),
-    ("probe", probe, _probe_args),
-)
-RAILWAY_COMMANDS: tuple[tuple[str, Callable[..., int | None], Callable[[Parser], None]], ...] = (
-    ("plan", railway_plan, _railway_plan_args),
-    ("apply", railway_apply, _railway_apply_args),
-)
-RAILWAY_HELP = "Plan or apply ENV's Railway file with Railway's CLI, only while it is linked to ENV's environment."
-
-
-def _command_named(args: Sequence[str]) -> str | None:
-    """The command `args` name, when they name a known one without asking for help; else None."""
-    rest = list(args)
-    while rest and rest[0].startswith("-"):
-        option = rest.pop(0)
-        if option == "--spec" and rest:
-            rest.pop(0)  # its value
-        elif option != "--spec" and not option.startswith("--spec="):
-            return None  # --help, --version, a typo: the whole parser answers
-    known = {name for name, _, _ in COMMANDS} | {"railway"}
-    return rest[0] if rest and rest[0] in known else None
-
-
-def build_parser(args: Sequence[str] | None = None) -> Parser:
-    """The command line; parsing runs nothing, so tests can check a command line with it.
-
-    Given the arguments, only the parser of the command they name is built: each parser costs argparse a
-    few translation lookups, and all of them were a tenth of `validate dev`. Help, a typo or no command
-    gets the whole parser."""
-    wanted = _command_named(args) if args is not None else None
-    parser = Parser(
-        prog="deploytool",
-        description="One spec -> every deployment artifact of a multi-tenant Flask + WhatsApp system.",
-        formatter_class=_HelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument(
-        "--spec",
-        type=_path,
-        default="deploytool.yaml",  # a string default goes through `type` too
-        metavar="PATH",
-        help="Spec file; overlays are read from environments/ beside it.",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"deploytool {__version__}", help="Print the version and exit."
-    )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for name, function, arguments in COMMANDS:
-        if wanted in (None, name):
-            arguments(_add_command(commands, name, function))
-    if wanted in (None, "railway"):
-        railway = commands.add_parser(
-            "railway", help=RAILWAY_HELP, description=RAILWAY_HELP, formatter_class=_HelpFormatter, allow_abbrev=False
-        )
-        railway.is_command = True
-        railway.set_defaults(command=_shows_help(railway))
-        actions = railway.add_subparsers(title="commands", metavar="COMMAND")
-        for name, function, arguments in RAILWAY_COMMANDS:
-            arguments(_add_command(actions, name, function))
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
-    """Call the parsed command with the parsed values its parameters name (`spec` included when it has one)."""
-    command: Callable[..., int | None] = args.command
-    code = command.__code__
-    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    return command(**{name: getattr(args, name) for name in names}) or 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
-    args = sys.argv[1:] if argv is None else argv
-    parser = build_parser(args)
     try:
-        if not args:  # `deploytool` alone is a usage error that explains itself (exit 2, as it always was)
-            parser.print_help(sys.stderr)
-            return 2
-        return _run(parser.parse_args(args))
-    except _Exit as exc:
-        return exc.code
-    except UsageError as exc:
-        sys.stderr.write(exc.usage)
-        _warn(f"error: {exc}")
+        result = app(args=argv, prog_name="deploytool", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _warn(f"error: {exc.format_message()}")
         return 2
-    except (KeyboardInterrupt, EOFError):  # EOF: Ctrl-D at one of `init`'s questions
-        _warn("\naborted")
+    except (typer.Abort, KeyboardInterrupt):
+        _warn("aborted")
         return 130
     except DeploytoolError as exc:
         _warn(f"error: {exc}" if isinstance(exc, UserError) else str(exc))
         return exc.exit_code
+    return result if isinstance(result, int) else 0
 
 
 def entry() -> None:

@@ -14,6 +14,7 @@ import difflib
 import os
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,6 @@ from deploytool.errors import UserError
 from deploytool.output.manifest import previous_manifest
 from deploytool.render.artifacts import Artifact
 from deploytool.render.manifest import MANIFEST
-from deploytool.typed import Record, record
 
 TMP_SUFFIX = ".deploytool-tmp"
 OLD_SUFFIX = ".deploytool-old"
@@ -29,8 +29,8 @@ OLD_SUFFIX = ".deploytool-old"
 FileStatus = Literal["created", "updated", "unchanged", "removed", "missing", "differs", "stale"]
 
 
-@record(kw_only=False)
-class FileChange(Record):
+@dataclass(frozen=True)
+class FileChange:
     path: str
     status: FileStatus
     diff: str = ""

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from deploytool.errors import UserError
 from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest, ManifestFiles
-from deploytool.typed import Invalid, parse
+
+
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{field}: {first['msg']}"
 
 
 def read_manifest(out_dir: Path, hint: str = "render the output folder again") -> Manifest:
@@ -22,11 +29,9 @@ def read_manifest(out_dir: Path, hint: str = "render the output folder again") -
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read: {exc}") from None
     try:
-        return parse(Manifest, json.loads(text))
-    except Invalid as exc:
-        raise UserError(f"{path}: {exc}; {hint}") from None
-    except (ValueError, RecursionError) as exc:
-        raise UserError(f"{path}: (top level): not JSON: {exc}; {hint}") from None
+        return Manifest.model_validate_json(text)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {_problem(exc)}; {hint}") from None
 
 
 def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
@@ -42,9 +47,9 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
         data = None
     if isinstance(data, dict) and data.get("version") == 2:  # env files per process: still removed when stale
         try:
-            return parse(ManifestFiles, data)
-        except Invalid as exc:
-            raise UserError(f"{path}: {exc}; render the output folder again") from None
+            return ManifestFiles.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
         return None
     # render itself cannot fix it: it never removes files on the word of a manifest it cannot trust

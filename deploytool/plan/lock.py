@@ -8,24 +8,26 @@ services or exhaust memory, so it is refused with the file and the entry.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Final, Literal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from deploytool.errors import UserError
 from deploytool.spec.model import TENANT_ID_PATTERN
-from deploytool.typed import Invalid, Record, Rule, parse, record
 
-LOCK_VERSION: Final = 1
+LOCK_VERSION = 1
 
 
 def lock_path(env_name: str) -> str:
     return f"environments/{env_name}.lock.json"
 
 
-@record
-class ShardLock(Record):
+class ShardLock(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     version: Literal[1]
     env: str
-    assignments: dict[Annotated[str, Rule(pattern=TENANT_ID_PATTERN)], Annotated[int, Rule(ge=1)]]
+    assignments: dict[Annotated[str, Field(pattern=TENANT_ID_PATTERN)], Annotated[StrictInt, Field(ge=1)]]
 
     def text(self) -> str:
         data = {"assignments": dict(sorted(self.assignments.items())), "env": self.env, "version": self.version}
@@ -35,11 +37,13 @@ class ShardLock(Record):
 def parse_lock(text: str, where: str, env_name: str, max_shard: int) -> dict[str, int]:
     """The assignments of a lock file's text; UserError naming `where` and the entry when it is wrong."""
     try:
-        lock = parse(ShardLock, json.loads(text))
-    except (ValueError, RecursionError) as exc:  # Invalid, or not JSON at all
-        problem = str(exc) if isinstance(exc, Invalid) else f"(top level): not JSON: {exc}"
+        lock = ShardLock.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise UserError(
-            f'{where}: {problem}; expected {{"version": 1, "env": ENV, "assignments": {{tenant: shard number >= 1}}}}'
+            f"{where}: {field}: {first['msg']}; expected "
+            '{"version": 1, "env": ENV, "assignments": {tenant: shard number >= 1}}'
         ) from None
     if lock.env != env_name:
         raise UserError(f"{where}: env: the lock is for environment {lock.env!r}, not {env_name!r}")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from typing import Literal
 
 from deploytool.spec.model import Addon, Stage, Target, Topology
-from deploytool.typed import Record, record
 
 Severity = Literal["error", "warning"]
 
@@ -30,28 +30,28 @@ class Role(str, Enum):
     generic = "generic"  # the user's own image or Dockerfile: its own env only
 
 
-@record(kw_only=False)
-class Plain(Record):
+@dataclass(frozen=True)
+class Plain:
     """A value written as is (ports, modes, tenant lists, the spec's own `env`)."""
 
     value: str
 
 
-@record(kw_only=False)
-class SecretRef(Record):
+@dataclass(frozen=True)
+class SecretRef:
     name: str
 
 
-@record(kw_only=False)
-class ServiceUrl(Record):
+@dataclass(frozen=True)
+class ServiceUrl:
     """Base URL of a service instance as seen from another service, plus an optional path."""
 
     service: str
     path: str = ""
 
 
-@record(kw_only=False)
-class TenantUrls(Record):
+@dataclass(frozen=True)
+class TenantUrls:
     """JSON object tenant id -> base URL of the instance serving it (WHATSAPP_TENANT_URLS)."""
 
     routes: tuple[tuple[str, str], ...]
@@ -62,25 +62,25 @@ class TenantUrls(Record):
         return json.dumps({tenant: urls[service] for tenant, service in self.routes}, separators=(",", ":"))
 
 
-@record(kw_only=False)
-class DatabaseUrl(Record):
+@dataclass(frozen=True)
+class DatabaseUrl:
     """SQLAlchemy URL of the environment's database; unset locally means embedded SQLite."""
 
 
-@record(kw_only=False)
-class AuthRoot(Record):
+@dataclass(frozen=True)
+class AuthRoot:
     """Folder for WhatsApp session state: a volume in containers, a folder of the output locally."""
 
     service: str
 
 
-@record(kw_only=False)
-class RedisUrl(Record):
+@dataclass(frozen=True)
+class RedisUrl:
     """URL of the environment's Redis add-on (REDIS_URL); locally taken from the runner's environment."""
 
 
-@record(kw_only=False)
-class ProxyHops(Record):
+@dataclass(frozen=True)
+class ProxyHops:
     """How many reverse proxies stand in front of a service (flask's TRUSTED_PROXIES): 0 where clients
     connect directly, 1 behind a cloud's edge. Trusting X-Forwarded-For without a proxy lets any client
     pick the address the login throttle counts; not trusting it behind one locks everyone out at once."""
@@ -89,8 +89,8 @@ class ProxyHops(Record):
 EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops | RedisUrl
 
 
-@record(kw_only=False)
-class ServiceInstance(Record):
+@dataclass(frozen=True)
+class ServiceInstance:
     name: str
     role: Role
     spec_name: str  # the service of the spec it was made from
@@ -118,24 +118,24 @@ class ServiceInstance(Record):
         return tuple(sorted({v.name for _, v in self.env if isinstance(v, SecretRef)}))
 
 
-@record(kw_only=False)
-class DatabasePlan(Record):
+@dataclass(frozen=True)
+class DatabasePlan:
     engine: Literal["postgres", "sqlite"]
     name: str
     user: str
     password_secret: str
 
 
-@record(kw_only=False)
-class RailwayPlan(Record):
+@dataclass(frozen=True)
+class RailwayPlan:
     repo: str | None
     branch: str
     environment: str
     legacy_config: bool
 
 
-@record(kw_only=False)
-class Finding(Record):
+@dataclass(frozen=True)
+class Finding:
     """A cross-check result. `error` findings fail `validate` (exit 1); warnings are printed."""
 
     code: str
@@ -149,8 +149,8 @@ class Finding(Record):
         return f"{self.severity}[{self.code}]: {at}{self.message}"
 
 
-@record(kw_only=False)
-class Plan(Record):
+@dataclass(frozen=True)
+class Plan:
     project: str
     env_name: str
     stage: Stage
@@ -164,7 +164,7 @@ class Plan(Record):
     railway: RailwayPlan
     addons: tuple[Addon, ...] = ()
     shard_lock: dict[str, int] | None = None  # sharded: tenant -> shard number, to persist
-    notes: tuple[Finding, ...] = ()  # findings found while planning
+    notes: tuple[Finding, ...] = field(default=())  # findings found while planning
 
     @cached_property
     def _by_name(self) -> dict[str, ServiceInstance]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
+
 from deploytool.errors import UserError
 from deploytool.render.manifest import Manifest
-from deploytool.typed import Invalid, parse
 
 PRIVATE_SKIP = "no reachable URL (private service)"
 KINDS = ("health", "qr")
@@ -78,9 +79,11 @@ def as_manifest(manifest: Manifest | Mapping[str, Any]) -> Manifest:
     if isinstance(manifest, Manifest):
         return manifest
     try:
-        return parse(Manifest, manifest)
-    except Invalid as exc:
-        raise UserError(f"manifest: {exc} (render the environment again)") from None
+        return Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise UserError(f"manifest: {field}: {first['msg']} (render the environment again)") from None
 
 
 def build_targets(manifest: Manifest | Mapping[str, Any], urls: Mapping[str, str]) -> list[ProbeTarget]:

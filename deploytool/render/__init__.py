@@ -1,4 +1,4 @@
-"""Stage 3, the shared half of rendering: artifacts as data, env-file quoting, Python literals, the manifest,
+"""Stage 3, the shared half of rendering: artifacts as data, env-file quoting, templates, the manifest,
 `.env.example` and the shard lock. Each target's own files are rendered by its module in
 `deploytool/targets/`. Nothing here touches the disk."""
 

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from deploytool.typed import Record, field, record
 
-try:  # CPython's own SHA-256: hashlib would load OpenSSL's bindings first, ~3 ms of every command's start
-    from _sha256 import sha256
-except ImportError:  # a Python without that module (3.12 renamed it): hashlib finds the best one
-    from hashlib import sha256
-
-
-@record(kw_only=False)
-class Artifact(Record):
+@dataclass(frozen=True)
+class Artifact:
     path: str  # posix path relative to the project root
     content: str
     mode: int = 0o644
     # The data `content` was dumped from, when a target has it: its checks read this instead of parsing
     # the text back. Not part of the file (equality, hash and manifest ignore it).
-    document: Any = field(default=None, compare=False)
+    document: Any = field(default=None, compare=False, repr=False)
 
     @property
     def sha256(self) -> str:
-        digest: str = sha256(self.content.encode()).hexdigest()
-        return digest
+        return hashlib.sha256(self.content.encode()).hexdigest()
 
 
-@record(kw_only=False)
-class RenderContext(Record):
+@dataclass(frozen=True)
+class RenderContext:
     root: Path  # folder of deploytool.yaml
     out: Path  # the environment's output folder
 

@@ -1,6 +1,6 @@
 """The manifest: what `up`, `down`, `probe` and stale-file detection read back from an output folder.
 
-One typed record, written from the record and read back with `typed.parse`, so a hand-edited or
+One pydantic model, written with the model and read back with `model_validate`, so a hand-edited or
 foreign file is refused with the field that is wrong instead of steering `render` or `up` elsewhere.
 Artifact paths are relative, normalised and stay inside the output folder (`artifacts`) or are the
 environment's shard lock beside the spec (`spec_artifacts`): nothing else can ever be named for removal.
@@ -8,25 +8,25 @@ environment's shard lock beside the spec (`spec_artifacts`): nothing else can ev
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deploytool.plan.model import Plan, Role
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Stage, Topology
-from deploytool.typed import Record, Rule, dump, field, record
 
 MANIFEST = "deploytool-manifest.json"
-MANIFEST_VERSION: Final = 3
+MANIFEST_VERSION = 3
 # Taken from the runner's environment when set: DATABASE_URL (else SQLite), REDIS_URL (the Redis add-on).
 PASSTHROUGH = ("DATABASE_URL", "REDIS_URL")
 LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
 SHA256 = r"^[0-9a-f]{64}$"
 
 
-def _inside(path: str) -> None:
+def _inside(path: str) -> str:
     """A relative, normalised posix path that cannot leave the folder it is relative to."""
     pure = PurePosixPath(path)
     if (
@@ -38,40 +38,44 @@ def _inside(path: str) -> None:
         or any(part in ("..", ".", "") for part in path.split("/"))
     ):
         raise ValueError(f"{path!r} is not a relative path inside the folder (no '..', no absolute path)")
+    return path
 
 
-def _lock_path(path: str) -> None:
+def _lock_path(path: str) -> str:
     if not LOCK_PATH.match(path):
         raise ValueError(f"{path!r}: only the environment's shard lock (environments/ENV.lock.json) may be listed")
+    return path
 
 
-InsidePath = Annotated[str, Rule(check=_inside)]
-LockPath = Annotated[str, Rule(check=_lock_path)]
-EnvName = Annotated[str, Rule(pattern=ENV_VAR_PATTERN)]
-ServiceName = Annotated[str, Rule(pattern=SERVICE_NAME_PATTERN)]
-TenantId = Annotated[str, Rule(pattern=TENANT_ID_PATTERN)]
-Sha256 = Annotated[str, Rule(pattern=SHA256)]
+InsidePath = Annotated[str, AfterValidator(_inside)]
+LockPath = Annotated[str, AfterValidator(_lock_path)]
+EnvName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
+ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
+Sha256 = Annotated[str, Field(pattern=SHA256)]
 
 
-@record
-class ManifestProcess(Record):
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ManifestProcess(Model):
     """How the procfile runner starts a service (only when the environment has a process target): its
     command and its plain variables (secrets and passthrough names are added at start, never written)."""
 
-    command: str = field(min_length=1)
+    command: str = Field(min_length=1)
     env: dict[EnvName, str]
 
 
-@record
-class ManifestService(Record):
+class ManifestService(Model):
     name: ServiceName
     role: Role
-    port: int | None = field(default=None, ge=1, le=65535)  # None: listens nowhere (a worker)
-    health_path: str | None = field(default=None, pattern=r"^/")
+    port: int | None = Field(None, ge=1, le=65535)  # None: listens nowhere (a worker)
+    health_path: str | None = Field(pattern=r"^/", default=None)
     tenants: list[TenantId]
     # where the runners on this machine expose it
-    local_url: str | None = field(default=None, pattern=r"^http://127\.0\.0\.1:\d+$")
-    public_url: str | None = field(default=None, pattern=r"^https?://[^\s@]+$")
+    local_url: str | None = Field(None, pattern=r"^http://127\.0\.0\.1:\d+$")
+    public_url: str | None = Field(pattern=r"^https?://[^\s@]+$", default=None)
     process: ManifestProcess | None = None
     secrets: list[EnvName]
     passthrough: list[EnvName]
@@ -81,55 +85,48 @@ class ManifestService(Record):
         return None if self.health_path is None or self.local_url is None else self.local_url + self.health_path
 
 
-@record
-class ProbeTargetEntry(Record):
-    id: str = field(min_length=1)
+class ProbeTargetEntry(Model):
+    id: str = Field(min_length=1)
     kind: Literal["health", "qr"]
     service: ServiceName
-    path: str = field(pattern=r"^/")
+    path: str = Field(pattern=r"^/")
     tenant: TenantId | None = None
     via: ServiceName | None = None
     auth: EnvName | None = None
 
 
-@record
-class TenantRoute(Record):
+class TenantRoute(Model):
     tenant: TenantId
     service: ServiceName
 
 
-@record
-class Manifest(Record):
+class Manifest(Model):
     version: Literal[3]
     project: ServiceName
-    environment: Annotated[str, Rule(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     stage: Stage
     topology: Topology
     targets: list[str]
     root: str  # the project root as seen from the output folder (processes run there)
-    services: list[ManifestService] = field(min_length=1)
+    services: list[ManifestService] = Field(min_length=1)
     tenants: list[TenantRoute]
     secrets: list[EnvName]
     probe_targets: list[ProbeTargetEntry]
     artifacts: dict[InsidePath, Sha256]  # relative to the output folder
-    spec_artifacts: dict[LockPath, Sha256] = field(factory=dict)  # relative to the spec's folder
+    spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)  # relative to the spec's folder
 
     def service(self, name: str) -> ManifestService | None:
         return next((s for s in self.services if s.name == name), None)
 
 
-@record
-class ManifestFiles(Record):
+class ManifestFiles(BaseModel):
     """Only the files an older manifest (version 2, env files per process) lists, for stale-file removal:
     the same path rules, so an upgrade removes the env files the new layout no longer writes."""
 
+    model_config = ConfigDict(extra="ignore", frozen=True)
     version: Literal[2]
     artifacts: dict[InsidePath, Sha256]
-    spec_artifacts: dict[LockPath, Sha256] = field(factory=dict)
-
-    @classmethod
-    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
-        return {key: data[key] for key in ("version", "artifacts", "spec_artifacts") if key in data}
+    spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)
 
 
 def probe_targets(plan: Plan) -> list[ProbeTargetEntry]:
@@ -212,28 +209,7 @@ def build_manifest(
 
 
 def manifest_text(manifest: Manifest) -> str:
-    return json_lines(dump(manifest))
-
-
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
-
-
-def json_lines(data: dict[str, Any]) -> str:
-    """JSON with each top-level key on a line and each item of a top-level list or mapping on a line of
-    its own. Every line is written by json's C encoder: with `indent`, json encodes in pure Python, which
-    took longer than rendering the rest of a 1,000-tenant environment."""
-    parts = []
-    for key, value in data.items():
-        head = f"  {_compact(key)}: "
-        if isinstance(value, list) and value:
-            items = ",\n".join(f"    {_compact(item)}" for item in value)
-            parts.append(f"{head}[\n{items}\n  ]")
-        elif isinstance(value, dict) and value:
-            items = ",\n".join(f"    {_compact(k)}: {_compact(v)}" for k, v in value.items())
-            parts.append(f"{head}{{\n{items}\n  }}")
-        else:
-            parts.append(head + _compact(value))
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+    return manifest.model_dump_json(indent=2) + "\n"
 
 
 def render_manifest(

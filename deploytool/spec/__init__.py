@@ -1,8 +1,6 @@
-"""Stage 1: load `deploytool.yaml` + `environments/<env>.yaml` into a validated `Spec`.
+"""Stage 1: load `deploytool.yaml` + `environments/<env>.yaml` into a validated `Spec`."""
 
-The model is here; the loader is `deploytool.spec.load` (it imports yaml, which every command that only
-needs the model's names need not pay for)."""
-
+from deploytool.spec.load import load_spec
 from deploytool.spec.model import Spec
 
-__all__ = ["Spec"]
+__all__ = ["Spec", "load_spec"]

@@ -4,34 +4,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name
 from deploytool.spec.model import ServiceKind, Spec
-from deploytool.typed import Invalid, Problem, Record, field, fields_of, is_record, parse, record
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 PathKey = tuple[str, ...]
 
 
-@record(kw_only=False)
-class Origin(Record):
+@dataclass(frozen=True)
+class Origin:
     file: str
     line: int
 
 
-@record(kw_only=False)
-class LoadedSpec(Record):
+@dataclass(frozen=True)
+class LoadedSpec:
     spec: Spec
     env_name: str
     root: Path  # folder of deploytool.yaml: service sources and outputs are relative to it
     files: tuple[Path, ...]
-    origins: dict[PathKey, Origin] = field(factory=dict, compare=False)
+    origins: dict[PathKey, Origin] = dataclass_field(default_factory=dict, compare=False, repr=False)
 
     def locate(self, dotted: str) -> str:
         """`file:line` of a spec field (the overlay when it set the field), or the spec file."""
@@ -73,9 +75,9 @@ def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
     overlay, overlay_origins = read_yaml(overlay_path)
     merged, origins = merge(base, base_origins, overlay, overlay_origins)
     try:
-        spec = parse(Spec, merged)
-    except Invalid as exc:
-        raise UserError(describe_problems(exc.problems, origins, display(spec_path))) from None
+        spec = Spec.model_validate(merged)
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
     _check_service_kinds(spec, origins, display(spec_path))
     return LoadedSpec(
         spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path), origins=origins
@@ -258,15 +260,39 @@ def _merge_into(
 # --- readable validation errors ------------------------------------------------------------------
 
 
-def describe_problems(problems: list[Problem], origins: dict[PathKey, Origin], base_name: str) -> str:
+def describe_validation_error(
+    exc: ValidationError, data: dict[str, Any], origins: dict[PathKey, Origin], base_name: str
+) -> str:
     lines = []
-    for problem in problems:
-        path = tuple(str(step) for step in problem.path)
+    for error in exc.errors(include_url=False):
+        path = _real_path(data, error["loc"])
         origin = _nearest_origin(path, origins)
         where = f"{origin.file}:{origin.line}" if origin else base_name
         field = _dotted(path) or "(top level)"
-        lines.append(f"{where}: {field}: {_explain(problem, path)}")
+        lines.append(f"{where}: {field}: {_explain(error, path)}")
     return "\n".join(sorted(set(lines)))
+
+
+def _real_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:
+    """pydantic's loc also names union branches and key markers: keep only steps that exist in data."""
+    path: list[str] = []
+    current = data
+    for step in loc:
+        in_dict = isinstance(current, dict) and step in current
+        in_list = isinstance(current, list) and isinstance(step, int) and 0 <= step < len(current)
+        if in_dict or in_list:
+            path.append(str(step))
+            current = current[step]
+        elif (
+            isinstance(current, dict) and step not in ("[key]",) and isinstance(step, str) and not _is_branch_tag(step)
+        ):
+            path.append(step)  # a missing required key: name it
+            current = None
+    return tuple(path)
+
+
+def _is_branch_tag(step: str) -> bool:
+    return step in ("list", "range") or "[" in step
 
 
 def _nearest_origin(path: PathKey, origins: dict[PathKey, Origin]) -> Origin | None:
@@ -282,18 +308,27 @@ def _dotted(path: PathKey) -> str:
     return ".".join(part if part.isprintable() else repr(part) for part in path)
 
 
-def _explain(problem: Problem, path: PathKey) -> str:
-    if problem.kind == "unknown":
+def _explain(error: Any, path: PathKey) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
         allowed = _allowed_keys(path[:-1])
         hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
-        return f"{problem.message}{hint}"
-    got = problem.value
-    if problem.kind in ("missing", "type") or isinstance(got, (dict, list)):
-        return problem.message  # a type problem says what it got; a container is never echoed
-    if _may_hold_a_secret(path) or not isinstance(got, (str, int, float, bool)):
-        return problem.message  # never echo what was written where a secret may sit (under `env`, a *_KEY)
-    text = repr(got)
-    return f"{problem.message} (got {text[:60]}{'…' if len(text) > 60 else ''})"
+        return f"unknown key {path[-1]!r}{hint}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    got = error.get("input")
+    containers = ("model_type", "dict_type", "list_type")
+    if kind not in containers and _may_hold_a_secret(path):
+        pass  # never echo what was written where a secret may sit (a value under `env`, a *_KEY field)
+    elif kind not in containers and isinstance(got, (str, int, float, bool)):
+        text = repr(got)
+        message += f" (got {text[:60]}{'…' if len(text) > 60 else ''})"
+    elif kind in ("model_type", "dict_type", "list_type"):
+        message += f" (got {type(got).__name__})"
+    return message
 
 
 def _may_hold_a_secret(path: PathKey) -> bool:
@@ -301,26 +336,30 @@ def _may_hold_a_secret(path: PathKey) -> bool:
 
 
 def _allowed_keys(path: PathKey) -> list[str]:
-    """Keys of the record that sits at `path`, for 'unknown key' hints."""
+    """Field names of the model that sits at `path`, for 'unknown key' hints."""
     model: Any = Spec
     steps = list(path)
     while steps:
         step = steps.pop(0)
-        if not is_record(model):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
-        info = next((f for f in fields_of(model) if f.key == step), None)
-        if info is None:
+        field = model.model_fields.get(step)
+        if field is None:
             return []
-        model = _unwrap(info.annotation)
+        model = _unwrap(field.annotation)
         if get_origin(model) is dict and steps:
             steps.pop(0)  # the dict key (e.g. a service name)
             model = _unwrap(get_args(model)[1])
-    return sorted(f.key for f in fields_of(model)) if is_record(model) else []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(f.alias or name for name, f in model.model_fields.items())
+    return []
 
 
 def _unwrap(annotation: Any) -> Any:
     for arg in _walk_annotation(annotation):
-        if is_record(arg) or get_origin(arg) is dict:
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        if get_origin(arg) is dict:
             return arg
     return annotation
 

@@ -1,4 +1,4 @@
-"""The spec's shape, as typed records: unknown keys, wrong types and broken rules are rejected here."""
+"""The spec's shape. pydantic at the edge: unknown keys and wrong types are rejected here."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from deploytool.typed import Record, Rule, field, record
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 
-Port = Annotated[int, Rule(ge=1, le=65535)]
-TenantId = Annotated[str, Rule(pattern=TENANT_ID_PATTERN)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ServiceKind(str, Enum):
@@ -65,76 +69,55 @@ class Target(str, Enum):
 
     @classmethod
     def _missing_(cls, value: object) -> Target | None:
-        # `Target(name)` finds a name a plugin added after the class was built
+        # pydantic snapshots the members when the model is built; names added later are found here
         found = cls._value2member_map_.get(value) if isinstance(value, str) else None
         return found  # type: ignore[return-value]
 
 
-def _absolute_path(value: str | None) -> None:
-    if value is not None and not value.startswith("/"):
-        raise ValueError("must start with '/'")
-
-
-def _env_names(value: dict[str, str]) -> None:
-    for name in value:
-        if not re.match(ENV_VAR_PATTERN, name):
-            raise ValueError(f"{name!r} is not an environment variable name (expected {ENV_VAR_PATTERN})")
-
-
-def _unique_items(value: list[str]) -> None:
-    if len(set(value)) != len(value):
-        raise ValueError("items must be unique")
-
-
-@record
-class ServiceSpec(Record):
-    kind: ServiceKind = field(
-        doc="flask (the web app), whatsapp (the WhatsApp server), worker (another process of an app's "
+class ServiceSpec(Strict):
+    kind: ServiceKind = Field(
+        description="flask (the web app), whatsapp (the WhatsApp server), worker (another process of an app's "
         "image), generic (your own Dockerfile or a public image)."
     )
-    source: str | None = field(
-        default=None, doc="Folder of the service's code, relative to the spec file (the build context)."
+    source: str | None = Field(
+        None, description="Folder of the service's code, relative to the spec file (the build context)."
     )
-    image: str | None = field(
-        default=None, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", doc="generic: a public image instead of `source`."
+    image: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9._/:@-]*$", description="generic: a public image instead of `source`."
     )
-    port: Port | None = field(
-        default=None, doc="Listen port (flask and whatsapp: required; for WhatsApp the first port of the range)."
+    port: Port | None = Field(
+        None, description="Listen port (flask and whatsapp: required; for WhatsApp the first port of the range)."
     )
-    health_path: str | None = field(
-        default="/health",
-        check=_absolute_path,
-        doc="Health endpoint; null disables healthchecks (worker, generic: off unless set).",
+    health_path: str | None = Field(
+        "/health", description="Health endpoint; null disables healthchecks (worker, generic: off unless set)."
     )
-    health_command: str | None = field(
-        default=None, doc="generic: the container's healthcheck command (images differ in what they ship)."
+    health_command: str | None = Field(
+        None, description="generic: the container's healthcheck command (images differ in what they ship)."
     )
-    qr_path: str = field(
-        default="/tenants/{tenant}/qr", check=_absolute_path, doc="Per-tenant QR endpoint, `{tenant}` is replaced."
+    qr_path: str = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
+    start: str | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
+    local_start: str | None = Field(None, description="Start command from the project root when run as a process.")
+    pre_deploy: str | None = Field(None, description="Command run before each deploy (migrations).")
+    dockerfile: str = Field("Dockerfile", description="Dockerfile path inside `source`.")
+    replicas: int = Field(1, ge=1, le=200, description="Copies of the web app; a WhatsApp server needs exactly 1.")
+    volume: bool = Field(
+        True, description="A persistent volume: WhatsApp sessions (default on); generic: off unless set."
     )
-    start: str | None = field(default=None, doc="Start command inside the service's own folder (container/Railway).")
-    local_start: str | None = field(default=None, doc="Start command from the project root when run as a process.")
-    pre_deploy: str | None = field(default=None, doc="Command run before each deploy (migrations).")
-    dockerfile: str = field(default="Dockerfile", doc="Dockerfile path inside `source`.")
-    replicas: int = field(default=1, ge=1, le=200, doc="Copies of the web app; a WhatsApp server needs exactly 1.")
-    volume: bool = field(
-        default=True, doc="A persistent volume: WhatsApp sessions (default on); generic: off unless set."
-    )
-    volume_path: str = field(
-        default="/data", check=_absolute_path, doc="generic: where the volume is mounted in the container."
-    )
-    driver: Literal["baileys", "sandbox"] = field(default="baileys", doc="WhatsApp driver (whatsapp only).")
-    max_tenants: int | None = field(default=None, ge=1, doc="MAX_TENANTS of a multi-tenant WhatsApp server.")
-    env: dict[str, str] = field(factory=dict, check=_env_names, doc="Extra plain variables (never secrets).")
+    volume_path: str = Field("/data", description="generic: where the volume is mounted in the container.")
+    driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
+    max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
 
+    @model_validator(mode="before")
     @classmethod
-    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+    def _kind_defaults(cls, data: Any) -> Any:
         # A worker or another image has no /health or volume of ours unless the spec says so.
-        if data.get("kind") in ("worker", "generic"):
+        if isinstance(data, dict) and data.get("kind") in ("worker", "generic"):
             data = {"health_path": None, "volume": False, **data}
         return data
 
-    def _check(self) -> None:
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ServiceSpec:
         kind = self.kind
         if kind in (ServiceKind.flask, ServiceKind.whatsapp, ServiceKind.worker) and self.source is None:
             raise ValueError(f"a {kind.value} service needs `source` (its code folder)")
@@ -148,99 +131,126 @@ class ServiceSpec(Record):
             raise ValueError("a worker needs `start` (else it would run the image's own command, the web server)")
         if self.health_path is not None and self.port is None:
             raise ValueError("`health_path` needs a `port` to be reached at")
+        return self
+
+    @field_validator("health_path", "qr_path", "volume_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(ENV_VAR_PATTERN, name):
+                raise ValueError(f"{name!r} is not an environment variable name (expected {ENV_VAR_PATTERN})")
+        return value
 
 
-@record
-class TenantRange(Record):
-    start: int = field(ge=0, key="from", doc="First tenant id (a number).")
-    end: int = field(ge=0, key="to", doc="Last tenant id, included (at most 100,000 in a range).")
+class TenantRange(Strict):
+    start: int = Field(ge=0, alias="from", description="First tenant id (a number).")
+    end: int = Field(ge=0, alias="to", description="Last tenant id, included (at most 100,000 in a range).")
 
-    def _check(self) -> None:
+    @model_validator(mode="after")
+    def _ordered(self) -> TenantRange:
         if self.end < self.start:
             raise ValueError("'to' must be >= 'from'")
         if self.end - self.start >= 100_000:
             raise ValueError("a range holds at most 100000 tenants")
+        return self
 
 
-def _unique_tenants(value: list[str] | TenantRange) -> None:
-    if isinstance(value, list):
-        seen: set[str] = set()
-        for tenant in value:
-            if tenant in seen:
-                raise ValueError(f"tenant {tenant!r} is listed twice")
-            seen.add(tenant)
-        if not value:
-            raise ValueError("at least one tenant is required")
+def _tenants_shape(value: Any) -> str:
+    # Pick the union branch from the input's shape so errors name only the branch the user meant.
+    return "range" if isinstance(value, dict) else "list"
 
 
-# The union's branch is picked by the value's shape (a mapping is a range), so errors name only that branch.
-Tenants = list[TenantId] | TenantRange
+Tenants = Annotated[
+    Annotated[list[TenantId], Tag("list")] | Annotated[TenantRange, Tag("range")],
+    Discriminator(_tenants_shape),
+]
 
 
-@record
-class TopologySpec(Record):
-    kind: Topology = field(
-        default=Topology.shared, doc="per-port: a process per tenant; shared: one; sharded: pinned shards."
+class TopologySpec(Strict):
+    kind: Topology = Field(
+        Topology.shared, description="per-port: a process per tenant; shared: one; sharded: pinned shards."
     )
-    max_tenants_per_shard: int = field(default=50, ge=1, doc="sharded: tenants per shard at most.")
-    shards: int | None = field(default=None, ge=1, doc="sharded: minimum number of shards.")
-    ports: dict[TenantId, Port] = field(factory=dict, doc="per-port: explicit tenant ports.")
+    max_tenants_per_shard: int = Field(50, ge=1, description="sharded: tenants per shard at most.")
+    shards: int | None = Field(None, ge=1, description="sharded: minimum number of shards.")
+    ports: dict[TenantId, Port] = Field(default_factory=dict, description="per-port: explicit tenant ports.")
 
 
-@record
-class DatabaseSpec(Record):
-    engine: Literal["postgres", "sqlite"] = field(
-        default="postgres", doc="postgres (compose runs one; Railway's plugin) or sqlite (local only)."
+class DatabaseSpec(Strict):
+    engine: Literal["postgres", "sqlite"] = Field(
+        "postgres", description="postgres (compose runs one; Railway's plugin) or sqlite (local only)."
     )
-    name: str = field(default="app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", doc="Database name.")
-    user: str = field(default="app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", doc="Database user.")
-    password_secret: str = field(
-        default="POSTGRES_PASSWORD", pattern=ENV_VAR_PATTERN, doc="Secret holding the compose database's password."
+    name: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Database name.")
+    user: str = Field("app", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Database user.")
+    password_secret: str = Field(
+        "POSTGRES_PASSWORD", pattern=ENV_VAR_PATTERN, description="Secret holding the compose database's password."
     )
 
 
-@record
-class RailwaySpec(Record):
-    repo: str | None = field(
-        default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", doc="GitHub owner/name Railway builds from."
+class RailwaySpec(Strict):
+    repo: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name Railway builds from."
     )
-    branch: str = field(default="main", doc="Git branch Railway deploys.")
-    environment: str | None = field(default=None, doc="Railway environment name (default: the env name).")
-    legacy_config: bool = field(default=False, doc="Also write per-service railway.json (deprecated).")
+    branch: str = Field("main", description="Git branch Railway deploys.")
+    environment: str | None = Field(None, description="Railway environment name (default: the env name).")
+    legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
 
 
-@record
-class Spec(Record):
+class Spec(Strict):
     """One environment's resolved spec (base file + overlay)."""
 
-    project: str = field(pattern=SERVICE_NAME_PATTERN, doc="Project name: lowercase letters, digits, dashes.")
-    stage: Stage = field(
-        default=Stage.production, doc="development allows WhatsApp services without a volume (APP_ENV)."
+    project: str = Field(pattern=SERVICE_NAME_PATTERN, description="Project name: lowercase letters, digits, dashes.")
+    stage: Stage = Field(
+        Stage.production, description="development allows WhatsApp services without a volume (APP_ENV)."
     )
-    services: dict[Annotated[str, Rule(pattern=SERVICE_NAME_PATTERN)], ServiceSpec] = field(
-        doc="The services, by name: exactly one flask and one whatsapp, any number of worker and generic."
+    services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec] = Field(
+        description="The services, by name: exactly one flask and one whatsapp, any number of worker and generic."
     )
-    database: DatabaseSpec = field(default=DatabaseSpec(), doc="The environment's database.")
-    tenants: Tenants = field(check=_unique_tenants, doc="Tenant ids, as a list or as a range {from: 1, to: 3}.")
-    topology: TopologySpec = field(default=TopologySpec(), doc="How tenants map to WhatsApp processes.")
-    targets: list[Target] = field(
-        check=_unique_items, factory=lambda: [Target.local, Target.compose], doc="Where the artifacts go."
+    database: DatabaseSpec = Field(DatabaseSpec(), description="The environment's database.")
+    tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
+    topology: TopologySpec = Field(TopologySpec(), description="How tenants map to WhatsApp processes.")
+    targets: list[Target] = Field(
+        default_factory=lambda: [Target.local, Target.compose], description="Where the artifacts go."
     )
-    secrets: list[Annotated[str, Rule(pattern=ENV_VAR_PATTERN)]] = field(
-        factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
-        check=_unique_items,
-        doc="Names of secrets; their values never live in the spec.",
+    secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
+        default_factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
+        description="Names of secrets; their values never live in the spec.",
     )
     # No user info (`user:password@`): the manifest and the probe report would carry it.
-    public_urls: dict[str, Annotated[str, Rule(pattern=r"^https?://[^\s/@]+(/[^\s@]*)?$")]] = field(
-        factory=dict, doc="Service name -> public base URL, for probing a remote deployment."
+    public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/[^\s@]*)?$")]] = Field(
+        default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
     )
-    railway: RailwaySpec = field(default=RailwaySpec(), doc="Railway settings (railway target).")
-    addons: list[Addon] = field(
-        factory=list,
-        check=_unique_items,
-        doc="Managed services beside the database: `redis` gives the web app and workers REDIS_URL.",
+    railway: RailwaySpec = Field(RailwaySpec(), description="Railway settings (railway target).")
+    addons: list[Addon] = Field(
+        default_factory=list,
+        description="Managed services beside the database: `redis` gives the web app and workers REDIS_URL.",
     )
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, value: list[str] | TenantRange) -> list[str] | TenantRange:
+        if isinstance(value, list):
+            seen: set[str] = set()
+            for tenant in value:
+                if tenant in seen:
+                    raise ValueError(f"tenant {tenant!r} is listed twice")
+                seen.add(tenant)
+            if not value:
+                raise ValueError("at least one tenant is required")
+        return value
+
+    @field_validator("targets", "secrets", "addons")
+    @classmethod
+    def _unique_items(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("items must be unique")
+        return value
 
     def tenant_ids(self) -> list[str]:
         if isinstance(self.tenants, TenantRange):

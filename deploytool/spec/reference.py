@@ -1,11 +1,16 @@
-"""The spec reference (docs/spec.md), generated from the spec's records so it cannot drift from them."""
+"""The spec reference (docs/spec.md), generated from the pydantic model so it cannot drift from it."""
 
 from __future__ import annotations
 
-from typing import Any, get_args, get_origin
+import enum
+import types
+import typing
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 from deploytool.spec.model import Spec
-from deploytool.typed import FieldInfo, Record, dump, fields_of, is_record, type_name
 
 HEADER = """# deploytool.yaml reference
 
@@ -16,22 +21,49 @@ Unknown keys are errors. Names in `<angle brackets>` are yours.
 """
 
 
-def _records(annotation: Any) -> list[type[Record]]:
-    found: list[type[Record]] = []
-    if is_record(annotation):
+def _type_name(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        parts = [_type_name(a) for a in get_args(annotation) if a is not type(None)]
+        nullable = type(None) in get_args(annotation)
+        return " or ".join(parts) + (" or null" if nullable else "")
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{v}`" for v in get_args(annotation))
+    if origin is list:
+        return f"list of {_type_name(get_args(annotation)[0])}"
+    if origin is dict:
+        key, value = get_args(annotation)
+        return f"mapping {_type_name(key)} → {_type_name(value)}"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return " \\| ".join(f"`{m.value}`" for m in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping (below)"
+    return {str: "string", int: "integer", bool: "boolean"}.get(annotation, getattr(annotation, "__name__", "?"))
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         found.append(annotation)
     for arg in get_args(annotation):
-        found += _records(arg)
+        found += _models(arg)
     return found
 
 
-def _default(info: FieldInfo) -> str:
-    if info.required:
+def _default(field: Any) -> str:
+    if field.is_required():
         return "**required**"
-    value = info.default_value()
-    if isinstance(value, Record):
+    value = field.get_default(call_default_factory=True)
+    if value is PydanticUndefined:
+        return ""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, list):
+        value = [v.value if isinstance(v, enum.Enum) else v for v in value]
+    if isinstance(value, BaseModel):
         return "(defaults below)"
-    value = dump(value)
     if value is None:
         return "`null`"
     if isinstance(value, bool):
@@ -39,20 +71,20 @@ def _default(info: FieldInfo) -> str:
     return f"`{value}`" if isinstance(value, str) else f"`{value!r}`"
 
 
-def _section(path: str, model: type[Record], out: list[str], seen: set[str]) -> None:
+def _section(path: str, model: type[BaseModel], out: list[str], seen: set[str]) -> None:
     out += ["", f"## `{path}`", ""]
     if model.__doc__:
         out += [" ".join(model.__doc__.split()), ""]
     out += ["| key | type | default | meaning |", "|---|---|---|---|"]
-    children: list[tuple[str, type[Record]]] = []
-    for info in fields_of(model):
-        description = " ".join(info.doc.split()).replace("|", "\\|")
-        out.append(f"| `{info.key}` | {type_name(info.annotation)} | {_default(info)} | {description} |")
-        for child in _records(info.annotation):
-            inner = get_args(info.annotation)
-            origin = get_origin(inner[0]) if inner else None
-            suffix = ".<name>" if get_origin(info.annotation) is dict or origin is dict else ""
-            children.append((f"{path}.{info.key}{suffix}" if path else f"{info.key}{suffix}", child))
+    children: list[tuple[str, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        description = " ".join((field.description or "").split()).replace("|", "\\|")
+        out.append(f"| `{key}` | {_type_name(field.annotation)} | {_default(field)} | {description} |")
+        for child in _models(field.annotation):
+            origin = get_origin(typing.get_args(field.annotation)[0]) if get_args(field.annotation) else None
+            suffix = ".<name>" if get_origin(field.annotation) is dict or origin is dict else ""
+            children.append((f"{path}.{key}{suffix}" if path else f"{key}{suffix}", child))
     for child_path, child in children:
         if child.__name__ not in seen:
             seen.add(child.__name__)

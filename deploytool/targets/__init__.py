@@ -7,8 +7,6 @@ render_all(plan, ctx)      # every artifact of one environment, the manifest las
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from deploytool.errors import UserError
 from deploytool.plan.model import Plan
 from deploytool.render.artifacts import Artifact, RenderContext
@@ -54,10 +52,6 @@ def plugin(target: Target) -> TargetPlugin:
         raise UserError(f"target {target.value!r} has no plugin registered") from None
 
 
-def registered_targets() -> list[Target]:
-    return sorted(_REGISTRY)
-
-
 def plugins_of(plan: Plan) -> list[TargetPlugin]:
     return [plugin(t) for t in plan.targets]
 
@@ -71,20 +65,12 @@ def runner_names() -> list[str]:
     return sorted({p.runner for p in _REGISTRY.values() if p.runner})
 
 
-def render_all(
-    plan: Plan, ctx: RenderContext, rendered: Callable[[TargetPlugin, list[Artifact]], None] | None = None
-) -> list[Artifact]:
-    """Every artifact of one environment, sorted by path; the manifest is computed over all the rest.
-
-    `rendered(target, its artifacts)` is told as soon as each target's files are done (`validate` starts
-    that target's checks then, while the others render)."""
+def render_all(plan: Plan, ctx: RenderContext) -> list[Artifact]:
+    """Every artifact of one environment, sorted by path; the manifest is computed over all the rest."""
     artifacts: list[Artifact] = []
     processes: dict[str, ManifestProcess] = {}
     for each in plugins_of(plan):
-        own = each.render(plan, ctx)
-        if rendered is not None:
-            rendered(each, own)
-        artifacts += own
+        artifacts += each.render(plan, ctx)
         for svc in plan.services:
             entry = each.process(plan, svc, ctx)
             if entry is not None:

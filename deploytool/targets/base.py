@@ -10,28 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from deploytool.plan.model import EnvValue, Finding, Plan, ServiceInstance
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.manifest import ManifestProcess
-from deploytool.spec.model import Spec, Target
-
-
-class Consumer(Protocol):
-    """A target's real consumer, started before its file exists (`TargetPlugin.start_consumer`)."""
-
-    def serves(self, spec: Spec) -> bool:
-        """Whether it was started the way this spec needs (Compose: with exactly its secrets' names)."""
-
-    def feed(self, text: str) -> None:
-        """Hand it the rendered file; it works on it from now on."""
-
-    def finding(self) -> Finding | None:
-        """Wait for its verdict on what `feed` gave it."""
-
-    def cancel(self) -> None:
-        """Stop it when it is not needed after all (an error before the file was rendered); harmless after `finding`."""
+from deploytool.spec.model import Target
 
 
 class TargetPlugin(ABC):
@@ -53,24 +37,8 @@ class TargetPlugin(ABC):
         """This target's rules about the plan itself (cheap; run before anything is written or started)."""
         return iter(())
 
-    def start_consumer(self) -> Consumer | None:
-        """This target's slow consumer, started before the spec is even read, as most specs need it: a
-        consumer that is a program (Compose v2) then starts up while deploytool reads, plans and renders.
-        `validate` starts one for every registered target and stops those the environment does not use or
-        that do not serve its spec (`check` then starts its own); `check` gets the others as `started`.
-        None when there is nothing worth starting early."""
-        return None
-
-    def check(
-        self,
-        plan: Plan,
-        ctx: RenderContext,
-        artifacts: Mapping[str, Artifact],
-        deep: bool,
-        started: Consumer | None = None,
-    ) -> list[Finding]:
-        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones, using
-        `started` when `start_consumer` gave one)."""
+    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
+        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones)."""
         return []
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:

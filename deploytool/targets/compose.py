@@ -6,15 +6,15 @@ own draft), cross references the schema cannot see, and the real Compose v2 bina
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,9 +38,8 @@ from deploytool.plan.model import (
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.yamltext import dump_yaml
-from deploytool.spec.model import Addon, DatabaseSpec, Spec, Target
-from deploytool.targets.base import Consumer, TargetPlugin, build_source_findings
-from deploytool.typed import Record, fields_of, record
+from deploytool.spec.model import Addon, Target
+from deploytool.targets.base import TargetPlugin, build_source_findings
 
 POSTGRES_IMAGE = "postgres:16-alpine"
 REDIS_IMAGE = "redis:7-alpine"
@@ -148,29 +147,14 @@ class ComposeTarget(TargetPlugin):
         # The document travels with its text, so the checks read what was dumped without parsing it back.
         return [Artifact(ctx.in_out(COMPOSE_FILE), text, document=document)]
 
-    def start_consumer(self) -> Consumer | None:
-        return ComposeConfig.start_early()
-
-    def check(
-        self,
-        plan: Plan,
-        ctx: RenderContext,
-        artifacts: Mapping[str, Artifact],
-        deep: bool,
-        started: Consumer | None = None,
-    ) -> list[Finding]:
+    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
         """Shape and cross references always; the Compose v2 binary itself when `deep` (validate, CI)."""
         compose = artifacts.get(ctx.in_out(COMPOSE_FILE))
         if compose is None:
-            if started is not None:
-                started.cancel()
             return [Finding("COMPOSE_MISSING", f"{COMPOSE_FILE} was not rendered")]
         # Compose itself first: it runs in its own process while the checks below run here.
-        config = (
-            (started or ComposeConfig.start(_secrets_of(plan.secrets, plan.database.password_secret))) if deep else None
-        )
-        if config is not None:
-            config.feed(compose.content)
+        secrets = [*plan.secrets, plan.database.password_secret]
+        finish = start_compose_config(compose.content, secrets) if deep else (lambda: None)
         try:
             findings: list[Finding] = list(build_source_findings(plan, ctx.root))
             document = compose.document
@@ -181,7 +165,7 @@ class ComposeTarget(TargetPlugin):
             findings += shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", COMPOSE_FILE)
             findings += check_compose_document(document)
         finally:
-            problem = config.finding() if config is not None else None  # always reaped, even after a raise
+            problem = finish()  # always reaped, even when a check above raised
         if problem:
             findings.append(problem)
         return findings
@@ -304,8 +288,8 @@ def schema_findings(document: Any, schema: dict[str, Any], code: str, label: str
 Shape = Any  # type | tuple of allowed values | re.Pattern | [Shape] (a list) | {key: Shape} | Each
 
 
-@record(kw_only=False)
-class Each(Record):
+@dataclass(frozen=True)
+class Each:
     """A mapping whose keys match `key` and whose every value has the shape `value`."""
 
     key: re.Pattern[str]
@@ -392,124 +376,58 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
                 )
 
 
-def _secrets_of(secrets: Iterable[str], password_secret: str) -> frozenset[str]:
-    """Every variable the compose file interpolates: the secrets and the database's password."""
-    return frozenset([*secrets, password_secret])
-
-
 def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
-    """`docker-compose config -q` on the compose file's text (no Docker engine needed).
+    """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
 
     Every variable is inline, so the compose file is all Compose reads."""
-    config = ComposeConfig.start(secrets)
-    if config is None:
-        return None
-    config.feed(compose_text)
-    return config.finding()
+    return start_compose_config(compose_text, secrets)()
 
 
-class ComposeConfig:
-    """A running `docker-compose config -q` that reads the file on stdin (no scratch copy to write).
-
-    Its environment is the secrets' names, each with a placeholder (their values are checked at run time),
-    and nothing of the caller's: neither a variable in the shell nor a `.env` in the working folder
-    changes the verdict. It may start before the spec is read (`start_early`)."""
-
-    def __init__(self, process: subprocess.Popen[bytes], secrets: frozenset[str]) -> None:
-        self.process = process
-        self.secrets = secrets
-        self.errors: list[bytes] = []  # what it wrote on stderr (`config -q` writes nothing on stdout)
-        self.timed_out = False
-        self.failure: BaseException | None = None
-        self.talker: threading.Thread | None = None
-
-    @classmethod
-    def start(cls, secrets: Iterable[str]) -> ComposeConfig | None:
-        binary = compose_binary()
-        if binary is None:
-            return None
-        names = frozenset(secrets)
-        env = {k: v for k in ("PATH", "HOME", "TMPDIR") if (v := os.environ.get(k)) is not None}
-        env.update({name: "placeholder" for name in names})
+def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
+    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
+    binary, most of a big `validate`) works while the caller runs its own checks."""
+    binary = compose_binary()
+    if binary is None:
+        return lambda: None
+    scratch = tempfile.TemporaryDirectory(prefix="deploytool-compose-")
+    path = Path(scratch.name) / COMPOSE_FILE
+    try:
+        path.write_text(compose_text)
+        # Compose sees the placeholders alone: the caller's variables (an empty OPS_API_KEY, COMPOSE_*) must
+        # not change the verdict, and secret values are checked at run time, not here.
+        env = {"PATH": os.environ.get("PATH", ""), **{name: "placeholder" for name in secrets}}
         process = subprocess.Popen(
-            [str(binary), "-f", "-", "--env-file", os.devnull, "config", "-q"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            [str(binary), "-f", str(path), "--project-directory", scratch.name, "config", "-q"],
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            text=True,
             env=env,
         )
-        return cls(process, names)
+    except BaseException:
+        scratch.cleanup()
+        raise
 
-    @classmethod
-    def start_early(cls) -> ComposeConfig | None:
-        """Started with the secrets a spec has by default, before the spec says which it has: the Go
-        binary's own start-up (about half its time on a small file) then overlaps deploytool's. A spec
-        with other secrets is not `served`, and its check starts a Compose of its own."""
-        spec_secrets = next(f for f in fields_of(Spec) if f.name == "secrets").default_value()
-        password = next(f for f in fields_of(DatabaseSpec) if f.name == "password_secret").default_value()
-        return cls.start([*spec_secrets, password])
-
-    def serves(self, spec: Spec) -> bool:
-        return self.secrets == _secrets_of(spec.secrets, spec.database.password_secret)
-
-    def feed(self, text: str) -> None:
-        # A thread talks to Compose while the caller works. It hands over the whole text in one write:
-        # the file object then writes pipe-sized chunks with the GIL released, where communicate() would
-        # go round its select loop in Python for every 512 bytes, each time waiting for a busy caller's GIL
-        # (a 1,000-service file then reached Compose only once the caller went idle).
-        data = text.encode()
-
-        def talk() -> None:
-            timer = threading.Timer(COMPOSE_CONFIG_TIMEOUT_S, self._time_out)
-            timer.daemon = True  # never what keeps a finished command alive
-            timer.start()
-            try:
-                stdin, stderr = self.process.stdin, self.process.stderr
-                assert stdin is not None and stderr is not None
-                with contextlib.suppress(BrokenPipeError):  # Compose stopped reading: its stderr says why
-                    stdin.write(data)
-                with contextlib.suppress(BrokenPipeError):
-                    stdin.close()
-                self.errors.append(stderr.read())
-                self.process.wait()
-            except BaseException as exc:  # raised again by `finding`, in the caller's thread
-                self.failure = exc
-                self.process.kill()
-            finally:
-                timer.cancel()
-
-        self.talker = threading.Thread(target=talk, name="compose-config", daemon=True)
-        self.talker.start()
-
-    def _time_out(self) -> None:
-        self.timed_out = True
-        self.process.kill()
-
-    def finding(self) -> Finding | None:
+    def finish() -> Finding | None:
         try:
-            if self.talker is not None:
-                self.talker.join()
-        except BaseException:  # interrupted while waiting: Compose must not outlive the command
-            self.cancel()
-            raise
-        if self.failure is not None:
-            raise self.failure
-        if self.timed_out:
-            return Finding(
-                "COMPOSE_CONFIG",
-                f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
-                "use the shared or sharded topology for this many tenants",
-            )
-        if self.process.returncode != 0:
-            message = b"".join(self.errors).decode(errors="replace").strip()
+            try:
+                out, err = process.communicate(timeout=COMPOSE_CONFIG_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+                return Finding(
+                    "COMPOSE_CONFIG",
+                    f"{COMPOSE_FILE}: docker compose config did not finish within {COMPOSE_CONFIG_TIMEOUT_S:g} s; "
+                    "use the shared or sharded topology for this many tenants",
+                )
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+        finally:
+            scratch.cleanup()
+        if process.returncode != 0:
+            message = (err or out).strip().replace(scratch.name, "")
             return Finding("COMPOSE_CONFIG", f"{COMPOSE_FILE}: docker compose config rejected it: {message}")
         return None
 
-    def cancel(self) -> None:
-        if self.process.poll() is not None:
-            return  # done (its verdict taken, or it failed on its own)
-        self.process.kill()
-        if self.talker is not None:
-            self.talker.join()  # its read of stderr ends now
-        else:
-            self.process.communicate()
+    return finish

@@ -16,7 +16,7 @@ from deploytool.cli import main
 from deploytool.plan.model import DatabaseUrl, EnvValue, Finding, Plain, Plan, SecretRef, ServiceUrl, TenantUrls
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.spec.model import Target
-from deploytool.targets.base import Consumer, TargetPlugin
+from deploytool.targets.base import TargetPlugin
 from tests.conftest import REPO
 
 # --- a throw-away target, defined here and nowhere else -------------------------------------------------
@@ -50,14 +50,7 @@ class NomadTarget(TargetPlugin):
     def plan_findings(self, plan: Plan) -> Iterator[Finding]:
         yield Finding("NOMAD_NOTE", f"nomad: {len(plan.services)} groups", "warning")
 
-    def check(
-        self,
-        plan: Plan,
-        ctx: RenderContext,
-        artifacts: Mapping[str, Artifact],
-        deep: bool,
-        started: Consumer | None = None,
-    ) -> list[Finding]:
+    def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
         job = artifacts[ctx.in_out("nomad/job.hcl")].content
         return [] if job.count("group") == len(plan.services) else [Finding("NOMAD_JOB", "groups missing")]
 

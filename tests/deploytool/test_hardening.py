@@ -79,7 +79,7 @@ def test_a_50_mb_spec_still_loads(tmp_path):
     base = base.replace(anchor, anchor + "    env:\n" + env, 1)
     spec.write_text(base)
     assert spec.stat().st_size > 50_000_000
-    from deploytool.spec.load import load_spec
+    from deploytool.spec import load_spec
 
     loaded = load_spec(spec, "dev")
     assert len(loaded.spec.services["web"].env) == 40_000

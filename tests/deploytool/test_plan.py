@@ -12,7 +12,7 @@ from deploytool.checks import check_plan
 from deploytool.plan import build_plan
 from deploytool.plan.allocate import allocate_ports, assign_shards
 from deploytool.plan.model import Plain, Role, SecretRef, TenantUrls
-from deploytool.spec.load import load_spec
+from deploytool.spec import load_spec
 
 
 def plan_of(spec_path, env="dev", lock=None):
