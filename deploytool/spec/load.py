@@ -263,14 +263,17 @@ def _merge_into(
 def describe_validation_error(
     exc: ValidationError, data: dict[str, Any], origins: dict[PathKey, Origin], base_name: str
 ) -> str:
-    lines = []
+    lines: dict[str, tuple[Any, ...]] = {}
     for error in exc.errors(include_url=False):
         path = _real_path(data, error["loc"])
         origin = _nearest_origin(path, origins)
         where = f"{origin.file}:{origin.line}" if origin else base_name
         field = _dotted(path) or "(top level)"
-        lines.append(f"{where}: {field}: {_explain(error, path)}")
-    return "\n".join(sorted(set(lines)))
+        # in file order, then by path with list indexes as numbers (services.x.10 after services.x.2)
+        order = (origin.file, origin.line) if origin else (base_name, 0)
+        steps = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path)
+        lines[f"{where}: {field}: {_explain(error, path)}"] = (*order, steps)
+    return "\n".join(sorted(lines, key=lambda line: (lines[line], line)))
 
 
 def _real_path(data: Any, loc: tuple[int | str, ...]) -> PathKey:

@@ -6,7 +6,7 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
@@ -16,8 +16,29 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN)]
 
 
+def _one_line(value: str) -> str:
+    # A value that reaches a Procfile line, an env file, a comment or a command must not start a new one.
+    if any(ch in value for ch in LINE_BREAKS) or "\0" in value:
+        raise ValueError("must be one line (no line breaks or NUL)")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("an environment variable cannot hold a NUL character")
+    return value
+
+
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # everything str.splitlines() splits on
+OneLine = Annotated[str, AfterValidator(_one_line)]
+EnvValue = Annotated[str, AfterValidator(_no_nul)]
+# Enum fields take their value from YAML text (strict mode would want the enum object itself).
+Lax = Field(strict=False)
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion, so a quoted port or `replicas: yes` is an error rather than a guess
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ServiceKind(str, Enum):
@@ -56,7 +77,7 @@ class Target(str, Enum):
     @classmethod
     def add(cls, name: str) -> Target:
         """A target name for a plugin outside this file (a new target is one module, not an enum edit)."""
-        if not re.match(r"^[a-z][a-z0-9-]{0,39}$", name):
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
             raise ValueError(f"target name {name!r}: expected lowercase letters, digits and dashes")
         existing = cls._value2member_map_.get(name)
         if existing is not None:
@@ -75,11 +96,11 @@ class Target(str, Enum):
 
 
 class ServiceSpec(Strict):
-    kind: ServiceKind = Field(
+    kind: Annotated[ServiceKind, Lax] = Field(
         description="flask (the web app), whatsapp (the WhatsApp server), worker (another process of an app's "
         "image), generic (your own Dockerfile or a public image)."
     )
-    source: str | None = Field(
+    source: OneLine | None = Field(
         None, description="Folder of the service's code, relative to the spec file (the build context)."
     )
     image: str | None = Field(
@@ -88,25 +109,25 @@ class ServiceSpec(Strict):
     port: Port | None = Field(
         None, description="Listen port (flask and whatsapp: required; for WhatsApp the first port of the range)."
     )
-    health_path: str | None = Field(
+    health_path: OneLine | None = Field(
         "/health", description="Health endpoint; null disables healthchecks (worker, generic: off unless set)."
     )
-    health_command: str | None = Field(
+    health_command: OneLine | None = Field(
         None, description="generic: the container's healthcheck command (images differ in what they ship)."
     )
-    qr_path: str = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
-    start: str | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
-    local_start: str | None = Field(None, description="Start command from the project root when run as a process.")
-    pre_deploy: str | None = Field(None, description="Command run before each deploy (migrations).")
-    dockerfile: str = Field("Dockerfile", description="Dockerfile path inside `source`.")
+    qr_path: OneLine = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
+    start: OneLine | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
+    local_start: OneLine | None = Field(None, description="Start command from the project root when run as a process.")
+    pre_deploy: OneLine | None = Field(None, description="Command run before each deploy (migrations).")
+    dockerfile: OneLine = Field("Dockerfile", description="Dockerfile path inside `source`.")
     replicas: int = Field(1, ge=1, le=200, description="Copies of the web app; a WhatsApp server needs exactly 1.")
     volume: bool = Field(
         True, description="A persistent volume: WhatsApp sessions (default on); generic: off unless set."
     )
-    volume_path: str = Field("/data", description="generic: where the volume is mounted in the container.")
+    volume_path: OneLine = Field("/data", description="generic: where the volume is mounted in the container.")
     driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
     max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
+    env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
 
     @model_validator(mode="before")
     @classmethod
@@ -144,7 +165,7 @@ class ServiceSpec(Strict):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not re.match(ENV_VAR_PATTERN, name):
+            if not re.fullmatch(ENV_VAR_PATTERN, name):
                 raise ValueError(f"{name!r} is not an environment variable name (expected {ENV_VAR_PATTERN})")
         return value
 
@@ -174,7 +195,7 @@ Tenants = Annotated[
 
 
 class TopologySpec(Strict):
-    kind: Topology = Field(
+    kind: Annotated[Topology, Lax] = Field(
         Topology.shared, description="per-port: a process per tenant; shared: one; sharded: pinned shards."
     )
     max_tenants_per_shard: int = Field(50, ge=1, description="sharded: tenants per shard at most.")
@@ -197,8 +218,12 @@ class RailwaySpec(Strict):
     repo: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name Railway builds from."
     )
-    branch: str = Field("main", description="Git branch Railway deploys.")
-    environment: str | None = Field(None, description="Railway environment name (default: the env name).")
+    branch: str = Field("main", pattern=r"^[A-Za-z0-9._/-]{1,200}$", description="Git branch Railway deploys.")
+    environment: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Railway environment name (default: the env name).",
+    )
     legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
 
 
@@ -206,7 +231,7 @@ class Spec(Strict):
     """One environment's resolved spec (base file + overlay)."""
 
     project: str = Field(pattern=SERVICE_NAME_PATTERN, description="Project name: lowercase letters, digits, dashes.")
-    stage: Stage = Field(
+    stage: Annotated[Stage, Lax] = Field(
         Stage.production, description="development allows WhatsApp services without a volume (APP_ENV)."
     )
     services: dict[Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)], ServiceSpec] = Field(
@@ -215,7 +240,7 @@ class Spec(Strict):
     database: DatabaseSpec = Field(DatabaseSpec(), description="The environment's database.")
     tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
     topology: TopologySpec = Field(TopologySpec(), description="How tenants map to WhatsApp processes.")
-    targets: list[Target] = Field(
+    targets: list[Annotated[Target, Lax]] = Field(
         default_factory=lambda: [Target.local, Target.compose], description="Where the artifacts go."
     )
     secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
@@ -227,7 +252,7 @@ class Spec(Strict):
         default_factory=dict, description="Service name -> public base URL, for probing a remote deployment."
     )
     railway: RailwaySpec = Field(RailwaySpec(), description="Railway settings (railway target).")
-    addons: list[Addon] = Field(
+    addons: list[Annotated[Addon, Lax]] = Field(
         default_factory=list,
         description="Managed services beside the database: `redis` gives the web app and workers REDIS_URL.",
     )

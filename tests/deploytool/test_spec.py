@@ -122,3 +122,35 @@ def test_wrong_type_says_what_it_got(make_project):
     spec = make_project({"dev": "services:\n  web:\n    env: [1, 2]\n"})
     message = load_error(spec)
     assert "services.web.env" in message and "dictionary" in message and "list" in message
+
+
+# --- strict values: nothing is coerced, nothing crosses a line ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overlay", "expected"),
+    [
+        ('services: {web: {port: "5002"}}', "services.web.port: Input should be a valid integer (got '5002')"),
+        ("services: {web: {port: 5002.0}}", "services.web.port: Input should be a valid integer (got 5002.0)"),
+        ("services: {web: {replicas: true}}", "services.web.replicas: Input should be a valid integer (got True)"),
+        ('services: {whatsapp: {volume: "yes"}}', "services.whatsapp.volume: Input should be a valid boolean"),
+        ('tenants: ["1\\n"]', "tenants.0: String should match pattern"),
+        ('database: {name: "app\\n"}', "database.name: String should match pattern"),
+        ('secrets: ["FOO\\n"]', "secrets.0: String should match pattern"),
+        ('services: {whatsapp: {env: {"BAR\\n": x}}}', "services.whatsapp.env: 'BAR\\n' is not an environment"),
+        ('services: {whatsapp: {env: {BAR: "a\\0b"}}}', "services.whatsapp.env.BAR: an environment variable cannot"),
+        ('services: {web: {start: "serve\\nevil: rm -rf /"}}', "services.web.start: must be one line"),
+        ('services: {web: {local_start: "serve\\u2028x"}}', "services.web.local_start: must be one line"),
+        ('railway: {environment: "staging\\nimport os\\n#"}', "railway.environment: String should match pattern"),
+        ('railway: {branch: "main\\nx"}', "railway.branch: String should match pattern"),
+    ],
+)
+def test_values_are_never_coerced_and_never_span_lines(make_project, overlay, expected):
+    message = load_error(make_project({"dev": overlay + "\n"}))
+    assert f"environments/dev.yaml:1: {expected}" in message
+
+
+def test_errors_come_in_file_order_with_list_indexes_as_numbers(make_project):
+    tenants = ", ".join(f'"t{i}"' if i not in (2, 10) else '"bad id"' for i in range(12))
+    message = load_error(make_project({"dev": f"tenants: [{tenants}]\n"}))
+    assert [line.split(": ")[1] for line in message.splitlines()] == ["tenants.2", "tenants.10"]
