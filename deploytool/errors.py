@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DeploytoolError(Exception):
     """Base of every error deploytool raises on purpose."""
@@ -19,3 +21,9 @@ class CheckFailed(DeploytoolError):
     """Checks, drift or probes failed. Exit code 1."""
 
     exit_code = 1
+
+
+def first_problem(exc: Any) -> str:
+    """`field.path: message` of a pydantic ValidationError's first error (duck-typed: no pydantic import here)."""
+    first = exc.errors(include_url=False)[0]
+    return f"{'.'.join(str(step) for step in first['loc']) or '(top level)'}: {first['msg']}"

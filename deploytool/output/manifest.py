@@ -7,14 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from deploytool.errors import UserError
+from deploytool.errors import UserError, first_problem
 from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest, ManifestFiles
-
-
-def _problem(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{field}: {first['msg']}"
 
 
 def read_manifest(out_dir: Path, hint: str = "render the output folder again") -> Manifest:
@@ -31,7 +25,7 @@ def read_manifest(out_dir: Path, hint: str = "render the output folder again") -
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as exc:
-        raise UserError(f"{path}: {_problem(exc)}; {hint}") from None
+        raise UserError(f"{path}: {first_problem(exc)}; {hint}") from None
 
 
 def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
@@ -49,7 +43,7 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
         try:
             return ManifestFiles.model_validate(data)
         except ValidationError as exc:
-            raise UserError(f"{path}: {_problem(exc)}; render the output folder again") from None
+            raise UserError(f"{path}: {first_problem(exc)}; render the output folder again") from None
     if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
         return None
     # render itself cannot fix it: it never removes files on the word of a manifest it cannot trust

@@ -12,10 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from deploytool.errors import UserError
+from deploytool.errors import UserError, first_problem
 from deploytool.spec.model import TENANT_ID_PATTERN
 
-LOCK_VERSION = 1
+LOCK_VERSION: Literal[1] = 1
 
 
 def lock_path(env_name: str) -> str:
@@ -23,7 +23,7 @@ def lock_path(env_name: str) -> str:
 
 
 class ShardLock(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     version: Literal[1]
     env: str
@@ -39,10 +39,8 @@ def parse_lock(text: str, where: str, env_name: str, max_shard: int) -> dict[str
     try:
         lock = ShardLock.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise UserError(
-            f"{where}: {field}: {first['msg']}; expected "
+            f"{where}: {first_problem(exc)}; expected "
             '{"version": 1, "env": ENV, "assignments": {tenant: shard number >= 1}}'
         ) from None
     if lock.env != env_name:

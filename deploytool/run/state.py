@@ -7,33 +7,46 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
-from deploytool.errors import UserError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from deploytool.errors import UserError, first_problem
 from deploytool.run.procs import owned
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
-STATE_VERSION = 1
+STATE_VERSION: Literal[1] = 1
 
 
-@dataclass(frozen=True)
+# pydantic dataclasses: built positionally by the runners, read back through the same declarations. A state
+# file is ours but lives on disk: a forged pid or pgid of 0 or 1 would make `down` signal its own process
+# group or init, so those are refused, not trusted.
+_CONFIG = ConfigDict(extra="forbid", strict=True)
+Pid = Annotated[int, Field(gt=1)]
+
+
+@dataclass(frozen=True, config=_CONFIG)
 class ProcessRecord:
     name: str
-    pid: int
-    pgid: int
+    pid: Pid
+    pgid: Pid
     start_time: str  # identifies the process together with pid: a reused pid has another start time
     command: str
     log: str  # relative to the output folder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_CONFIG)
 class RunState:
-    runner: str  # procfile | compose
+    runner: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]  # procfile | compose
     environment: str
     processes: tuple[ProcessRecord, ...] = ()
+    version: Literal[1] = STATE_VERSION
+
+
+_STATE = TypeAdapter(RunState)
 
 
 def run_dir(out_dir: Path) -> Path:
@@ -49,39 +62,20 @@ def read_state(out_dir: Path) -> RunState | None:
     if not path.is_file():
         return None
     try:
-        data: Any = json.loads(path.read_text())
-        processes = tuple(
-            ProcessRecord(
-                name=str(p["name"]),
-                pid=int(p["pid"]),
-                pgid=int(p["pgid"]),
-                start_time=str(p["start_time"]),
-                command=str(p["command"]),
-                log=str(p["log"]),
-            )
-            for p in data.get("processes", [])
-        )
-        return RunState(
-            runner=str(data["runner"]), environment=str(data.get("environment", "ENV")), processes=processes
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return _STATE.validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        problem = first_problem(exc) if isinstance(exc, ValidationError) else exc
         raise UserError(
-            f"{path}: unreadable run state; check for leftover processes (`ps -ef`) and delete the file"
+            f"{path}: unreadable run state ({problem}); check for leftover processes (`ps -ef`) and delete the file"
         ) from None
 
 
 def write_state(out_dir: Path, state: RunState) -> None:
     path = state_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "version": STATE_VERSION,
-        "runner": state.runner,
-        "environment": state.environment,
-        "processes": [asdict(p) for p in state.processes],
-    }
     temp = path.with_name(path.name + ".tmp")
     with open(temp, "w") as handle:
-        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        handle.write(json.dumps(_STATE.dump_python(state, mode="json"), indent=2, sort_keys=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)

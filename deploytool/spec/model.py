@@ -116,7 +116,9 @@ class ServiceSpec(Strict):
         None, description="generic: the container's healthcheck command (images differ in what they ship)."
     )
     qr_path: OneLine = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
-    start: OneLine | None = Field(None, description="Start command inside the service's own folder (container/Railway).")
+    start: OneLine | None = Field(
+        None, description="Start command inside the service's own folder (container/Railway)."
+    )
     local_start: OneLine | None = Field(None, description="Start command from the project root when run as a process.")
     pre_deploy: OneLine | None = Field(None, description="Command run before each deploy (migrations).")
     dockerfile: OneLine = Field("Dockerfile", description="Dockerfile path inside `source`.")

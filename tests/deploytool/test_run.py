@@ -507,3 +507,18 @@ def test_logs_follow_yields_new_lines_masked(folder: Folder) -> None:
     with open(log, "a") as handle:
         handle.write(f"later line with {SECRET_KEY}\n")
     assert next_line() == "web | later line with ***"
+
+
+@pytest.mark.parametrize("field", ["pid", "pgid"])
+@pytest.mark.parametrize("value", [0, 1, -1, "123", True])
+def test_a_forged_run_state_is_refused_not_signalled(tmp_path, field, value):
+    # pgid 0 would make `down` signal its own process group; 1 is init; a string or bool is not ours
+    from deploytool.run.state import read_state, state_path
+
+    record = {"name": "web", "pid": 4242, "pgid": 4242, "start_time": "1", "command": "x", "log": "web.log"}
+    record[field] = value
+    path = state_path(tmp_path)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"version": 1, "runner": "procfile", "environment": "dev", "processes": [record]}))
+    with pytest.raises(UserError, match=rf"unreadable run state \(processes\.0\.{field}: "):
+        read_state(tmp_path)
