@@ -108,23 +108,26 @@ def test_compose_schema_check_catches_an_unknown_key(make_project, monkeypatch):
         (lambda d: d["services"].update({"bad name!": {}}), "'bad name!' is not a valid name"),
     ],
 )
-def test_compose_shape_check_refuses_what_compose_would(change, expected):
-    from deploytool.targets.compose import COMPOSE_SHAPE, shape_findings
+def test_compose_model_check_refuses_what_compose_would(change, expected):
+    from deploytool.targets.compose import model_findings
 
     document = yaml.safe_load(artifact(rendered_repo("dev"), "docker-compose.yml"))
-    assert list(shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", "docker-compose.yml")) == []
+    assert list(model_findings(document, "COMPOSE_SCHEMA", "docker-compose.yml")) == []
     change(document)
-    findings = list(shape_findings(document, COMPOSE_SHAPE, "COMPOSE_SCHEMA", "docker-compose.yml"))
+    findings = list(model_findings(document, "COMPOSE_SCHEMA", "docker-compose.yml"))
     assert any(expected in f.message for f in findings), findings
 
 
-def test_compose_shape_agrees_with_the_official_schema():
-    """The typed shape replaces jsonschema at render time; here it is held to the Compose Specification schema
-    under its own draft: what the shape allows (every key and value it names) the schema accepts, and an
-    unknown key at any level the shape knows is refused by both."""
+def test_compose_models_agree_with_the_official_schema():
+    """The models replace jsonschema at render time; here they are held to the Compose Specification schema
+    under its own draft: what they allow (every key and value they name) the schema accepts, and an unknown
+    key at any level they describe is refused by both."""
     import copy
+    import typing
 
-    from deploytool.targets.compose import COMPOSE_SHAPE, Each, shape_findings
+    from pydantic import BaseModel
+
+    from deploytool.targets.compose import ComposeFile, Condition, Restart, model_findings
 
     schema = compose_schema()
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -134,25 +137,36 @@ def test_compose_shape_agrees_with_the_official_schema():
     allowed = copy.deepcopy(base)
     allowed["services"][svc]["deploy"] = {"replicas": 2}
     allowed["services"]["extra"] = {**copy.deepcopy(base["services"]["postgres"]), "command": ["x"]}
-    for restart in COMPOSE_SHAPE["services"].value["restart"]:
-        for condition in COMPOSE_SHAPE["services"].value["depends_on"].value["condition"]:
+    for restart in typing.get_args(Restart):
+        for condition in typing.get_args(Condition):
             allowed["services"][svc]["restart"] = restart
             allowed["services"]["web"]["depends_on"]["postgres"]["condition"] = condition
-            assert list(shape_findings(allowed, COMPOSE_SHAPE, "C", "f")) == []
+            assert list(model_findings(allowed, "C", "f")) == []
             assert list(validator.iter_errors(allowed)) == []
 
-    def mappings(value, shape, path):  # every mapping of the document that the shape describes key by key
-        if isinstance(shape, dict):
-            yield path
-            for key, item in value.items():
-                if key in shape:
-                    yield from mappings(item, shape[key], (*path, key))
-        elif isinstance(shape, Each):
-            for key, item in value.items():
-                yield from mappings(item, shape.value, (*path, key))
+    def model_of(annotation):  # the model inside `X | None` or `dict[str, X] | None`, and whether keyed
+        for arg in (annotation, *typing.get_args(annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg, False
+            if typing.get_origin(arg) is dict:
+                inner, _ = model_of(typing.get_args(arg)[1])
+                return inner, inner is not None
+        return None, False
 
-    paths = list(mappings(base, COMPOSE_SHAPE, ()))
+    def mappings(value, model, path):  # every mapping of the document that a model describes key by key
+        yield path
+        for key, item in value.items():
+            field = model.model_fields.get(key)
+            inner, keyed = model_of(field.annotation) if field else (None, False)
+            if inner is not None and keyed:
+                for name, each in item.items():
+                    yield from mappings(each, inner, (*path, key, name))
+            elif inner is not None:
+                yield from mappings(item, inner, (*path, key))
+
+    paths = list(mappings(base, ComposeFile, ()))
     assert ("services", svc, "healthcheck") in paths and ("services", "web", "build") in paths
+    assert ("services", "web", "depends_on", "postgres") in paths
     for path in paths:
         broken = copy.deepcopy(base)
         node = broken
@@ -160,7 +174,7 @@ def test_compose_shape_agrees_with_the_official_schema():
             node = node[key]
         node["zz_unknown"] = "1"
         assert list(validator.iter_errors(broken)), path
-        assert any("zz_unknown" in f.message for f in shape_findings(broken, COMPOSE_SHAPE, "C", "f")), path
+        assert any("zz_unknown" in f.message for f in model_findings(broken, "C", "f")), path
 
 
 @pytest.mark.parametrize("env", ENVS)
