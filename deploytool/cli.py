@@ -1,7 +1,8 @@
-"""Thin commands: parse flags, call the pipeline, print. `main` is the one place errors become exit codes.
+"""Thin commands: parse flags (typer), call the pipeline, print. `main` is the one place errors become exit codes.
 
 Startup is part of every command's time: each command imports what it uses (the pipeline, pydantic
-models, yaml, jinja2, railway-sdk, httpx) when it runs, so `--help` or `down` never pay for `render`'s.
+models, yaml, jinja2, railway-sdk, requests) when it runs, so `--help` pays for typer alone and `down`
+never pays for `render`'s. Help is plain text: rendering it with rich costs more than the rest of `--help`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
@@ -27,16 +29,54 @@ app = typer.Typer(
     name="deploytool",
     help="One spec -> every deployment artifact of a multi-tenant Flask + WhatsApp system.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion; a shell's completion request (`_DEPLOYTOOL_COMPLETE` set)
+    # is answered before any parsing, and `main` turns its sys.exit into a return code.
+    add_completion=True,
     pretty_exceptions_show_locals=False,  # a crash must never print a secret held in a local
     rich_markup_mode=None,  # plain help: rendering it with rich costs more than the rest of `--help`
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h as well, as the argparse CLI had
 )
 
-SpecOption = Annotated[Path, typer.Option("--spec", help="Spec file; overlays are read from environments/ beside it.")]
-OutOption = Annotated[
-    Optional[Path], typer.Option("--out", help="Output folder (default: deploy/ENV beside the spec).")
+
+def _environments(ctx: typer.Context, incomplete: str) -> list[str]:
+    """ENV completes to the names in environments/ beside this call's --spec (a shell's TAB, not a check)."""
+    spec = ctx.find_root().params.get("spec") or Path("deploytool.yaml")
+    folder = Path(spec).parent / "environments"
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem.startswith(incomplete))
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    """An int option's parser with click's wording (`0 is not in the range 1<=x<=256.`): typer's own
+    check words it as pydantic does and leaves out the other bound. `min`/`max` stay for the help."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a valid integer.") from None
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not in the range {low}<=x<={high}.")
+        return value
+
+    return parse
+
+
+SpecOption = Annotated[
+    Path, typer.Option("--spec", metavar="PATH", help="Spec file; overlays are read from environments/ beside it.")
 ]
-EnvArgument = Annotated[str, typer.Argument(help="Environment name: environments/ENV.yaml.", show_default=False)]
+OutOption = Annotated[
+    Optional[Path],
+    typer.Option("--out", metavar="PATH", help="Output folder (default: deploy/ENV beside the spec)."),
+]
+EnvArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ENV",
+        help="Environment name: environments/ENV.yaml.",
+        show_default=False,
+        autocompletion=_environments,
+    ),
+]
 
 
 def _spec(ctx: typer.Context) -> Path:
@@ -161,14 +201,20 @@ def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
 
 @app.command()
 def init(
-    folder: Annotated[Path, typer.Argument(help="Project folder (default: here).")] = Path("."),
-    project: Annotated[Optional[str], typer.Option(help="Project name (lowercase, dashes).")] = None,
-    topology: Annotated[Optional[str], typer.Option(help="per-port, shared or sharded.")] = None,
-    tenants: Annotated[Optional[str], typer.Option(help="Comma-separated tenant ids, e.g. 1,2,3.")] = None,
-    targets: Annotated[Optional[str], typer.Option(help="Comma-separated: local, compose, railway.")] = None,
-    web_port: Annotated[int, typer.Option(help="Port of the Flask app.")] = 5002,
-    whatsapp_port: Annotated[int, typer.Option(help="First port of the WhatsApp servers.")] = 5001,
-    repo: Annotated[Optional[str], typer.Option(help="GitHub owner/name (railway target).")] = None,
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Project folder (default: here).")] = Path("."),
+    project: Annotated[Optional[str], typer.Option(metavar="NAME", help="Project name (lowercase, dashes).")] = None,
+    topology: Annotated[Optional[str], typer.Option(metavar="TOPOLOGY", help="per-port, shared or sharded.")] = None,
+    tenants: Annotated[
+        Optional[str], typer.Option(metavar="IDS", help="Comma-separated tenant ids, e.g. 1,2,3.")
+    ] = None,
+    targets: Annotated[
+        Optional[str], typer.Option(metavar="TARGETS", help="Comma-separated: local, compose, railway.")
+    ] = None,
+    web_port: Annotated[int, typer.Option(metavar="PORT", help="Port of the Flask app.")] = 5002,
+    whatsapp_port: Annotated[int, typer.Option(metavar="PORT", help="First port of the WhatsApp servers.")] = 5001,
+    repo: Annotated[
+        Optional[str], typer.Option(metavar="OWNER/NAME", help="GitHub owner/name (railway target).")
+    ] = None,
 ) -> None:
     """Start a new project: write deploytool.yaml and environments/*.yaml (asks what flags leave open)."""
     from deploytool.init import parse_answers, spec_files, write_new
@@ -199,7 +245,9 @@ def init(
 
 @app.command()
 def schema(
-    fmt: Annotated[str, typer.Option("--format", help="json (JSON Schema, for editors) or markdown (docs).")] = "json",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="json (JSON Schema, for editors) or markdown (docs).")
+    ] = "json",
 ) -> None:
     """Print the JSON Schema of deploytool.yaml (for editors), or the reference as Markdown."""
     import json
@@ -221,8 +269,10 @@ def up(
     ctx: typer.Context,
     env: EnvArgument,
     out: OutOption = None,
-    runner: Annotated[str, typer.Option(help="procfile (processes here) or compose (needs Docker).")] = "procfile",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for every /health.")] = 90.0,
+    runner: Annotated[
+        str, typer.Option(metavar="RUNNER", help="procfile (processes here) or compose (needs Docker).")
+    ] = "procfile",
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every /health.")] = 90.0,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
@@ -291,9 +341,11 @@ def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
 def logs(
     ctx: typer.Context,
     env: EnvArgument,
-    service: Annotated[Optional[str], typer.Argument(help="One service (default: all).")] = None,
+    service: Annotated[Optional[str], typer.Argument(metavar="SERVICE", help="One service (default: all).")] = None,
     out: OutOption = None,
-    lines: Annotated[int, typer.Option(min=1, max=100_000, help="Lines per service.")] = 100,
+    lines: Annotated[
+        int, typer.Option(min=1, max=100_000, parser=_int_range(1, 100_000), metavar="N", help="Lines per service.")
+    ] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
 ) -> None:
     """The last log lines of ENV's services, secrets masked."""
@@ -311,9 +363,11 @@ def logs(
 def restart(
     ctx: typer.Context,
     env: EnvArgument,
-    service: Annotated[str, typer.Argument(help="The service to restart (see `deploytool ps ENV`).")],
+    service: Annotated[
+        str, typer.Argument(metavar="SERVICE", help="The service to restart (see `deploytool ps ENV`).")
+    ],
     out: OutOption = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for its /health.")] = 90.0,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for its /health.")] = 90.0,
 ) -> None:
     """Restart one service of a running environment, with the runner that started it."""
     from deploytool import pipeline, run
@@ -335,13 +389,20 @@ def probe(
     env: EnvArgument,
     out: OutOption = None,
     url: Annotated[
-        Optional[list[str]], typer.Option("--url", help="SERVICE=URL of a remote service; repeatable.")
+        Optional[list[str]],
+        typer.Option("--url", metavar="SERVICE=URL", help="SERVICE=URL of a remote service; repeatable."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or junit.")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", help="Write the report to FILE.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds each target may take, retries included.")] = 30.0,
-    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Targets probed at once.")] = 16,
-    interval: Annotated[float, typer.Option(help="Seconds between retries of one target.")] = 1.0,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table, json or junit.")] = "table",
+    output: Annotated[
+        Optional[Path], typer.Option("--output", metavar="FILE", help="Write the report to FILE.")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds each target may take, retries included.")
+    ] = 30.0,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=256, parser=_int_range(1, 256), metavar="N", help="Targets probed at once.")
+    ] = 16,
+    interval: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds between retries of one target.")] = 1.0,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
     from deploytool import pipeline
@@ -442,19 +503,25 @@ def railway_apply(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input)."""
+    """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input, 130 aborted)."""
     try:
         result = app(args=argv, prog_name="deploytool", standalone_mode=False)
+    except SystemExit as exc:  # typer's completion (request, --show/--install-completion) calls sys.exit
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            _warn(f"error: {exc.format_message()}")
+    except NoArgsIsHelpError as exc:  # `deploytool` or `deploytool railway` alone: the help, on stderr
+        exc.show()
         return 2
-    except (typer.Abort, KeyboardInterrupt):
+    except UsageError as exc:  # bad option, missing argument: the usage line and one error line
+        if exc.ctx is not None:
+            _warn(exc.ctx.get_usage())
+        _warn(f"error: {exc.format_message()}")
+        return 2
+    except typer.TyperException as exc:  # click's other errors (a file that does not open)
+        _warn(f"error: {exc.format_message()}")
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C or end of input at one of `init`'s questions
         _warn("aborted")
         return 130
     except DeploytoolError as exc:

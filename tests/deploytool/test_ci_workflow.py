@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from typer._click.exceptions import UsageError
 
 from deploytool.cli import app
 from tests.conftest import REPO
@@ -63,17 +64,17 @@ def test_a_broken_copy_fails_the_check(tmp_path, broken, by):
     assert check_workflow(copy).returncode != 0
 
 
-def leaf_command(args: list[str]) -> tuple[Any, list[str]]:
-    """The deploytool (sub)command that `args` names and the arguments left for it.
+def parse_line(args: list[str]) -> Any:
+    """The context of the command `deploytool ARGS` names, parsed by typer's click as a real call would be
+    (resilient_parsing off: an unknown option, a missing argument or a bad value raises); runs nothing.
 
-    Typer ships its own copy of click, so this walks the command tree by duck typing."""
+    Global options (`--spec`) are parsed by the root, then each group hands the rest to its subcommand."""
     command: Any = typer.main.get_command(app)
-    while hasattr(command, "list_commands"):
-        ctx = command.make_context("deploytool", [], resilient_parsing=True)
-        found = command.get_command(ctx, args[0]) if args else None
-        assert found is not None, f"no deploytool command {args[:1]}"
-        command, args = found, args[1:]
-    return command, args
+    ctx = command.make_context("deploytool", list(args), resilient_parsing=False)
+    while hasattr(command, "resolve_command"):
+        name, command, rest = command.resolve_command(ctx, [*ctx._protected_args, *ctx.args])
+        ctx = command.make_context(name, rest, parent=ctx, resilient_parsing=False)
+    return ctx
 
 
 def deploytool_lines(workflow: dict) -> list[tuple[str, str, list[str]]]:
@@ -94,14 +95,29 @@ def deploytool_lines(workflow: dict) -> list[tuple[str, str, list[str]]]:
 def test_every_deploytool_line_is_a_real_command_with_real_options():
     lines = deploytool_lines(yaml.safe_load(WORKFLOW.read_text()))
     for job, step, args in lines:
-        command, rest = leaf_command(args)
         try:
-            command.make_context("deploytool", list(rest))  # parses options and arguments, runs nothing
-        except Exception as exc:  # typer's click: NoSuchOption, MissingParameter, BadParameter (UsageError)
-            pytest.fail(f"{job} / {step}: `deploytool {' '.join(args)}`: {exc}")
+            parse_line(args)
+        except UsageError as exc:  # NoSuchOption, MissingParameter, BadParameter, no such command
+            pytest.fail(f"{job} / {step}: `deploytool {' '.join(args)}`: {exc.format_message()}")
     checked = {(job, args[0], args[1]) for job, _, args in lines}
     assert {("check", "validate", env) for env in ("dev", "staging", "prod")} <= checked
     assert {("check", "render", env) for env in ("dev", "staging", "prod")} <= checked
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "deploytool probe prod --formt junit",  # a misspelt option
+        "deploytool --specc deploytool.yaml validate dev",  # a misspelt global option
+        "deploytool railway apply prod --detailed-exit-code",  # an option of another command
+        "deploytool probe prod --concurrency 0",  # out of range
+        "deploytool render --check",  # ENV missing
+        "deploytool railway deploy prod",  # no such command
+    ],
+)
+def test_a_wrong_workflow_line_fails_to_parse(line):
+    with pytest.raises(UsageError):
+        parse_line(shlex.split(line)[1:])
 
 
 def test_the_deploy_job_applies_then_probes_and_uploads_the_junit_file():
