@@ -1,16 +1,19 @@
-"""The probe against a real shared node_service with sandbox tenants, against one `curl` fetching the same
-URLs with keep-alive, in the same run.
+"""The probe against a real shared node_service with sandbox tenants, against a sequential `curl` loop over the
+same URLs (one `curl` process per URL, one after another), in the same run.
 
     .venv/bin/python benchmarks/live_probe.py [--tenants 200] [--repeat 7] [--concurrency 16]
 
 Starts `node node_service/src/server.js` (WA_MODE=multi, WA_DRIVER=sandbox, TENANTS=1..N, a scratch
 AUTH_ROOT, QR codes that do not rotate during the run), asks every tenant's QR once to warm it up, then
 times, interleaved:
-- curl: one process, `curl -s -H 'X-Api-Key: …' URL1 … URLN > /dev/null` (one connection, reused);
+- the anchor, a sequential curl loop: `for url in URL1 … URLN; do curl -s -H 'X-Api-Key: …' "$url"; done`,
+  what a shell script checking each tenant does;
 - deploytool: `run_probe` on the N QR targets in this process (warm: imports done), judging every answer
   as `deploytool probe` does (200 with the right tenant_id and a PNG data URL, or idle/409);
-- deploytool, cold: the same in a fresh Python process (startup and imports included), for reference.
-Medians of --repeat runs. Needs Node.js, node_service/node_modules and curl.
+- for reference: deploytool in a fresh Python process (startup and imports included), and one `curl`
+  process fetching all N URLs over one kept-alive connection (curl's own floor).
+Medians of --repeat runs. Goal: the warm probe >= 5x faster than the curl loop (exit status 1 when missed).
+Needs Node.js, node_service/node_modules and curl.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def start_node(port: int, count: int, auth_root: Path) -> subprocess.Popen[bytes
     raise SystemExit(f"node_service did not start: {node.stderr.read().decode() if node.stderr else ''}")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=7)
@@ -99,6 +102,8 @@ def main() -> None:
         for i, url in enumerate(urls, start=1)
     ]  # fmt: skip
     curl = ["curl", "-s", "--fail-early", "-H", f"X-Api-Key: {KEY}", *urls]
+    # One curl per URL, one after another; `|| exit` so a failed fetch fails the run as `--fail-early` does.
+    loop = ["sh", "-c", 'for url; do curl -s -H "X-Api-Key: $0" "$url" > /dev/null || exit 1; done', KEY, *urls]
     cold = [sys.executable, "-c", COLD, str(port), str(args.tenants), str(args.concurrency), KEY]
     keys = {"WHATSAPP_API_KEY": KEY}
 
@@ -115,24 +120,31 @@ def main() -> None:
         try:
             timed(curl)  # every tenant's session starts and draws its QR code once
             probe()
-            times: dict[str, list[float]] = {"curl": [], "probe": [], "cold": []}
+            times: dict[str, list[float]] = {"loop": [], "probe": [], "cold": [], "curl": []}
             for _ in range(args.repeat):
-                times["curl"].append(timed(curl))
+                times["loop"].append(timed(loop))
                 times["probe"].append(probe())
                 times["cold"].append(timed(cold, cwd=ROOT))
+                times["curl"].append(timed(curl))
         finally:
             node.terminate()
             node.wait(timeout=10)
-    anchor = statistics.median(times["curl"])
+    median = {name: statistics.median(values) for name, values in times.items()}
+    anchor = median["loop"]
     rows = [
-        (f"curl, {args.tenants} URLs, keep-alive", anchor),
-        (f"deploytool run_probe (warm, concurrency {args.concurrency})", statistics.median(times["probe"])),
-        ("deploytool run_probe (fresh process)", statistics.median(times["cold"])),
+        (f"sequential curl loop, {args.tenants} processes", anchor),
+        (f"deploytool run_probe (warm, concurrency {args.concurrency})", median["probe"]),
+        ("deploytool run_probe (fresh process)", median["cold"]),
+        (f"one curl, {args.tenants} URLs, keep-alive", median["curl"]),
     ]
-    print(f"{'method':48} {'median':>9} {'ratio':>7}")
+    print(f"{'method':52} {'median':>9} {'ratio':>7} {'speed-up':>9}")
     for name, value in rows:
-        print(f"{name:48} {value * 1000:>7.1f}ms {ratio(value, anchor):>7}")
+        print(f"{name:52} {value * 1000:>7.1f}ms {ratio(value, anchor):>7} {anchor / value:>8.1f}x")
+    speedup = anchor / median["probe"]
+    verdict = "goal met" if speedup >= 5 else "goal MISSED"
+    print(f"{verdict}: the warm probe is {speedup:.1f}x faster than the curl loop (goal >= 5x)")
+    return 0 if speedup >= 5 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -14,7 +14,7 @@ from deploytool.output.manifest import read_manifest as load_manifest
 from deploytool.probe.checks import Verdict, judge
 from deploytool.probe.environment import probe_environment
 from deploytool.probe.report import FORMATS, format_report, live_progress, report_dict, summary_line
-from deploytool.probe.runner import ProbeReport, ProbeResult, run_probe, run_probe_async
+from deploytool.probe.runner import ProbeReport, ProbeResult, run_probe
 from deploytool.probe.targets import PRIVATE_SKIP, ProbeTarget, build_targets, parse_url_options
 
 __all__ = [
@@ -33,6 +33,5 @@ __all__ = [
     "probe_environment",
     "report_dict",
     "run_probe",
-    "run_probe_async",
     "summary_line",
 ]

@@ -9,9 +9,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.redact import redact_url
@@ -30,6 +29,9 @@ from deploytool.run.state import (
     state_path,
     write_state,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 LOG_TAIL_LINES = 20
 KILL_WAIT_S = 3.0
@@ -97,6 +99,42 @@ def _stop(
 def _emit(on_event: EventHandler | None, service: str, kind: str, detail: str = "") -> None:
     if on_event is not None:
         on_event(Event(service, kind, detail))
+
+
+# ---- health: GET of our own processes on loopback ------------------------------------------------------
+
+
+def _health_session() -> requests.Session:
+    """A session for the local processes' health URLs (127.0.0.1), imported only by the commands that poll.
+
+    trust_env off: these URLs are this machine's own processes, and an HTTP_PROXY set for the outside world
+    (without a NO_PROXY naming 127.0.0.1, which requests then honours) would send the polls to the proxy,
+    which cannot reach our loopback, and `up` would wait for a healthy service in vain. It also keeps netrc
+    credentials and REQUESTS_CA_BUNDLE out of a plain-HTTP loopback check.
+    """
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def _health_error(exc: BaseException) -> str:
+    """A failed poll in a few words: the innermost error's own (`Connection refused`), not urllib3's wrapping."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    words = str(exc) or type(exc).__name__
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # requests -> urllib3 -> the OSError
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            words = current.strerror
+        inner = [getattr(current, "reason", None), current.__cause__, *current.args]
+        current = next((e for e in inner if isinstance(e, BaseException)), None)
+    return words
 
 
 # ---- up ----------------------------------------------------------------------------------------------
@@ -177,7 +215,10 @@ def _wait_healthy(
     started = time.monotonic()
     healthy: dict[str, ServiceStatus] = {}
     last: dict[str, str] = {run.service.name: "no answer yet" for run in running}
-    with httpx.Client(timeout=min(2.0, max(0.5, interval_s * 4)), trust_env=False) as client:
+    import requests
+
+    poll_timeout = min(2.0, max(0.5, interval_s * 4))
+    with _health_session() as client:
         while True:
             exited = [run for run in running if run.process.poll() is not None]
             if exited:
@@ -200,13 +241,11 @@ def _wait_healthy(
                     last[svc.name] = "no health path; alive after the start grace period" if ok else "starting"
                 else:
                     try:
-                        response = client.get(url)
-                        ok = response.status_code == 200
+                        with client.get(url, timeout=poll_timeout, allow_redirects=False) as response:
+                            ok = response.status_code == 200
                         last[svc.name] = f"GET {url} -> HTTP {response.status_code}"
-                    except httpx.TimeoutException:
-                        ok, last[svc.name] = False, f"GET {url} -> timed out"
-                    except httpx.HTTPError as exc:
-                        ok, last[svc.name] = False, f"GET {url} -> {exc or type(exc).__name__}"
+                    except requests.RequestException as exc:
+                        ok, last[svc.name] = False, f"GET {url} -> {_health_error(exc)}"
                 if ok:
                     healthy[svc.name] = ServiceStatus(
                         svc.name, "healthy", svc.local_url, url, run.process.pid, manifest.out_dir / run.record.log
@@ -354,7 +393,9 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
     records = {r.name: r for r in state.processes} if state else {}
     compose = state is not None and state.runner != "procfile"  # another runner: no processes of ours to check
     result = []
-    with httpx.Client(timeout=timeout_s, trust_env=False) as client:
+    import requests
+
+    with _health_session() as client:
         for svc in manifest.services:
             record = records.get(svc.name)
             log = out_dir / record.log if record else None
@@ -367,10 +408,11 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
                 )
                 continue
             try:
-                code = client.get(svc.health_url).status_code
+                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
+                    code = response.status_code
                 detail = f"HTTP {code}"
-            except httpx.HTTPError as exc:
-                code, detail = 0, str(exc) or type(exc).__name__
+            except requests.RequestException as exc:
+                code, detail = 0, _health_error(exc)
             state_name = "healthy" if code == 200 else "unhealthy"
             pid = record.pid if record else None
             result.append(ServiceStatus(svc.name, state_name, svc.local_url, svc.health_url, pid, log, detail))

@@ -42,6 +42,15 @@ KEYS = {"WHATSAPP_API_KEY": WA_KEY, "OPS_API_KEY": OPS_KEY}
 FAST: dict[str, Any] = {"timeout": 1.0, "interval": 0.1, "concurrency": 8}
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe honours HTTP_PROXY as requests does, even for 127.0.0.1 (unless NO_PROXY names it): a shell's
+    proxy must not send these loopback stand-ins elsewhere. tests/deploytool/test_probe_http.py tests proxies."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 def png_bytes() -> bytes:
     """A real 1x1 grey PNG."""
 
