@@ -10,28 +10,18 @@ command would pay for requests' import.
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies, get_netrc_auth
 
 MAX_BODY = 16 * 1024 * 1024  # an answer larger than this is not a health or QR answer
 USER_AGENT = "deploytool-probe"
 
 Answer = tuple[int, Mapping[str, str], bytes]  # status, headers (case-insensitive names), body
-
-
-class Settings(NamedTuple):
-    proxies: dict[str, str]
-    verify: bool | str
-    auth: tuple[str, str] | None
 
 
 class TransportError(Exception):
@@ -47,26 +37,18 @@ class TransportError(Exception):
 
 class Sessions:
     """A requests.Session per worker thread: its kept-alive connections are used by one thread at a time, so
-    no lock is shared between workers. `close` closes every session (and its connections) made.
-
-    The environment is read as requests reads it with trust_env (the same functions: HTTP_PROXY, HTTPS_PROXY,
-    ALL_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, netrc), but once per origin and run instead of on
-    every request: trust_env walks the whole of os.environ twice per request, a third of requests' time per
-    GET (~150 of ~500 us), and a probe run does not outlast a change of its own environment.
-    """
+    no lock is shared between workers. `close` closes every session (and its connections) made."""
 
     def __init__(self, host_pools: int) -> None:
         self.host_pools = host_pools
         self._local = threading.local()
         self._made: list[requests.Session] = []
         self._lock = threading.Lock()
-        self._settings: dict[tuple[str, str], Settings] = {}
 
     def session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            session.trust_env = False  # read once per origin by `settings`, the way trust_env reads it
+            session = requests.Session()  # trust_env stays True: proxies and CA bundle from the environment
             session.headers["User-Agent"] = USER_AGENT
             # One connection per origin (one thread uses this session), for up to `host_pools` origins at once:
             # a per-port deployment has an origin per tenant, and the default of 10 would reconnect each time.
@@ -78,18 +60,6 @@ class Sessions:
             self._local.session = session
         return session
 
-    def settings(self, url: str) -> Settings:
-        """What requests' trust_env takes from the environment for `url` (Session.merge_environment_settings
-        and the netrc look-up of Session.prepare_request)."""
-        parts = urlsplit(url)
-        origin = (parts.scheme, parts.netloc)
-        found = self._settings.get(origin)
-        if found is None:
-            verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-            found = Settings(get_environ_proxies(url), verify, get_netrc_auth(url))
-            self._settings[origin] = found  # two threads may both compute it: the same answer
-        return found
-
     def close(self) -> None:
         with self._lock:
             made, self._made = self._made, []
@@ -97,13 +67,11 @@ class Sessions:
             session.close()
 
 
-def get(sessions: Sessions, url: str, headers: Mapping[str, str], timeout: float) -> Answer:
-    """GET `url` on this thread's session; at most `timeout` s to connect and between bytes of the answer, and
-    about that for the body."""
-    session, settings = sessions.session(), sessions.settings(url)
+def get(session: requests.Session, url: str, headers: Mapping[str, str], timeout: float) -> Answer:
+    """GET `url`; at most `timeout` s to connect and between bytes of the answer, and about that for the body."""
     for attempt in range(2):
         try:
-            return _get(session, settings, url, headers, timeout)
+            return _get(session, url, headers, timeout)
         except TransportError as exc:
             # A kept-alive connection the server closed meanwhile fails the next request on it; send it again
             # once, on a new connection, instead of waiting an interval (GET is idempotent).
@@ -112,18 +80,9 @@ def get(sessions: Sessions, url: str, headers: Mapping[str, str], timeout: float
     raise AssertionError("unreachable")
 
 
-def _get(session: requests.Session, settings: Settings, url: str, headers: Mapping[str, str], timeout: float) -> Answer:
+def _get(session: requests.Session, url: str, headers: Mapping[str, str], timeout: float) -> Answer:
     try:
-        response = session.get(
-            url,
-            headers=headers,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            proxies=settings.proxies,
-            verify=settings.verify,
-            auth=settings.auth,
-        )
+        response = session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
     except requests.RequestException as exc:
         raise transport_error(exc, timeout) from None
     with response:  # closes the connection unless the whole body was read (then it goes back to the pool)

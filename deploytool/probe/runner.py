@@ -161,7 +161,9 @@ def _attempt(sessions: Sessions, polled: _Polled, deadline: float | None, timeou
     if deadline is None:
         deadline = now + timeout
     try:
-        code, headers, body = fetch.get(sessions, polled.url, polled.headers, max(0.05, min(cap, deadline - now)))
+        code, headers, body = fetch.get(
+            sessions.session(), polled.url, polled.headers, max(0.05, min(cap, deadline - now))
+        )
     except fetch.TransportError as exc:
         return now, Verdict("retry" if exc.retry else "fail", exc.reason), None
     return now, judge(polled.target.kind, polled.target.tenant, code, headers, body), code

@@ -107,11 +107,11 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error(server: Cou
 
 
 def test_transport_errors_say_what_happened() -> None:
-    sessions = fetch.Sessions(host_pools=10)
+    session = requests.Session()
 
     def error(url: str, timeout: float = 2.0) -> fetch.TransportError:
         with pytest.raises(fetch.TransportError) as caught:
-            fetch.get(sessions, url, {}, timeout)
+            fetch.get(session, url, {}, timeout)
         return caught.value
 
     refused = error(f"{closed_port_url()}/health")
@@ -125,7 +125,7 @@ def test_transport_errors_say_what_happened() -> None:
         silent.listen()
         slow = error(f"http://127.0.0.1:{silent.getsockname()[1]}/", 0.2)
     assert slow.reason == "timeout after 0.2s" and slow.retry
-    sessions.close()
+    session.close()
 
 
 # ---- limits on an answer -------------------------------------------------------------------------------------
