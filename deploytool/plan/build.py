@@ -184,22 +184,9 @@ def _instance(
         "qr_path": None,
         "tenants": (),
         "volume": None,
-        "image": svc.image,
-        "volume_path": svc.volume_path,
-        "health_command": svc.health_command,
     }
     return ServiceInstance(
-        name=name,
-        role=role,
-        spec_name=spec_name,
-        source=svc.source,
-        env=_env(env, svc.env),
-        replicas=svc.replicas,
-        start=svc.start,
-        local_start=svc.local_start,
-        pre_deploy=svc.pre_deploy,
-        dockerfile=svc.dockerfile,
-        **{**common, **fields},
+        name=name, role=role, spec_name=spec_name, spec=svc, env=_env(env, svc.env), **{**common, **fields}
     )
 
 

@@ -13,7 +13,7 @@ from enum import Enum
 from functools import cached_property
 from typing import Literal
 
-from deploytool.spec.model import Addon, Stage, Target, Topology
+from deploytool.spec.model import Addon, ServiceSpec, Stage, Target, Topology
 
 Severity = Literal["error", "warning"]
 
@@ -91,25 +91,60 @@ EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot 
 
 @dataclass(frozen=True)
 class ServiceInstance:
+    """One process (or shard, or tenant's server) of a spec service. What differs per instance is a field;
+    what every instance takes from its spec as is is read from `spec`, so a new spec field is one model field
+    plus the target that uses it (`svc.spec.<field>`), never a copy through the plan."""
+
     name: str
     role: Role
     spec_name: str  # the service of the spec it was made from
-    source: str | None  # code folder relative to the project root (None: a public image)
+    spec: ServiceSpec = field(compare=False, repr=False)
     port: int | None  # None: listens nowhere (a worker)
     health_path: str | None
     qr_path: str | None
     tenants: tuple[str, ...]
     env: tuple[tuple[str, EnvValue], ...]  # sorted by name
     volume: str | None
-    replicas: int
-    start: str | None
-    local_start: str | None
-    pre_deploy: str | None
-    dockerfile: str
     depends_on: tuple[str, ...] = ()
-    image: str | None = None  # generic: a public image instead of a build
-    volume_path: str = VOLUME_MOUNT
-    health_command: str | None = None  # generic: the image's own healthcheck command
+
+    @property
+    def source(self) -> str | None:
+        """Code folder relative to the project root (None: a public image)."""
+        return self.spec.source
+
+    @property
+    def replicas(self) -> int:
+        return self.spec.replicas
+
+    @property
+    def start(self) -> str | None:
+        return self.spec.start
+
+    @property
+    def local_start(self) -> str | None:
+        return self.spec.local_start
+
+    @property
+    def pre_deploy(self) -> str | None:
+        return self.spec.pre_deploy
+
+    @property
+    def dockerfile(self) -> str:
+        return self.spec.dockerfile
+
+    @property
+    def image(self) -> str | None:
+        """generic: a public image instead of a build."""
+        return self.spec.image
+
+    @property
+    def volume_path(self) -> str:
+        return self.spec.volume_path
+
+    @property
+    def health_command(self) -> str | None:
+        """generic: the image's own healthcheck command."""
+        return self.spec.health_command
 
     def env_dict(self) -> dict[str, EnvValue]:
         return dict(self.env)

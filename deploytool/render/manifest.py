@@ -84,6 +84,16 @@ class ManifestService(Model):
     def health_url(self) -> str | None:
         return None if self.health_path is None or self.local_url is None else self.local_url + self.health_path
 
+    @property
+    def command(self) -> str | None:
+        """The procfile runner's command; None when the environment has no target that runs processes."""
+        return self.process.command if self.process else None
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        """Plain variables of the process (secrets and passthrough names are added at start)."""
+        return self.process.env if self.process else None
+
 
 class ProbeTargetEntry(Model):
     id: str = Field(min_length=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deploytool.errors import UserError
 from deploytool.output.secrets import SECRETS_FILE, secret_values
-from deploytool.run.manifest import RunService
+from deploytool.render.manifest import ManifestService
 
 BASE_NAMES = (
     "HOME",
@@ -55,7 +55,7 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def process_env(service: RunService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
+def process_env(service: ManifestService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
     secrets = secret_values(service.secrets, out_dir, environ)
     missing = [name for name in service.secrets if name not in secrets]
     if missing:

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 from deploytool.errors import CheckFailed, UserError
 from deploytool.redact import redact_url
 from deploytool.redact import redact_values as redact
+from deploytool.render.manifest import ManifestService
 from deploytool.run.base import Event, EventHandler, ServiceStatus
 from deploytool.run.environment import ProcessEnv, process_env
-from deploytool.run.manifest import RunManifest, RunService, load_manifest
+from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.procs import gone, owned, port_in_use, signal_group, start_time
 from deploytool.run.state import (
     ProcessRecord,
@@ -39,7 +40,7 @@ KILL_WAIT_S = 3.0
 
 @dataclass
 class _Running:
-    service: RunService
+    service: ManifestService
     process: subprocess.Popen[bytes]
     record: ProcessRecord
 
@@ -143,7 +144,7 @@ def _health_error(exc: BaseException) -> str:
 def _refuse_taken_ports(manifest: RunManifest) -> None:
     taken = []
     for svc in manifest.services:
-        host = urlsplit(svc.local_url).hostname or "127.0.0.1"
+        host = urlsplit(svc.local_url or "").hostname or "127.0.0.1"
         if svc.port and port_in_use(host, svc.port):
             taken.append(f"service {svc.name}: port {svc.port}")
     if taken:
@@ -154,7 +155,7 @@ def _refuse_taken_ports(manifest: RunManifest) -> None:
         )
 
 
-def _start(manifest: RunManifest, svc: RunService, env: ProcessEnv, append: bool = False) -> _Running:
+def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append: bool = False) -> _Running:
     log_rel = f".run/logs/{svc.name}.log"
     log_path = manifest.out_dir / log_rel
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -248,9 +249,14 @@ def _wait_healthy(
                         ok, last[svc.name] = False, f"GET {url} -> {_health_error(exc)}"
                 if ok:
                     healthy[svc.name] = ServiceStatus(
-                        svc.name, "healthy", svc.local_url, url, run.process.pid, manifest.out_dir / run.record.log
+                        svc.name,
+                        "healthy",
+                        svc.local_url or "-",
+                        url,
+                        run.process.pid,
+                        manifest.out_dir / run.record.log,
                     )
-                    _emit(on_event, svc.name, "healthy", svc.local_url)
+                    _emit(on_event, svc.name, "healthy", svc.local_url or "-")
             if len(healthy) == len(running):
                 return [healthy[run.service.name] for run in running]
             if time.monotonic() - started >= deadline_s:
@@ -400,11 +406,11 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
             record = records.get(svc.name)
             log = out_dir / record.log if record else None
             if not compose and (record is None or not _owned(record)):
-                result.append(ServiceStatus(svc.name, "stopped", svc.local_url, svc.health_url, None, log))
+                result.append(ServiceStatus(svc.name, "stopped", svc.local_url or "-", svc.health_url, None, log))
                 continue
             if svc.health_url is None:
                 result.append(
-                    ServiceStatus(svc.name, "running", svc.local_url, None, record.pid if record else None, log)
+                    ServiceStatus(svc.name, "running", svc.local_url or "-", None, record.pid if record else None, log)
                 )
                 continue
             try:
@@ -415,5 +421,5 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
                 code, detail = 0, _health_error(exc)
             state_name = "healthy" if code == 200 else "unhealthy"
             pid = record.pid if record else None
-            result.append(ServiceStatus(svc.name, state_name, svc.local_url, svc.health_url, pid, log, detail))
+            result.append(ServiceStatus(svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, detail))
     return result

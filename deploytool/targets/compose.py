@@ -6,14 +6,11 @@ own draft), cross references the schema cannot see, and the real Compose v2 bina
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -257,28 +254,6 @@ def compose_binary() -> Path | None:
         if entry and binary.is_file() and os.access(binary, os.X_OK):
             return binary
     return None
-
-
-@cache
-def compose_schema() -> dict[str, Any] | None:
-    """The Compose Specification schema that check-jsonschema vendors (installed with deploytool)."""
-    spec = importlib.util.find_spec("check_jsonschema")
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / "builtin_schemas" / "vendor" / "compose-spec.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def schema_findings(document: Any, schema: dict[str, Any], code: str, label: str) -> Iterator[Finding]:
-    import jsonschema
-
-    # The schema's own draft (2020-12 today): an older validator ignores `unevaluatedProperties`, so a
-    # misspelt key such as `helthcheck` would pass.
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema)
-    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        yield Finding(code, f"{label}: {where}: {error.message}")
 
 
 # What deploytool writes, as pydantic models: every key, its type and, where Compose restricts it, its values.

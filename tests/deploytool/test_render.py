@@ -11,14 +11,20 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from check_jsonschema.builtin_schemas import get_builtin_schema
 
 from deploytool import pipeline
 from deploytool.output import files as output_files
-from deploytool.targets.compose import check_compose_document, compose_binary, compose_schema
+from deploytool.targets.compose import check_compose_document, compose_binary
 from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli, legacy_config
 from tests.conftest import REPO
 
 ENVS = ["dev", "staging", "prod"]
+
+
+def compose_schema():
+    """The Compose Specification schema that check-jsonschema (a dev dependency) vendors."""
+    return get_builtin_schema("vendor.compose-spec")
 
 
 def rendered_repo(env: str) -> pipeline.Rendered:

@@ -154,3 +154,60 @@ def test_errors_come_in_file_order_with_list_indexes_as_numbers(make_project):
     tenants = ", ".join(f'"t{i}"' if i not in (2, 10) else '"bad id"' for i in range(12))
     message = load_error(make_project({"dev": f"tenants: [{tenants}]\n"}))
     assert [line.split(": ")[1] for line in message.splitlines()] == ["tenants.2", "tenants.10"]
+
+
+# --- `deploytool schema` (model_json_schema) agrees with the models --------------------------------
+
+
+def spec_document(env: str) -> dict:
+    from deploytool.spec.load import merge, read_yaml
+    from tests.conftest import REPO
+
+    base, base_origins = read_yaml(REPO / "deploytool.yaml")
+    overlay, overlay_origins = read_yaml(REPO / "environments" / f"{env}.yaml")
+    return merge(base, base_origins, overlay, overlay_origins)[0]
+
+
+def spec_schema() -> dict:
+    from deploytool.spec.model import Spec
+
+    return Spec.model_json_schema(by_alias=True)
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_json_schema_accepts_the_repository_spec_and_the_model_agrees(env):
+    import jsonschema
+
+    from deploytool.spec.model import Spec
+
+    schema = spec_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator.check_schema(schema)
+    document = spec_document(env)
+    assert list(validator.iter_errors(document)) == []
+    Spec.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "services: {web: {helthcheck: /health}}",  # unknown key
+        "services: {web: {port: 70000}}",  # out of range
+        "tenants: [a b]",  # pattern
+        "topology: {kind: ring}",  # not an enum value
+        "services: {web: {replicas: '2'}}",  # a string where an integer goes
+    ],
+)
+def test_the_json_schema_and_the_model_both_refuse_a_broken_spec(change):
+    import jsonschema
+    import yaml
+    from pydantic import ValidationError
+
+    from deploytool.spec.load import merge
+    from deploytool.spec.model import Spec
+
+    broken = merge(spec_document("dev"), {}, yaml.safe_load(change), {})[0]
+    schema = spec_schema()
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(broken))
+    with pytest.raises(ValidationError):
+        Spec.model_validate(broken)
