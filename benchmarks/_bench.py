@@ -114,5 +114,14 @@ def compose_config(folder: Path) -> Callable[[], float]:
     return lambda: timed(command, env=env)
 
 
+# What any command of this stack pays before its own work: the libraries `validate` and `render` use.
+STACK_IMPORTS = "import pydantic, typer, jinja2, yaml"
+
+
+def stack_imports() -> float:
+    """One process importing the stack (the floor of a command, with the consumer it runs)."""
+    return timed([sys.executable, "-c", STACK_IMPORTS])
+
+
 def ratio(value: float, anchor: float) -> str:
     return f"{value / anchor:.2f}x"
