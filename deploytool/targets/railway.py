@@ -33,7 +33,7 @@ from deploytool.plan.model import (
     TenantUrls,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.render.templating import pyrepr, render_template
+from deploytool.render.templating import PySource, call, identifier, literal, render_template
 from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
 
@@ -71,15 +71,15 @@ def _build(svc: ServiceInstance) -> dict[str, Any]:
     return {"builder": "DOCKERFILE", "dockerfilePath": svc.dockerfile, "watchPatterns": [f"/{svc.source}/**"]}
 
 
-def railway_expr(value: EnvValue) -> str:
+def railway_expr(value: EnvValue) -> PySource:
     """A Python expression for the generated file (`ctx`, `db` are names in that file)."""
     if isinstance(value, SecretRef):
-        return f"ctx.shared.{value.name}"
+        return identifier(f"ctx.shared.{value.name}")
     if isinstance(value, DatabaseUrl):
-        return "db.env.DATABASE_URL"
+        return identifier("db.env.DATABASE_URL")
     if isinstance(value, RedisUrl):
-        return "cache.env.REDIS_URL"
-    return pyrepr(RailwayTarget.text(value))
+        return identifier("cache.env.REDIS_URL")
+    return literal(RailwayTarget.text(value))
 
 
 class RailwayTarget(TargetPlugin):
@@ -157,9 +157,9 @@ def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
                 "var": _var(svc.name),
                 "name": svc.name,
                 "source_expr": (
-                    f"github({pyrepr(repo)}, branch={pyrepr(branch)}, rootDirectory={pyrepr(svc.source)})"
+                    call("github", repo, branch=branch, rootDirectory=svc.source)
                     if svc.source is not None
-                    else f"image({pyrepr(svc.image)})"
+                    else call("image", svc.image)
                 ),
                 "build": _build(svc) if svc.source is not None else None,
                 # web and whatsapp run their image's CMD; a worker or another image says what to run
