@@ -22,6 +22,7 @@ import json
 import keyword
 import math
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -56,9 +57,10 @@ def _literal(value: object) -> str:
     if isinstance(value, PySource):
         return str(value)
     if isinstance(value, str):
-        # json.dumps escapes quotes, backslashes, control characters and (ensure_ascii) every non-ASCII
-        # character, U+2028/U+2029/U+0085 included: a valid Python string literal on one line.
-        return json.dumps(value, ensure_ascii=True)
+        # json.dumps escapes quotes, backslashes and control characters the way Python reads them; every
+        # non-ASCII character (U+2028/U+2029/U+0085 included) becomes a Python escape. Not JSON's own
+        # ensure_ascii: it writes U+10000 and above as a surrogate pair, which Python reads as two characters.
+        return _NON_ASCII.sub(_escape, json.dumps(value, ensure_ascii=False))
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return repr(value)
     if isinstance(value, float):
@@ -74,6 +76,14 @@ def _literal(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_literal(v) for v in value) + "]"
     raise TypeError(f"no Python literal for a {type(value).__name__}")
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def identifier(value: object) -> PySource:
