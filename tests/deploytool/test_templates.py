@@ -27,12 +27,12 @@ from deploytool import pipeline
 from deploytool.cli import main
 from deploytool.plan.model import Plain, ServiceUrl
 from deploytool.render import templating
-from deploytool.render.templating import TEMPLATES_ENV, literal
 from deploytool.spec.model import Target
 from deploytool.targets import plugin
 from deploytool.targets.railway import RAILWAY_FILE, evaluate_like_cli
 from tests.conftest import REPO
 
+TEMPLATES_ENV = "DEPLOYTOOL_TEMPLATES"  # the documented override (render/templating.py)
 INJECTION = "staging\nimport os; os.system('id')\n#"  # the issue's value, verbatim
 
 RAILWAY_OVERLAY = """
@@ -158,7 +158,7 @@ def test_only_the_templating_module_makes_python_source():
     "value", ["a\nb", "a\rb", "\u2028", "\u2029", "\x85", '"""', "\\", "'", "#", "\ud800", "\x00", "\U0001f600"]
 )
 def test_a_string_literal_is_one_ascii_line_that_reads_back(value):
-    source = literal({"k": [value, (value,)]})
+    source = templating.literal({"k": [value, (value,)]})
     assert source.isascii() and len(f"-{source}-".splitlines()) == 1
     assert ast.literal_eval(source) == {"k": [value, (value,)]}
 
