@@ -19,6 +19,7 @@ Compose YAML is data dumped as YAML (render/yamltext.py) and env files are data 
 from __future__ import annotations
 
 import json
+import json.encoder
 import keyword
 import math
 import os
@@ -60,7 +61,8 @@ def _literal(value: object) -> str:
         # json.dumps escapes quotes, backslashes and control characters the way Python reads them; every
         # non-ASCII character (U+2028/U+2029/U+0085 included) becomes a Python escape. Not JSON's own
         # ensure_ascii: it writes U+10000 and above as a surrogate pair, which Python reads as two characters.
-        return _NON_ASCII.sub(_escape, json.dumps(value, ensure_ascii=False))
+        text = _quote(value)
+        return text if text.isascii() else _NON_ASCII.sub(_escape, text)
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return repr(value)
     if isinstance(value, float):
@@ -78,6 +80,7 @@ def _literal(value: object) -> str:
     raise TypeError(f"no Python literal for a {type(value).__name__}")
 
 
+_quote = json.encoder.encode_basestring  # json.dumps(value, ensure_ascii=False) without building an encoder
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -92,6 +95,11 @@ def identifier(value: object) -> PySource:
         return PySource(", ".join(identifier(v) for v in value))
     if not isinstance(value, str):
         raise TypeError(f"identifier: expected a str, got a {type(value).__name__}")
+    return _checked_name(value)
+
+
+@cache  # a file of 1,000 services names the same few secrets thousands of times
+def _checked_name(value: str) -> PySource:
     for part in value.split("."):
         # ASCII only: Python NFKC-normalises other identifiers, so the name read back could differ
         if not (part.isascii() and part.isidentifier()) or keyword.iskeyword(part):
