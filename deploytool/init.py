@@ -64,69 +64,30 @@ def parse_answers(
     return Answers(project, kind, ids, tuple(dict.fromkeys(chosen)), web_port, whatsapp_port, repo=repo)
 
 
-def _list(items: tuple[str, ...]) -> str:
-    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
-
-
 def spec_files(answers: Answers) -> dict[str, str]:
-    """The files `init` writes, by path relative to the project folder."""
+    """The files `init` writes, by path relative to the project folder (templates/init/)."""
+    from deploytool.render.templating import render_template
     from deploytool.targets import plugin
 
     # targets a runner runs on this machine go to dev; the others (a cloud) get a prod overlay
     local = [t for t in answers.targets if plugin(t).runner is not None]
     remote = [t for t in answers.targets if plugin(t).runner is None]
     processes = [t for t in local if plugin(t).runner == "procfile"]  # production never runs as bare processes
-    railway = f"\nrailway:\n  repo: {answers.repo}\n  branch: main\n" if answers.repo else ""
-    base = f"""# deploytool spec of {answers.project}. Overlays in environments/<env>.yaml are deep-merged over it.
-# Reference: `deploytool schema --format markdown`. Validate with `deploytool validate dev`.
-project: {answers.project}
-
-services:
-  web:
-    kind: flask
-    source: {answers.web_source}
-    port: {answers.web_port}
-    start: gunicorn --bind "[::]:$PORT" --worker-class gthread --threads 8 {answers.web_source}.wsgi:app
-    local_start: python -m {answers.web_source} migrate && exec python -m {answers.web_source} serve
-    pre_deploy: python -m {answers.web_source} migrate
-  whatsapp:
-    kind: whatsapp
-    source: {answers.whatsapp_source}
-    port: {answers.whatsapp_port}
-    start: node src/server.js
-    local_start: exec node {answers.whatsapp_source}/src/server.js
-
-tenants: {_list(answers.tenants)}
-
-topology:
-  kind: {answers.topology.value}
-
-targets: {_list(tuple(t.value for t in answers.targets))}
-
-# Names only: values come from the environment, deploy/<env>/.secrets.env or Railway's shared variables.
-secrets: [OPS_API_KEY, SECRET_KEY, WEBHOOK_SECRET, WHATSAPP_API_KEY]
-{railway}"""
     dev_targets = local or [t for t in Target if plugin(t).runner is not None][:1]
     files = {
-        "deploytool.yaml": base,
-        "environments/dev.yaml": f"""# This machine: offline sandbox WhatsApp driver, embedded SQLite, no volumes.
-stage: development
-services:
-  whatsapp:
-    driver: sandbox
-    volume: false
-database:
-  engine: sqlite
-targets: {_list(tuple(t.value for t in dev_targets))}
-""",
+        "deploytool.yaml": render_template(
+            "init/deploytool.yaml.j2", a=answers, targets=[t.value for t in answers.targets]
+        ),
+        "environments/dev.yaml": render_template(
+            "init/environments/dev.yaml.j2", targets=[t.value for t in dev_targets]
+        ),
     }
     if remote:
-        files[
-            "environments/prod.yaml"
-        ] = f"""# Production on Railway{" and compose" if local else ""}: PostgreSQL, sessions on volumes.
-stage: production
-targets: {_list(tuple(t.value for t in answers.targets if t not in processes))}
-"""
+        files["environments/prod.yaml"] = render_template(
+            "init/environments/prod.yaml.j2",
+            with_compose=bool(local),
+            targets=[t.value for t in answers.targets if t not in processes],
+        )
     return files
 
 

@@ -1,4 +1,6 @@
-"""`.env` quoting and parsing in one place, so writer and reader agree (dotenv / Compose syntax)."""
+"""`.env` quoting and parsing in one place, so writer and reader agree (dotenv / Compose syntax).
+
+Not a Jinja template: an env file is data (NAME=value lines) with one quoting function, kept next to its reader."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import keyword
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -33,7 +34,7 @@ from deploytool.plan.model import (
     TenantUrls,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.render.templating import pyrepr, render_template
+from deploytool.render.templating import PySource, call, identifier, literal, render_template
 from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
 
@@ -54,8 +55,30 @@ def railway_url(service: str, path: str = "") -> str:
     return f"http://${{{{{service}.RAILWAY_PRIVATE_DOMAIN}}}}:${{{{{service}.PORT}}}}{path}"
 
 
-def _var(name: str) -> str:
-    return re.sub(r"\W", "_", name).lower()
+# Names the template itself binds or calls inside main(): a variable named after a service must not shadow one
+# (a service called `service` or `db` would otherwise break the file or rewire DATABASE_URL).
+_TEMPLATE_NAMES = frozenset(
+    {"ctx", "db", "cache", "main", "PROJECT", "ENVIRONMENT", "ValueError", "create_railway_context", "define_railway"}
+    | {"github", "image", "postgres", "project", "redis", "service", "volume"}
+)
+
+
+class _Variables:
+    """Python variable names for the file's resources: ASCII identifiers, distinct, never a template name."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set(_TEMPLATE_NAMES)
+
+    def new(self, name: str, suffix: str = "") -> str:
+        base = re.sub(r"\W", "_", name, flags=re.ASCII).lower() + suffix
+        if not base[:1].isalpha() or keyword.iskeyword(base):
+            base = f"r_{base}"
+        var, n = base, 1
+        while var in self.taken:
+            n += 1
+            var = f"{base}_{n}"
+        self.taken.add(var)
+        return var
 
 
 def _deploy(svc: ServiceInstance) -> dict[str, Any]:
@@ -71,15 +94,15 @@ def _build(svc: ServiceInstance) -> dict[str, Any]:
     return {"builder": "DOCKERFILE", "dockerfilePath": svc.dockerfile, "watchPatterns": [f"/{svc.source}/**"]}
 
 
-def railway_expr(value: EnvValue) -> str:
+def railway_expr(value: EnvValue) -> PySource:
     """A Python expression for the generated file (`ctx`, `db` are names in that file)."""
     if isinstance(value, SecretRef):
-        return f"ctx.shared.{value.name}"
+        return identifier(f"ctx.shared.{value.name}")
     if isinstance(value, DatabaseUrl):
-        return "db.env.DATABASE_URL"
+        return identifier("db.env.DATABASE_URL")
     if isinstance(value, RedisUrl):
-        return "cache.env.REDIS_URL"
-    return pyrepr(RailwayTarget.text(value))
+        return identifier("cache.env.REDIS_URL")
+    return literal(RailwayTarget.text(value))
 
 
 class RailwayTarget(TargetPlugin):
@@ -146,20 +169,22 @@ class RailwayTarget(TargetPlugin):
 def _env_view(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
     volumes = []
     services = []
-    for svc in plan.services:
+    variables = _Variables()
+    service_vars = [variables.new(svc.name) for svc in plan.services]  # first, so they keep their plain names
+    for svc, var in zip(plan.services, service_vars, strict=True):
         volume_var = None
         if svc.volume:
-            volume_var = f"{_var(svc.volume)}_volume"
+            volume_var = variables.new(svc.volume, "_volume")
             volumes.append({"var": volume_var, "name": svc.volume})
         repo, branch = plan.railway.repo or "", plan.railway.branch
         services.append(
             {
-                "var": _var(svc.name),
+                "var": var,
                 "name": svc.name,
                 "source_expr": (
-                    f"github({pyrepr(repo)}, branch={pyrepr(branch)}, rootDirectory={pyrepr(svc.source)})"
+                    call("github", repo, branch=branch, rootDirectory=svc.source)
                     if svc.source is not None
-                    else f"image({pyrepr(svc.image)})"
+                    else call("image", svc.image)
                 ),
                 "build": _build(svc) if svc.source is not None else None,
                 # web and whatsapp run their image's CMD; a worker or another image says what to run
