@@ -271,7 +271,7 @@ def describe_validation_error(
         field = _dotted(path) or "(top level)"
         # in file order, then by path with list indexes as numbers (services.x.10 after services.x.2)
         order = (origin.file, origin.line) if origin else (base_name, 0)
-        steps = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path)
+        steps = tuple((0, int(p), "") if p.isascii() and p.isdigit() else (1, 0, p) for p in path)
         lines[f"{where}: {field}: {_explain(error, path)}"] = (*order, steps)
     return "\n".join(sorted(lines, key=lambda line: (lines[line], line)))
 

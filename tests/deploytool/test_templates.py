@@ -182,9 +182,16 @@ services:
 
 
 def test_a_procfile_line_cannot_hold_two_processes(make_project, capsys):
+    # the spec refuses a multi-line command where it is written...
     spec = make_project({"dev": 'services:\n  web:\n    local_start: "serve\\nevil: rm -rf ~"\n'})
-    assert main(["--spec", str(spec), "validate", "dev"]) == 1
-    assert "PROCFILE_LINE_BREAK" in capsys.readouterr().out
+    assert main(["--spec", str(spec), "validate", "dev"]) == 2
+    assert "services.web.local_start: must be one line" in capsys.readouterr().err
+    # ...and the local target refuses one that reaches it some other way (a plan built in code)
+    plan = pipeline.render_environment(make_project(), "dev").plan
+    web = plan.service("web")
+    forged = dataclasses.replace(web, spec=web.spec.model_copy(update={"local_start": "serve\nevil: rm -rf ~"}))
+    plan = dataclasses.replace(plan, services=tuple(forged if s is web else s for s in plan.services))
+    assert "PROCFILE_LINE_BREAK" in [f.code for f in plugin(Target.local).plan_findings(plan)]
 
 
 # --- templates are files: an edited copy changes the output --------------------------------------------------
@@ -272,8 +279,13 @@ def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
     draw = lambda: data.draw(NASTY)  # noqa: E731
     services = []
     for svc in plan.services:
-        changes: dict[str, Any] = {"name": draw(), "dockerfile": draw(), "volume_path": "/" + draw()}
-        for field in ("source", "start", "pre_deploy", "health_path", "volume", "image"):
+        # what an instance takes from its spec as is lives in `svc.spec`; the rest are the instance's own fields
+        from_spec: dict[str, Any] = {"dockerfile": draw(), "volume_path": "/" + draw()}
+        for field in ("source", "start", "pre_deploy", "image"):
+            if getattr(svc, field):
+                from_spec[field] = draw()
+        changes: dict[str, Any] = {"name": draw(), "spec": svc.spec.model_copy(update=from_spec)}
+        for field in ("health_path", "volume"):
             if getattr(svc, field):
                 changes[field] = draw()
         env = []
