@@ -144,9 +144,10 @@ class Bench:
         time.sleep(3)  # let the QR timers and first allocations settle
 
     def node_memory_mib(self, env: str) -> list[float]:
-        compose = yaml.safe_load((self.folder / "deploy" / env / "docker-compose.yml").read_text())
+        # the project `up` used: <name>-<hash of the output folder>, written beside the run state
+        project = (self.folder / "deploy" / env / ".run" / "compose-project").read_text().strip()
         ids = subprocess.run(
-            ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={compose['name']}"],
+            ["docker", "ps", "-q", "--filter", f"label={PROJECT_LABEL}={project}"],
             env=self.env,
             capture_output=True,
             text=True,

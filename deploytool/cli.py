@@ -79,6 +79,27 @@ EnvArgument = Annotated[
 ]
 
 
+ProjectOption = Annotated[
+    Optional[str],
+    typer.Option(
+        metavar="NAME",
+        help="--runner compose: the Compose project (like `docker compose -p`; default: <project>-<env>-<hash of "
+        "the output folder>, also DEPLOYTOOL_COMPOSE_PROJECT).",
+    ),
+]
+
+
+def _run_environ(**options: object) -> dict[str, str]:
+    """os.environ plus the compose runner's options as its DEPLOYTOOL_* variables (flags win over the shell)."""
+    names = {"project_name": "PROJECT", "build_network": "BUILD_NETWORK", "build_timeout": "BUILD_TIMEOUT"}
+    environ = dict(os.environ)
+    for key, value in options.items():
+        if value is not None:
+            prefix = "DEPLOYTOOL_COMPOSE_" if key == "project_name" else "DEPLOYTOOL_"
+            environ[prefix + names[key]] = str(value)
+    return environ
+
+
 def _spec(ctx: typer.Context) -> Path:
     """The --spec of this invocation, kept on typer's context object (no module state between calls)."""
     obj = ctx.find_root().obj
@@ -273,6 +294,19 @@ def up(
         str, typer.Option(metavar="RUNNER", help="procfile (processes here) or compose (needs Docker).")
     ] = "procfile",
     timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every /health.")] = 90.0,
+    project_name: ProjectOption = None,
+    build_timeout: Annotated[
+        Optional[float],
+        typer.Option(metavar="SECONDS", help="--runner compose: seconds for building the images (default 900)."),
+    ] = None,
+    build_network: Annotated[
+        Optional[str],
+        typer.Option(
+            metavar="NETWORK",
+            help="--runner compose: network for image builds, e.g. host where containers have no NAT (default: "
+            "scripts/engine's choice for its own engine, else the engine's).",
+        ),
+    ] = None,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
@@ -292,7 +326,8 @@ def up(
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
     with _up_progress(len(rendered.plan.services)) as on_event:
-        statuses = chosen.up(rendered.ctx.out, os.environ, timeout, on_event)
+        environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
+        statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
@@ -306,6 +341,7 @@ def down(
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Also remove the data volumes (WhatsApp sessions, database).")
     ] = False,
+    project_name: ProjectOption = None,
 ) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import pipeline, run
@@ -313,12 +349,12 @@ def down(
 
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    stopped = run.down(folder, os.environ, volumes=volumes)
+    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
 @app.command()
-def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None, project_name: ProjectOption = None) -> None:
     """What runs for ENV: every service with its runner, state, port and tenants."""
     from deploytool import pipeline, run
     from deploytool.output import read_manifest
@@ -328,13 +364,13 @@ def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
     folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
     current = run.running_runner(folder)
-    statuses = {s.name: s for s in current.status(folder, os.environ)} if current else {}
-    _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':10} {'PORT':>5}  TENANTS")
+    statuses = {s.name: s for s in current.status(folder, _run_environ(project_name=project_name))} if current else {}
+    _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'PORT':>5}  TENANTS")
     for svc in manifest.services:
         status = statuses.get(svc.name)
         state = status.state if status else "stopped"
         tenants = ",".join(svc.tenants) or "-"
-        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:10} {svc.port or '-':>5}  {tenants}")
+        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:11} {svc.port or '-':>5}  {tenants}")
 
 
 @app.command()
@@ -347,6 +383,7 @@ def logs(
         int, typer.Option(min=1, max=100_000, parser=_int_range(1, 100_000), metavar="N", help="Lines per service.")
     ] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")] = False,
+    project_name: ProjectOption = None,
 ) -> None:
     """The last log lines of ENV's services, secrets masked."""
     from deploytool import pipeline, run
@@ -355,7 +392,7 @@ def logs(
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
     current = run.running_runner(folder) or run.runner("procfile")
-    for line in current.logs(folder, os.environ, service, lines, follow):
+    for line in current.logs(folder, _run_environ(project_name=project_name), service, lines, follow):
         _echo(line)
 
 
@@ -368,6 +405,7 @@ def restart(
     ],
     out: OutOption = None,
     timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for its /health.")] = 90.0,
+    project_name: ProjectOption = None,
 ) -> None:
     """Restart one service of a running environment, with the runner that started it."""
     from deploytool import pipeline, run
@@ -379,7 +417,7 @@ def restart(
     if current is None:
         raise UserError(f"{env}: nothing is running; start it with `deploytool up {env}`")
     with _up_progress(1) as on_event:
-        status = current.restart(folder, os.environ, service, timeout, on_event)
+        status = current.restart(folder, _run_environ(project_name=project_name), service, timeout, on_event)
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 

@@ -15,7 +15,9 @@ from typing import Protocol
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
-    state: str  # healthy | running (alive, no health path) | unhealthy | stopped
+    # healthy | running (alive, no health path) | starting | unhealthy | restarting | stopped | not created;
+    # the same words for every runner, from what runs now (processes, the engine), never from what `up` started
+    state: str
     url: str
     health_url: str | None
     pid: int | None = None
@@ -49,7 +51,7 @@ class Runner(Protocol):
         ...
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
-        """One look at every service: healthy / unhealthy / running / stopped."""
+        """One look at every service, in `ServiceStatus.state`'s words."""
         ...
 
     def restart(

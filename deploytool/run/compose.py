@@ -4,29 +4,61 @@
 `down` removes the project's containers and networks (its volumes, the WhatsApp sessions and the database,
 only when asked). Every path given to Compose is absolute, so any working directory and any `--out` work.
 
+The Compose project is `<name>-<env>-<8 hex of the absolute output folder>`, so two checkouts on one engine
+never share containers (`--project-name`/`DEPLOYTOOL_COMPOSE_PROJECT` sets it, like `docker compose -p`), and
+every command acts only on containers whose Compose label `com.docker.compose.project.working_dir` is this
+output folder. All of that is in the invocation (`-p`, a run-time override file under `.run/`), never in the
+generated docker-compose.yml, which stays machine-independent for `render --check`.
+
 `DEPLOYTOOL_COMPOSE_OVERRIDE` (paths, separated by the OS path separator) adds compose files after the
-generated one; tests and CI use it for `build.network: host` where containers have no NAT. Generated
-artifacts never refer to it.
+generated one. Generated artifacts never refer to it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
 from deploytool.run import engine
-from deploytool.run.manifest import load_manifest
-from deploytool.run.state import RunState, read_state, refuse_if_running, remove_state, run_lock, write_state
+from deploytool.run.base import ServiceStatus
+from deploytool.run.manifest import RunManifest, load_manifest
+from deploytool.run.procs import port_in_use
+from deploytool.run.state import (
+    RunState,
+    read_state,
+    refuse_if_running,
+    remove_state,
+    run_dir,
+    run_lock,
+    write_state,
+)
 
 COMPOSE_FILE = "docker-compose.yml"
 OVERRIDE_VAR = "DEPLOYTOOL_COMPOSE_OVERRIDE"
+PROJECT_VAR = "DEPLOYTOOL_COMPOSE_PROJECT"  # `--project-name`
+BUILD_NETWORK_VAR = "DEPLOYTOOL_BUILD_NETWORK"  # `--build-network`
+BUILD_TIMEOUT_VAR = "DEPLOYTOOL_BUILD_TIMEOUT"  # `--build-timeout`
+ENGINE_DIR_VAR = "DEPLOYTOOL_ENGINE_DIR"
+DEFAULT_ENGINE_DIR = "/var/cache/deploytool-engine"  # scripts/engine's private engine and its env file
+BUILD_TIMEOUT_S = 900.0
+PROJECT_FILE = "compose-project"  # under .run/: the project name `up` used, for down/ps/logs/restart
+RUNTIME_OVERRIDE = "compose-override.yml"  # under .run/: this machine's build network, never rendered
+POLL_INTERVAL_S = 0.3
+PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NETWORK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LOG_LINES = 20
 NO_ENGINE_HINT = "the default runner (`deploytool up ENV`, i.e. --runner procfile) needs no Docker"
 
@@ -68,20 +100,11 @@ def override_files(environ: Mapping[str, str]) -> list[Path]:
     return files
 
 
-def compose_command(out_dir: Path, docker: str, *args: str, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Absolute paths only: Compose resolves a relative --env-file against its own project folder."""
-    out_dir = out_dir.resolve()
-    command = [docker, "compose"]
-    if (out_dir / SECRETS_FILE).is_file():
-        command += ["--env-file", str(out_dir / SECRETS_FILE)]
-    command += ["-f", str(out_dir / COMPOSE_FILE)]
-    for path in override_files(environ or {}):
-        command += ["-f", str(path)]
-    return [*command, *args]
+# ---- the project: one per output folder ------------------------------------------------------------
 
 
-def project_name(out_dir: Path) -> str:
-    """The `name:` of the rendered compose file (deploytool always writes one): the Compose project."""
+def file_project_name(out_dir: Path) -> str:
+    """The `name:` of the rendered compose file (deploytool always writes one)."""
     import yaml
 
     try:
@@ -94,6 +117,114 @@ def project_name(out_dir: Path) -> str:
     return name
 
 
+def project_name(out_dir: Path, environ: Mapping[str, str] | None = None) -> str:
+    """The Compose project of this output folder: `--project-name`, else what `up` used, else
+    `<name>-<8 hex of the absolute folder>` (the file's `name:` alone is shared by every copy of the folder)."""
+    out_dir = Path(out_dir).resolve()
+    chosen = (environ or {}).get(PROJECT_VAR, "").strip()
+    if chosen:
+        if not PROJECT_PATTERN.match(chosen):
+            raise UserError(
+                f"--project-name: {chosen!r} is not a Compose project name (lowercase letters, digits, - and _, "
+                "starting with a letter or digit)"
+            )
+        return chosen
+    try:
+        stored = (run_dir(out_dir) / PROJECT_FILE).read_text().strip()
+    except OSError:
+        stored = ""
+    if PROJECT_PATTERN.match(stored):
+        return stored
+    digest = hashlib.sha256(str(out_dir).encode()).hexdigest()[:8]
+    return f"{file_project_name(out_dir)}-{digest}"
+
+
+def _store_project(out_dir: Path, project: str) -> None:
+    path = run_dir(out_dir) / PROJECT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(project + "\n")
+
+
+def _refuse_foreign(out_dir: Path, environ: Mapping[str, str], project: str) -> None:
+    """UserError when the project name is held by containers another output folder created: acting on them
+    would start, stop or remove another checkout's services."""
+    others = sorted({c.folder for c in engine.project_containers(environ, project) if c.folder != str(out_dir)})
+    if others:
+        raise UserError(
+            f"compose project {project!r} belongs to another folder ({', '.join(o or '?' for o in others)}); "
+            f"run `deploytool down` there, or choose another name with --project-name"
+        )
+
+
+# ---- the build network ---------------------------------------------------------------------------------
+
+
+def build_network(environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The network builds use, and where that came from: `--build-network`, else what scripts/engine wrote
+    beside its private engine (its containers have no NAT, so `RUN npm ci` would wait for the network forever)."""
+    chosen = environ.get(BUILD_NETWORK_VAR, "").strip()
+    if chosen:
+        if not NETWORK_PATTERN.match(chosen):
+            raise UserError(f"--build-network: {chosen!r} is not a network name (host, none, default or a name)")
+        return chosen, "--build-network"
+    env_file = Path(environ.get(ENGINE_DIR_VAR) or DEFAULT_ENGINE_DIR) / "env"
+    try:
+        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    except OSError:
+        return None, ""
+    host = environ.get("DOCKER_HOST", "")
+    network = values.get(BUILD_NETWORK_VAR, "").strip()
+    if host and values.get("DOCKER_HOST") == host and NETWORK_PATTERN.match(network):
+        return network, str(env_file)
+    return None, ""
+
+
+def build_timeout(environ: Mapping[str, str]) -> float:
+    text = environ.get(BUILD_TIMEOUT_VAR, "").strip()
+    if not text:
+        return BUILD_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UserError(f"--build-timeout: expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _runtime_override(out_dir: Path, environ: Mapping[str, str]) -> Path | None:
+    """`.run/compose-override.yml` with `build.network` for every built service, when one is chosen."""
+    network, _ = build_network(environ)
+    path = run_dir(out_dir) / RUNTIME_OVERRIDE
+    if network is None:
+        path.unlink(missing_ok=True)
+        return None
+    import yaml
+
+    data = yaml.safe_load((out_dir / COMPOSE_FILE).read_text()) or {}
+    services = {n: {"build": {"network": network}} for n, s in (data.get("services") or {}).items() if "build" in s}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"services": services}, sort_keys=True))
+    return path
+
+
+def compose_command(out_dir: Path, docker: str, *args: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Absolute paths only: Compose resolves a relative --env-file against its own project folder. `-p`: the
+    folder's own project, whatever the file's `name:` says."""
+    out_dir = out_dir.resolve()
+    environ = environ or {}
+    command = [docker, "compose", "-p", project_name(out_dir, environ)]
+    if (out_dir / SECRETS_FILE).is_file():
+        command += ["--env-file", str(out_dir / SECRETS_FILE)]
+    command += ["-f", str(out_dir / COMPOSE_FILE)]
+    runtime = run_dir(out_dir) / RUNTIME_OVERRIDE
+    if runtime.is_file():
+        command += ["-f", str(runtime)]
+    for path in override_files(environ):
+        command += ["-f", str(path)]
+    return [*command, *args]
+
+
 def _secrets(out_dir: Path, environ: Mapping[str, str]) -> list[str]:
     stored = read_secrets(out_dir)
     return [*stored.values(), *(environ[name] for name in stored if name in environ)]
@@ -102,7 +233,7 @@ def _secrets(out_dir: Path, environ: Mapping[str, str]) -> list[str]:
 def diagnose(out_dir: Path, environ: Mapping[str, str]) -> str:
     """Each container that is not running and healthy, with its last log lines (secrets masked)."""
     try:
-        states = engine.project_containers(environ, project_name(out_dir))
+        states = engine.project_containers(environ, project_name(out_dir, environ), str(out_dir))
     except Exception as exc:  # a diagnosis must never hide the original failure
         return f"\n  (could not list the containers: {type(exc).__name__})"
     lines = []
@@ -118,20 +249,40 @@ def diagnose(out_dir: Path, environ: Mapping[str, str]) -> str:
     return redact("".join(lines), _secrets(out_dir, environ))
 
 
-def _run_compose(
-    out_dir: Path, command: list[str], environ: Mapping[str, str], capture_output: bool, what: str
-) -> None:
+# Where Compose reports a published port it could not bind (engine 20.10+ and the userland proxy).
+BIND_ERROR = re.compile(
+    r"(?:Bind for \S*?:(\d+) failed|listen tcp[46]? \S*?:(\d+): bind: address already in use"
+    r"|(\d+): bind: address already in use|port is already allocated.*?:(\d+))"
+)
+
+
+def _bind_failure(manifest: RunManifest, output: str) -> str | None:
+    """The one line that matters when a published port is taken, naming the service and the port."""
+    match = BIND_ERROR.search(output)
+    if match is None:
+        return None
+    port = int(next(g for g in match.groups() if g))
+    owner = next((svc.name for svc in manifest.services if svc.port == port), "?")
+    return (
+        f"service {owner}: port {port} is already in use on this machine (see who holds it with `ss -ltnp`; stop "
+        "it, or change the port in the spec)"
+    )
+
+
+def _run_compose(out_dir: Path, command: list[str], environ: Mapping[str, str], capture_output: bool, what: str) -> str:
     result = subprocess.run(
         command, cwd=out_dir, env=dict(environ), capture_output=capture_output, text=True, check=False
     )
+    output = (result.stdout or "") + (result.stderr or "")
     if result.returncode != 0:
         said = ""
         if capture_output:
-            lines = (result.stdout + result.stderr).splitlines()[-20:]
+            lines = output.splitlines()[-20:]
             said = "\n" + "\n".join(f"    | {line}" for line in lines)
         said += diagnose(out_dir, environ)
         message = f"`docker compose {what}` failed with exit code {result.returncode}{said}"
         raise CheckFailed(redact(message, _secrets(out_dir, environ)))
+    return output
 
 
 def _check_ready(out_dir: Path, environ: Mapping[str, str]) -> str:
@@ -145,30 +296,291 @@ def _check_ready(out_dir: Path, environ: Mapping[str, str]) -> str:
     return docker
 
 
+# ---- build: its own step, with progress, a deadline and the failing step named ---------------------------
+
+# BuildKit's plain progress (what Compose v2 prints): `#7 [web 5/7] RUN pip install ...`, `#7 DONE 1.2s`,
+# `#7 CACHED`, `#7 ERROR: ...`, and the step's own output as `#7 0.245 text`.
+STEP_START = re.compile(r"^#(\d+) \[([^\s\]]+) (?:(\d+/\d+)|internal)\] (.+)$")
+STEP_END = re.compile(r"^#(\d+) (?:DONE\b|CACHED$)")
+STEP_ERROR = re.compile(r"^#(\d+) ERROR: (.*)$")
+
+
+class BuildLog:
+    """Follows a build's plain progress: which step of which service runs, which one failed."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, tuple[str, str]] = {}  # id -> (service, "[k/n] STEP")
+        self.open: dict[str, None] = {}  # started, not finished (insertion order: the oldest first)
+        self.failed: tuple[str, str, str] | None = None  # (service, step, error)
+        self.output: dict[str, list[str]] = {}
+        self.tail: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        """Take one line; return a progress line when a new Dockerfile step starts."""
+        self.tail = [*self.tail[-(LOG_LINES - 1) :], line]
+        if match := STEP_START.match(line):
+            step_id, service, position, text = match.groups()
+            self.steps[step_id] = (service, f"[{position}] {text}" if position else text)
+            self.open[step_id] = None
+            return f"build {service}: {self.steps[step_id][1]}" if position else None
+        if match := STEP_END.match(line):
+            self.open.pop(match.group(1), None)
+        elif match := STEP_ERROR.match(line):
+            step_id, error = match.groups()
+            self.open.pop(step_id, None)
+            if self.failed is None and step_id in self.steps:
+                self.failed = (*self.steps[step_id], error)
+        elif match := re.match(r"^#(\d+) \d+\.\d+ (.*)$", line):
+            kept = self.output.setdefault(match.group(1), [])
+            kept[:] = [*kept[-(LOG_LINES - 1) :], match.group(2)]
+        return None
+
+    def running(self) -> list[tuple[str, str]]:
+        return [self.steps[i] for i in self.open if i in self.steps and "/" in self.steps[i][1].split(" ", 1)[0]]
+
+    def failed_output(self) -> list[str]:
+        if self.failed is None:
+            return self.tail
+        step_id = next((i for i, step in self.steps.items() if step == self.failed[:2]), "")
+        return self.output.get(step_id) or self.tail
+
+
+def compose_build(
+    out_dir: Path,
+    environ: Mapping[str, str],
+    docker: str,
+    timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """`docker compose build`, separate from `up` so that it has its own deadline: a build that waits for a
+    network it cannot reach would otherwise sit at `RUN npm ci` with no message. CheckFailed names the
+    service and the Dockerfile step that failed or did not finish."""
+    network, source = build_network(environ)
+    if network is not None and progress is not None:
+        progress(f"build: on network {network!r} ({source})")
+    command = compose_command(out_dir, docker, "--progress", "plain", "build", environ=environ)
+    log = BuildLog()
+    process = subprocess.Popen(
+        command,
+        cwd=out_dir,
+        env=dict(environ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # its own group: a timeout stops Compose and whatever it started
+    )
+
+    def read() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            said = log.feed(raw.rstrip("\n"))
+            if said is not None and progress is not None:
+                progress(said)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _stop_group(process)
+        reader.join(5)
+        stuck = log.running()
+        where = "; ".join(f"service {svc} at step {step}" for svc, step in stuck) or "before its first step"
+        hint = "" if network else " (an engine whose containers have no outbound network needs --build-network host)"
+        raise CheckFailed(
+            redact(f"build did not finish within {timeout_s:g} s: {where}{hint}", _secrets(out_dir, environ))
+        ) from None
+    except BaseException:  # Ctrl-C: no build left behind
+        _stop_group(process)
+        raise
+    reader.join(5)
+    if process.returncode != 0:
+        if log.failed is not None:
+            service, step, error = log.failed
+            head = f"build of service {service} failed at step {step}: {error}"
+        else:
+            head = f"`docker compose build` failed with exit code {process.returncode}"
+        body = "".join(f"\n    | {line}" for line in log.failed_output())
+        raise CheckFailed(redact(head + body, _secrets(out_dir, environ)))
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# ---- up / down / restart / status ----------------------------------------------------------------------
+
+
+def _refuse_taken_ports(manifest: RunManifest) -> None:
+    """The procfile runner's check, before Compose creates anything: Compose's own bind error comes mid-output,
+    after other containers already started."""
+    taken = [
+        f"service {svc.name}: port {svc.port}"
+        for svc in manifest.services
+        if svc.port and port_in_use(urlsplit(svc.local_url or "").hostname or "127.0.0.1", svc.port)
+    ]
+    if taken:
+        raise UserError(
+            "port already in use by another process: "
+            + "; ".join(taken)
+            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
+        )
+
+
+def _live(containers: list[engine.ContainerState]) -> list[engine.ContainerState]:
+    return [c for c in containers if c.status in ("running", "restarting", "paused")]
+
+
 def compose_up(
     out_dir: Path,
     environ: Mapping[str, str],
     *,
-    capture_output: bool = False,
+    capture_output: bool = True,
     build: bool = True,
     wait_timeout_s: float = 300.0,
+    progress: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """`docker compose … up -d --build --wait`: returns the service names once Compose reports them healthy."""
+    """Build (own deadline), `docker compose up -d`, then wait until every service answers its /health from
+    here, as the procfile runner does. On any failure, what this call created is removed again."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
+    project = project_name(out_dir, environ)
+    timeout_s = build_timeout(environ)
     with run_lock(out_dir):
-        refuse_if_running(out_dir, "compose", manifest.down_hint)  # `compose up` again is fine: it converges
+        _refuse_foreign(out_dir, environ, project)
+        running = _live(engine.project_containers(environ, project, str(out_dir)))
+        if running:
+            # The procfile runner's rule: a second `up` is refused, never a silent rebuild and recreate.
+            names = ", ".join(sorted({c.service for c in running}))
+            raise UserError(
+                f"{out_dir}: already running from a previous `deploytool up` (compose project {project}: {names}); "
+                f"run `{manifest.down_hint}` first, or `deploytool restart {manifest.environment} SERVICE`"
+            )
+        state = read_state(out_dir)
+        if state is not None and state.runner == "compose":
+            remove_state(out_dir)  # left by containers that are gone since
+        refuse_if_running(out_dir, "compose", manifest.down_hint)
+        _refuse_taken_ports(manifest)  # before anything is created: one line naming the service and port
+        _store_project(out_dir, project)
         write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
-        args = ["up", "-d", "--wait", "--wait-timeout", str(max(1, round(wait_timeout_s)))]
-        if build:
-            args.append("--build")  # our two images come from their Dockerfiles, rebuilt when the code changed
         try:
+            _runtime_override(out_dir, environ)
+            if build:
+                compose_build(out_dir, environ, docker, timeout_s, progress)
+            args = ["up", "-d", "--remove-orphans", *(["--no-build"] if build else [])]  # built just above
             command = compose_command(out_dir, docker, *args, environ=environ)
-            _run_compose(out_dir, command, environ, capture_output, "up")
-        except CheckFailed as exc:
-            raise CheckFailed(f"{exc}\nrun `{manifest.down_hint}` to remove what was created") from None
+            try:
+                _run_compose(out_dir, command, environ, capture_output, "up")
+            except CheckFailed as exc:
+                bind = _bind_failure(manifest, str(exc))
+                raise (CheckFailed(bind) if bind else exc) from None
+            _wait_ready(out_dir, manifest, environ, project, wait_timeout_s, progress)
+        except BaseException:
+            # Leave nothing running after a failed `up` (volumes stay: they may hold sessions from earlier runs).
+            _down_quietly(out_dir, docker, environ)
+            remove_state(out_dir)
+            raise
     return [svc.name for svc in manifest.services]
+
+
+def _down_quietly(out_dir: Path, docker: str, environ: Mapping[str, str]) -> None:
+    command = compose_command(out_dir, docker, "down", "--remove-orphans", "--timeout", "5", environ=environ)
+    subprocess.run(command, cwd=out_dir, env=dict(environ), capture_output=True, check=False, timeout=120)
+
+
+def _wait_ready(
+    out_dir: Path,
+    manifest: RunManifest,
+    environ: Mapping[str, str],
+    project: str,
+    deadline_s: float,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Every service ready: its /health answers 200 here, or (no health path) its container runs, healthy by
+    the engine where it has a check (workers: running). Polling here, not `up --wait`, because the engine
+    checks health at its `interval` (5 s; `start_interval` needs Engine 25) and would add that to every `up`."""
+    started = time.monotonic()
+    waiting: dict[str, str] = {svc.name: "not started" for svc in manifest.services}
+    while True:
+        statuses = {s.name: s for s in compose_status(out_dir, environ, project=project, timeout_s=1.0)}
+        for name in list(waiting):
+            status = statuses[name]
+            ready = status.state == "healthy" or (status.state == "running" and status.health_url is None)
+            if ready:
+                del waiting[name]
+                if progress is not None:
+                    progress(f"{status.state} {name}")
+            elif status.state in ("stopped", "restarting"):
+                raise CheckFailed(
+                    f"service {name} {status.state} before every service was ready ({status.detail})"
+                    + diagnose(out_dir, environ)
+                )
+            else:
+                waiting[name] = f"{status.state}{f' ({status.detail})' if status.detail else ''}"
+        if not waiting:
+            return
+        if time.monotonic() - started >= deadline_s:
+            said = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+            raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
+        time.sleep(POLL_INTERVAL_S)
+
+
+def compose_status(
+    out_dir: Path, environ: Mapping[str, str], *, project: str | None = None, timeout_s: float = 2.0
+) -> list[ServiceStatus]:
+    """What the engine reports for this folder's containers, in the procfile runner's words: `not created`
+    (no container), `stopped`/`restarting`, `running` (no health path), else /health asked from here."""
+    import requests
+
+    out_dir = Path(out_dir).resolve()
+    manifest = load_manifest(out_dir)
+    project = project or project_name(out_dir, environ)
+    containers = engine.project_containers(environ, project, str(out_dir))
+    result = []
+    with requests.Session() as client:
+        client.trust_env = False  # our own containers on loopback: never through the caller's HTTP_PROXY
+        for svc in manifest.services:
+            url = svc.local_url or "-"
+            mine = [c for c in containers if c.service == svc.name]
+            live = [c for c in mine if c.status == "running"]
+            if not mine:
+                result.append(ServiceStatus(svc.name, "not created", url, svc.health_url))
+                continue
+            if not live:
+                worst = mine[0]
+                state = "restarting" if worst.status == "restarting" else "stopped"
+                detail = f"{worst.status}, exit code {worst.exit_code}"
+                result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
+                continue
+            if svc.health_url is None:
+                healths = {c.health for c in live}
+                if svc.role.value == "worker" or healths <= {None, "healthy"}:
+                    state = "running"  # the procfile runner's word for a service without a health path
+                else:
+                    state = "unhealthy" if "unhealthy" in healths else "starting"
+                result.append(ServiceStatus(svc.name, state, url, None))
+                continue
+            try:
+                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
+                    code = response.status_code
+                detail = f"HTTP {code}"
+            except requests.RequestException as exc:
+                code, detail = 0, type(exc).__name__
+            state = "healthy" if code == 200 else "unhealthy"
+            result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
+    return result
 
 
 def compose_down(
@@ -180,12 +592,13 @@ def compose_down(
     volumes: bool = False,
 ) -> list[str]:
     """`docker compose … down`: removes containers and networks; named volumes (WhatsApp sessions, the database)
-    only with `volumes=True`."""
+    only with `volumes=True`. Only this folder's project: refused when its name is held by another folder."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
     args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
     with nullcontext() if locked else run_lock(out_dir):
+        _refuse_foreign(out_dir, environ, project_name(out_dir, environ))
         command = compose_command(out_dir, docker, *args, environ=environ)
         _run_compose(out_dir, command, environ, capture_output, "down")
         state = read_state(out_dir)
@@ -202,6 +615,7 @@ def compose_restart(out_dir: Path, environ: Mapping[str, str], service: str, *, 
         state = read_state(out_dir)
         if state is None or state.runner != "compose":
             raise UserError(f"{out_dir}: not running with the compose runner; start it with `deploytool up`")
+        _refuse_foreign(out_dir, environ, project_name(out_dir, environ))
         for args in (
             ["restart", service],
             ["up", "-d", "--no-deps", "--wait", "--wait-timeout", str(max(1, round(wait_timeout_s))), service],

@@ -9,6 +9,9 @@ from typing import Any
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+# Compose's own label: the project folder, here the output folder (the folder of the generated compose file).
+# It tells two checkouts apart without a label of ours in the generated, machine-independent file.
+FOLDER_LABEL = "com.docker.compose.project.working_dir"
 ENGINE_TIMEOUT_S = 5
 
 
@@ -20,6 +23,7 @@ class ContainerState:
     health: str | None  # healthy | unhealthy | starting, None without a healthcheck
     exit_code: int
     restart_count: int
+    folder: str = ""  # the output folder that created it (FOLDER_LABEL)
 
     @property
     def ok(self) -> bool:
@@ -49,7 +53,8 @@ def engine_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def project_containers(environ: Mapping[str, str], project: str) -> list[ContainerState]:
+def project_containers(environ: Mapping[str, str], project: str, folder: str | None = None) -> list[ContainerState]:
+    """The containers of a Compose project; with `folder`, only those that output folder created."""
     client = _client(environ)
     try:
         found = client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
@@ -65,8 +70,11 @@ def project_containers(environ: Mapping[str, str], project: str) -> list[Contain
                     health=health,
                     exit_code=int(attrs.get("ExitCode", 0)),
                     restart_count=int(container.attrs.get("RestartCount", 0)),
+                    folder=container.labels.get(FOLDER_LABEL, ""),
                 )
             )
+        if folder is not None:
+            states = [s for s in states if s.folder == folder]
         return sorted(states, key=lambda s: s.name)
     finally:
         client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -96,14 +97,17 @@ class ComposeRunner:
     def up(
         self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
     ) -> list[ServiceStatus]:
-        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s)
-        return supervisor.status(out_dir)
+        def progress(line: str) -> None:  # build steps and readiness as they happen: a build is never silent
+            print(line, file=sys.stderr, flush=True)
+
+        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s, progress=progress)
+        return compose.compose_status(out_dir, environ)
 
     def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
         return compose.compose_down(out_dir, environ, volumes=volumes)
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
-        return supervisor.status(out_dir)
+        return compose.compose_status(out_dir, environ)  # what the engine has, not what `up` once started
 
     def restart(
         self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None

@@ -250,7 +250,7 @@ def _wait_healthy(
                 if ok:
                     healthy[svc.name] = ServiceStatus(
                         svc.name,
-                        "healthy",
+                        "healthy" if url else "running",  # `ps`'s word too: without a health path, alive is all we know
                         svc.local_url or "-",
                         url,
                         run.process.pid,
@@ -406,7 +406,9 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
             record = records.get(svc.name)
             log = out_dir / record.log if record else None
             if not compose and (record is None or not _owned(record)):
-                result.append(ServiceStatus(svc.name, "stopped", svc.local_url or "-", svc.health_url, None, log))
+                # the compose runner's words: a service `up` never started has no process to be stopped
+                word = "not created" if record is None else "stopped"
+                result.append(ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log))
                 continue
             if svc.health_url is None:
                 result.append(

@@ -78,6 +78,10 @@ def _healthcheck(svc: ServiceInstance) -> dict[str, Any] | None:
     return {"test": test, **HEALTH_TIMING}
 
 
+def _is_whatsapp(plan: Plan, name: str) -> bool:
+    return any(svc.name == name and svc.role is Role.whatsapp for svc in plan.services)
+
+
 def _command(svc: ServiceInstance) -> str | None:
     if svc.start is None:
         return None
@@ -229,7 +233,13 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
         depends = list(svc.depends_on) + (["postgres"] if uses_postgres and app else [])
         depends += [REDIS_SERVICE] if app and Addon.redis in plan.addons else []
         if depends:
-            entry["depends_on"] = {name: {"condition": "service_healthy"} for name in sorted(depends)}
+            # A WhatsApp server only needs to exist (its name on the network) before the web app starts: the web
+            # app degrades per tenant while one is down, so waiting for every server's first health interval
+            # only delayed `up` (twice 5 s in a row). The database and Redis must be ready for migrations.
+            entry["depends_on"] = {
+                name: {"condition": "service_started" if _is_whatsapp(plan, name) else "service_healthy"}
+                for name in sorted(depends)
+            }
         if svc.volume:
             entry["volumes"] = [f"{svc.volume}:{svc.volume_path}"]
             volumes[svc.volume] = {}

@@ -206,7 +206,7 @@ def test_up_returns_once_healthy_with_manifest_env_secrets_and_passthrough(folde
     assert [(s.name, s.state, s.url) for s in statuses] == [
         ("wa", "healthy", f"http://127.0.0.1:{wa}"),
         ("web", "healthy", f"http://127.0.0.1:{web}"),
-        ("worker", "healthy", folder.services[2]["local_url"]),
+        ("worker", "running", folder.services[2]["local_url"]),  # no health path: `ps`'s word too
     ]
     assert folder.get(web, "/health").status_code == 200
     assert folder.get(wa, "/health").status_code == 200
@@ -437,12 +437,17 @@ def test_compose_runner_on_this_machine_without_an_engine(folder: Folder) -> Non
         compose_up(folder.out, environ)
 
 
-def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(
+def test_compose_runner_with_an_engine_builds_then_runs_compose_up_and_down_follows(
     folder: Folder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from deploytool.run import compose
+
     folder.add("web")
     environ = fake_docker(folder, engine=True)
+    (folder.out / "docker-compose.yml").write_text("name: acme-test\nservices: {}\n")
     monkeypatch.setattr("deploytool.run.engine.engine_problem", lambda environ: None)  # the fake CLI's "engine"
+    monkeypatch.setattr("deploytool.run.engine.project_containers", lambda *args: [])
+    monkeypatch.setattr(compose, "_wait_ready", lambda *args: None)  # nothing runs behind the fake CLI
     # A relative output folder (the CLI's default --out): Compose must still get absolute paths, or it
     # resolves --env-file against the compose file's folder (deploy/dev/deploy/dev/.secrets.env).
     monkeypatch.chdir(folder.out.parent)
@@ -451,10 +456,13 @@ def test_compose_runner_with_an_engine_runs_compose_up_wait_and_down_follows(
     assert json.loads((folder.out / ".run" / "state.json").read_text())["runner"] == "compose"
     assert run.down(folder.out, environ) == ["web"]  # `down` knows the folder runs under compose
 
-    out = folder.out
+    out = folder.out.resolve()
+    project = compose.project_name(out)
+    assert project.startswith("acme-test-") and project != "acme-test"
     calls = (folder.root / "docker.log").read_text().splitlines()
-    prefix = f"compose --env-file {out.resolve()}/.secrets.env -f {out.resolve()}/docker-compose.yml"
-    assert f"{prefix} up -d --wait --wait-timeout 300 --build" in calls
+    prefix = f"compose -p {project} --env-file {out}/.secrets.env -f {out}/docker-compose.yml"
+    assert f"{prefix} --progress plain build" in calls
+    assert f"{prefix} up -d --remove-orphans --no-build" in calls
     assert f"{prefix} down --remove-orphans" in calls
     assert not (folder.out / ".run" / "state.json").exists()
 
@@ -522,3 +530,120 @@ def test_a_forged_run_state_is_refused_not_signalled(tmp_path, field, value):
     path.write_text(json.dumps({"version": 1, "runner": "procfile", "environment": "dev", "processes": [record]}))
     with pytest.raises(UserError, match=rf"unreadable run state \(processes\.0\.{field}: "):
         read_state(tmp_path)
+
+
+# ---- a newcomer's first day (compose items) ----------------------------------------------------------
+
+
+def test_a_service_without_health_path_is_running_in_up_and_in_ps(folder: Folder) -> None:
+    """One word for both: `up` said `healthy` for a worker that `ps` called `running`."""
+    folder.add("web")
+    folder.add("worker", health_path=None)
+
+    started = {s.name: s.state for s in up(folder.out, folder.environ, deadline_s=20)}
+    now = {s.name: s.state for s in status(folder.out)}
+
+    assert started == now == {"web": "healthy", "worker": "running"}
+
+
+def compose_folder(root: Path, name: str = "acme-test") -> Path:
+    out = root / "deploy" / "test"
+    out.mkdir(parents=True)
+    (out / "docker-compose.yml").write_text(f"name: {name}\nservices: {{}}\n")
+    return out
+
+
+def test_the_compose_project_is_one_per_output_folder(tmp_path: Path) -> None:
+    from deploytool.run.compose import PROJECT_VAR, project_name
+
+    first, copy = compose_folder(tmp_path / "a"), compose_folder(tmp_path / "b")
+
+    assert project_name(first) != project_name(copy)  # two checkouts never share containers
+    assert project_name(first).startswith("acme-test-") and project_name(first) == project_name(first)
+    assert project_name(copy, {PROJECT_VAR: "mine"}) == "mine"  # --project-name, like `docker compose -p`
+    with pytest.raises(UserError, match="--project-name: 'Not Valid' is not a Compose project name"):
+        project_name(copy, {PROJECT_VAR: "Not Valid"})
+
+
+def test_the_private_engine_builds_on_the_host_network_without_being_told(tmp_path: Path) -> None:
+    from deploytool.run.compose import BUILD_NETWORK_VAR, ENGINE_DIR_VAR, build_network
+
+    (tmp_path / "env").write_text(f"DOCKER_HOST=unix://{tmp_path}/docker.sock\nDEPLOYTOOL_BUILD_NETWORK=host\n")
+    ours = {ENGINE_DIR_VAR: str(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/docker.sock"}
+
+    assert build_network(ours) == ("host", str(tmp_path / "env"))
+    assert build_network({**ours, "DOCKER_HOST": "unix:///var/run/docker.sock"}) == (None, "")  # another engine
+    assert build_network({**ours, BUILD_NETWORK_VAR: "none"})[0] == "none"  # --build-network wins
+
+
+BUILDKIT_FAILS = """#1 [gen internal] load build definition from Dockerfile
+#1 DONE 0.0s
+#4 [gen 1/3] FROM docker.io/library/debian:bookworm-slim
+#4 DONE 0.0s
+#5 [gen 2/3] RUN echo building
+#5 0.245 building
+#5 DONE 0.3s
+#6 [gen 3/3] RUN echo oops >&2 && exit 3
+#6 0.248 oops
+#6 ERROR: executor failed running [/bin/sh -c echo oops >&2 && exit 3]: exit code: 3
+failed to solve: executor failed running [/bin/sh -c echo oops >&2 && exit 3]: exit code: 3
+"""
+BUILDKIT_STUCK = """#4 [web 1/2] FROM docker.io/library/python:3.11-slim-bookworm
+#4 CACHED
+#7 [wa 3/6] RUN npm ci --omit=dev
+"""
+
+
+def fake_build(tmp_path: Path, output: str, then: str) -> tuple[Path, str]:
+    out = compose_folder(tmp_path)
+    (tmp_path / "build.txt").write_text(output)
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\ncat {tmp_path}/build.txt\n{then}\n")
+    docker.chmod(0o755)
+    return out, str(docker)
+
+
+def test_a_failing_build_names_the_service_and_the_dockerfile_step(tmp_path: Path) -> None:
+    from deploytool.run.compose import compose_build
+
+    out, docker = fake_build(tmp_path, BUILDKIT_FAILS, "exit 1")
+    said: list[str] = []
+
+    with pytest.raises(CheckFailed) as failed:
+        compose_build(out, {"PATH": os.environ["PATH"]}, docker, 30, said.append)
+
+    message = str(failed.value)
+    assert message.startswith("build of service gen failed at step [3/3] RUN echo oops >&2 && exit 3: executor")
+    assert "    | oops" in message  # the step's own output
+    assert said == [
+        "build gen: [1/3] FROM docker.io/library/debian:bookworm-slim",
+        "build gen: [2/3] RUN echo building",
+        "build gen: [3/3] RUN echo oops >&2 && exit 3",
+    ]
+
+
+def test_a_stuck_build_ends_at_its_timeout_naming_the_step(tmp_path: Path) -> None:
+    from deploytool.run.compose import compose_build
+
+    out, docker = fake_build(tmp_path, BUILDKIT_STUCK, "exec sleep 300")
+
+    with pytest.raises(CheckFailed) as failed:
+        compose_build(out, {"PATH": os.environ["PATH"]}, docker, 0.5)
+
+    message = str(failed.value)
+    assert message.startswith("build did not finish within 0.5 s: service wa at step [3/6] RUN npm ci --omit=dev")
+    assert "--build-network host" in message
+
+
+def test_web_waits_for_the_whatsapp_servers_to_start_not_to_be_healthy() -> None:
+    """Two 5 s health intervals in a row made `up --runner compose` 7.7x the procfile runner."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    for env in ("dev", "staging", "prod"):
+        compose = yaml.safe_load((REPO / "deploy" / env / "docker-compose.yml").read_text())
+        web = compose["services"]["web"]["depends_on"]
+        whatsapp = {name for name in web if name.startswith("whatsapp")}
+        assert whatsapp and all(web[name]["condition"] == "service_started" for name in whatsapp)
+        assert all(web[name]["condition"] == "service_healthy" for name in set(web) - whatsapp)  # postgres, redis

@@ -85,7 +85,7 @@ def test_workers_images_and_redis_run_on_a_real_engine(tmp_path: Path, engine_en
         name = project_name(out)
         states = {s.service: s for s in engine.project_containers(engine_environ, name)}
         assert set(states) == {"web", "whatsapp", "worker", "files", "postgres", "redis"}, states
-        assert all(s.ok for s in states.values()), states
+        assert all(s.status == "running" and s.health != "unhealthy" for s in states.values()), states
 
         client = docker.from_env(environment=engine_environ)
         worker = client.containers.get(states["worker"].name)
