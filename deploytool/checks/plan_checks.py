@@ -206,8 +206,9 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
             if name in declared or is_secret_name(name):
                 yield Finding(
                     "SECRET_LITERAL",
-                    f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under "
-                    "`secrets` and give the value through the environment",
+                    f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under the "
+                    f"top-level `secrets` and under `services.{svc.spec_name}.secrets` (instead of `env`), and give "
+                    "the value through the environment or .secrets.env",
                     field=f"services.{svc.spec_name}.env.{name}",
                 )
             elif has_url_credentials(value.value):
@@ -216,6 +217,23 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
                     f"{svc.spec_name}.env.{name}: a URL with credentials in the spec; declare it under `secrets`",
                     field=f"services.{svc.spec_name}.env.{name}",
                 )
+
+
+def check_unused_secrets(plan: Plan) -> Iterator[Finding]:
+    """A declared secret that reaches no service is a name someone meant to give one (a warning: an overlay may
+    drop the service that uses it)."""
+    used = {name for svc in plan.services for name in svc.secret_names()}
+    if plan.database.engine == "postgres":
+        used.add(plan.database.password_secret)  # the database the tool runs reads it
+    for name in plan.secrets:
+        if name not in used:
+            yield Finding(
+                "SECRET_UNUSED",
+                f"secrets: {name} is declared but no service gets it; list it under `services.<name>.secrets` "
+                "of the service that needs it (or remove it)",
+                "warning",
+                field="secrets",
+            )
 
 
 def check_targets(plan: Plan) -> Iterator[Finding]:
@@ -230,6 +248,7 @@ PLAN_CHECKS: tuple[Check, ...] = (
     check_routing,
     check_whatsapp_services,
     check_secrets,
+    check_unused_secrets,
     check_targets,
 )
 

@@ -8,7 +8,12 @@ import subprocess
 
 import pytest
 
+from deploytool import pipeline
 from deploytool.cli import main
+from deploytool.errors import UserError
+from deploytool.plan.model import SecretRef
+from deploytool.run.environment import process_env
+from deploytool.targets.railway import RAILWAY_FILE, evaluate_like_cli
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -88,3 +93,116 @@ def test_render_outside_a_git_work_tree_claims_nothing(make_project, capsys, mon
     assert main(["--spec", str(spec), "render", "dev"]) == 0
     out, err = capsys.readouterr()
     assert "(0600)" in out and "git-ignored" not in out + err
+
+
+# --- item 3: a team's own secret, given to one service --------------------------------------------------------
+
+OWN_SECRET = """
+services:
+  web:
+    secrets: [STRIPE_API_KEY]
+  worker:
+    kind: worker
+    source: flask_service
+    start: python -m flask_service worker
+    local_start: exec python -c "import time; time.sleep(3600)"
+secrets: [OPS_API_KEY, SECRET_KEY, WEBHOOK_SECRET, WHATSAPP_API_KEY, STRIPE_API_KEY]
+"""
+
+
+def test_a_service_secret_reaches_that_service_in_every_target(make_project):
+    spec = make_project({"dev": OWN_SECRET + "targets: [local, compose, railway]\nrailway: {repo: acme/chat}\n"})
+    rendered = pipeline.render_environment(spec, "dev")
+    assert rendered.plan.service("web").env_dict()["STRIPE_API_KEY"] == SecretRef("STRIPE_API_KEY")
+    for other in ("whatsapp", "worker"):  # a worker gets the web app's generated env, not web's own secrets
+        assert "STRIPE_API_KEY" not in rendered.plan.service(other).env_dict()
+    compose = artifact(rendered, "docker-compose.yml").document["services"]
+    assert compose["web"]["environment"]["STRIPE_API_KEY"].startswith("${STRIPE_API_KEY:?")
+    assert ".secrets.env" in compose["web"]["environment"]["STRIPE_API_KEY"]
+    assert "STRIPE_API_KEY" not in compose["worker"]["environment"]
+    graph = evaluate_like_cli(artifact(rendered, RAILWAY_FILE).content)
+    variables = {r["address"]: r.get("variables") or {} for r in graph["resources"]}
+    assert variables["service.web"]["STRIPE_API_KEY"]["type"] == "sharedReference"
+    assert "STRIPE_API_KEY" not in variables["service.worker"]
+    manifest = rendered.manifest
+    assert "STRIPE_API_KEY" in manifest.service("web").secrets
+    assert "STRIPE_API_KEY" not in manifest.service("worker").secrets
+    errors = pipeline.errors(pipeline.findings_of(rendered))
+    assert not errors, errors
+
+
+def test_render_generates_no_value_for_a_teams_own_secret(make_project, capsys):
+    spec = make_project({"dev": OWN_SECRET})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    out = spec.parent / "deploy" / "dev"
+    secrets_file = (out / ".secrets.env").read_text()
+    assert "STRIPE_API_KEY" not in secrets_file and "OPS_API_KEY=" in secrets_file
+    example = (out / ".env.example").read_text()
+    assert "\nSTRIPE_API_KEY=\n" in example and "\nOPS_API_KEY=change-me\n" in example
+    assert "STRIPE_API_KEY" not in capsys.readouterr().out
+
+
+def test_up_names_a_missing_own_secret_and_where_to_set_it(make_project):
+    spec = make_project({"dev": OWN_SECRET})
+    rendered = pipeline.render_environment(spec, "dev")
+    pipeline.write(rendered)
+    web = rendered.manifest.service("web")
+    with pytest.raises(UserError) as raised:
+        process_env(web, rendered.ctx.out, {})
+    message = str(raised.value)
+    assert "STRIPE_API_KEY" in message and str(rendered.ctx.out / ".secrets.env") in message
+    assert "OPS_API_KEY" not in message  # render generated that one
+    env = process_env(web, rendered.ctx.out, {"STRIPE_API_KEY": "sk_test_1"}).values
+    assert env["STRIPE_API_KEY"] == "sk_test_1"
+    (rendered.ctx.out / ".secrets.env").write_text(
+        (rendered.ctx.out / ".secrets.env").read_text() + "STRIPE_API_KEY=f\n"
+    )
+    assert process_env(web, rendered.ctx.out, {}).values["STRIPE_API_KEY"] == "f"
+    worker = process_env(rendered.manifest.service("worker"), rendered.ctx.out, {"STRIPE_API_KEY": "x"}).values
+    assert "STRIPE_API_KEY" not in worker
+
+
+@pytest.mark.parametrize(
+    ("overlay", "expected"),
+    [
+        (
+            "services:\n  web:\n    secrets: [STRIPE_API_KEY]\n",
+            "environments/dev.yaml:3: services.web.secrets.0: secret STRIPE_API_KEY is not in the top-level `secrets`",
+        ),
+        ("services:\n  web:\n    secrets: [stripe]\n", "environments/dev.yaml:3: services.web.secrets.0: String"),
+        (
+            "services:\n  web:\n    secrets: [OPS_API_KEY, OPS_API_KEY]\n",
+            "environments/dev.yaml:3: services.web.secrets: items must be unique",
+        ),
+    ],
+)
+def test_a_bad_service_secret_is_a_spec_error_with_its_place(make_project, capsys, overlay, expected):
+    spec = make_project({"dev": overlay})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_secret_under_env_is_told_about_service_secrets(make_project, capsys):
+    spec = make_project({"dev": "services:\n  web:\n    env: {STRIPE_API_KEY: sk_live_1}\n"})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 1
+    err = "".join(capsys.readouterr())
+    assert "SECRET_LITERAL" in err and "services.web.secrets" in err
+
+
+def test_a_declared_secret_no_service_gets_is_a_warning(make_project, capsys):
+    spec = make_project({"dev": "secrets: [OPS_API_KEY, SECRET_KEY, WEBHOOK_SECRET, WHATSAPP_API_KEY, STRIPE]\n"})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 0
+    err = capsys.readouterr().err
+    assert "warning[SECRET_UNUSED]" in err and "STRIPE" in err and "services.<name>.secrets" in err
+
+
+def test_show_lists_which_service_gets_which_secret(make_project, capsys):
+    import yaml
+
+    spec = make_project({"dev": OWN_SECRET})
+    assert main(["--spec", str(spec), "show", "dev"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["secrets"]["STRIPE_API_KEY"] == ["web"]
+    assert shown["secrets"]["WHATSAPP_API_KEY"] == ["web", "whatsapp", "worker"]
+    assert shown["secrets"]["POSTGRES_PASSWORD"] == ["postgres"]
+    assert shown["your_secrets"] == ["STRIPE_API_KEY"]
