@@ -236,6 +236,27 @@ def check_unused_secrets(plan: Plan) -> Iterator[Finding]:
             )
 
 
+def check_sqlite_shared(plan: Plan) -> Iterator[Finding]:
+    """With SQLite the database is a file beside the web app: a worker must run where it can open that file.
+    A target that reaches two services at different host names runs them apart (containers), each with its
+    own file system, so the worker would get a database file of its own."""
+    if plan.database.engine != "sqlite":
+        return
+    for target_plugin in plugins_of(plan):
+        web_hosts = target_plugin.hosts(plan, plan.web)
+        if web_hosts is None:
+            continue  # a cloud: its own rule (RAILWAY_SQLITE)
+        for svc in plan.by_role(Role.worker):
+            if target_plugin.hosts(plan, svc) != web_hosts:
+                yield Finding(
+                    "SQLITE_NOT_SHARED",
+                    f"services.{svc.spec_name}: a worker with database.engine sqlite on the "
+                    f"{target_plugin.target.value} target gets a SQLite file of its own, not {plan.web.name}'s "
+                    "(separate containers share no file); use database.engine postgres there",
+                    field=f"services.{svc.spec_name}",
+                )
+
+
 def check_targets(plan: Plan) -> Iterator[Finding]:
     """Each target's own rules about the plan (start commands, databases it cannot keep, …)."""
     for target_plugin in plugins_of(plan):
@@ -249,6 +270,7 @@ PLAN_CHECKS: tuple[Check, ...] = (
     check_whatsapp_services,
     check_secrets,
     check_unused_secrets,
+    check_sqlite_shared,
     check_targets,
 )
 

@@ -56,11 +56,23 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+# Passthrough names a process cannot do without: DATABASE_URL falls back to SQLite, REDIS_URL (the Redis add-on,
+# which no local process provides) has nothing to fall back to.
+REQUIRED_PASSTHROUGH = ("REDIS_URL",)
+
+
 def process_env(service: ManifestService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
     secrets = secret_values(service.secrets, out_dir, environ)
     missing = [name for name in service.secrets if name not in secrets]
     if missing:
         raise UserError(missing_secrets_message(service.name, missing, out_dir))
+    unset = [name for name in REQUIRED_PASSTHROUGH if name in service.passthrough and not environ.get(name)]
+    if unset:
+        raise UserError(
+            f"service {service.name} needs {', '.join(unset)} (addons: redis), which the procfile runner does not "
+            f"provide: set it in the environment, e.g. REDIS_URL=redis://127.0.0.1:6379/0 (or use --runner compose, "
+            "which runs Redis)"
+        )
     env = base_env(environ)
     env.update(service.env or {})
     env.update({name: environ[name] for name in service.passthrough if name in environ})

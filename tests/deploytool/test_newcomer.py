@@ -206,3 +206,44 @@ def test_show_lists_which_service_gets_which_secret(make_project, capsys):
     assert shown["secrets"]["WHATSAPP_API_KEY"] == ["web", "whatsapp", "worker"]
     assert shown["secrets"]["POSTGRES_PASSWORD"] == ["postgres"]
     assert shown["your_secrets"] == ["STRIPE_API_KEY"]
+
+
+# --- item 9: Redis locally, SQLite beside a worker in containers -----------------------------------------------
+
+REDIS_LOCAL = "addons: [redis]\ntargets: [local]\n"
+
+
+def test_local_redis_is_a_finding_and_up_refuses_without_redis_url(make_project, capsys):
+    spec = make_project({"dev": REDIS_LOCAL})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 0
+    assert "REDIS_FROM_ENVIRONMENT" in capsys.readouterr().err
+    rendered = pipeline.render_environment(spec, "dev")
+    pipeline.write(rendered)
+    web = rendered.manifest.service("web")
+    with pytest.raises(UserError, match="web needs REDIS_URL"):
+        process_env(web, rendered.ctx.out, {})
+    env = process_env(web, rendered.ctx.out, {"REDIS_URL": "redis://127.0.0.1:6379/0"}).values
+    assert env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+WORKER_SQLITE = """
+services:
+  worker:
+    kind: worker
+    source: flask_service
+    start: python -m flask_service worker
+    local_start: exec python -m flask_service worker
+database:
+  engine: sqlite
+"""
+
+
+def test_sqlite_with_a_worker_under_compose_is_a_finding(make_project, capsys):
+    spec = make_project(
+        {"dev": WORKER_SQLITE + "targets: [local, compose]\n", "here": WORKER_SQLITE + "targets: [local]\n"}
+    )
+    assert main(["--spec", str(spec), "validate", "dev"]) == 1
+    err = "".join(capsys.readouterr())
+    assert "SQLITE_NOT_SHARED" in err and "environments/dev.yaml:4: services.worker: a worker" in err
+    assert main(["--spec", str(spec), "validate", "here"]) == 0  # processes on one machine share the file
+    assert "SQLITE_NOT_SHARED" not in "".join(capsys.readouterr())
