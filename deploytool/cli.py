@@ -203,8 +203,15 @@ def render(
     changes, added = pipeline.write(rendered)
     for change in changes:
         _echo(f"{change.status:9} {change.path}")
-    if added:
-        _echo(f"secrets   {rendered.ctx.in_out('.secrets.env')}: generated {', '.join(added)} (git-ignored, 0600)")
+    from deploytool.output.secrets import SECRETS_FILE, git_ignored
+
+    if (rendered.ctx.out / SECRETS_FILE).is_file():
+        shown = rendered.ctx.in_out(SECRETS_FILE)
+        ignored = git_ignored(rendered.ctx.out / SECRETS_FILE)  # None: not in a git work tree, or no git
+        if added:
+            _echo(f"secrets   {shown}: generated {', '.join(added)} ({'git-ignored, ' if ignored else ''}0600)")
+        if ignored is False:
+            _warn(f"warning: {shown} is not git-ignored: add `{SECRETS_FILE}` to .gitignore before `git add`")
 
 
 @app.command()

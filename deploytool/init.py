@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploytool.errors import UserError
+from deploytool.output.files import TMP_SUFFIX
+from deploytool.output.secrets import SECRETS_FILE
 from deploytool.spec.model import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Target, Topology
 
 
@@ -91,8 +93,38 @@ def spec_files(answers: Answers) -> dict[str, str]:
     return files
 
 
+GITIGNORE = ".gitignore"
+# What `render` and `up` write that must never be committed: local secret values, run state and logs, and the
+# temporary files of an interrupted write. Patterns without a slash match in every output folder (`--out`).
+GITIGNORE_HEADER = "# deploytool: local secret values, run state, temporary files (never commit them)"
+GITIGNORE_LINES = (SECRETS_FILE, f"{SECRETS_FILE}.tmp", ".run/", f"*{TMP_SUFFIX}")
+
+
+def ensure_gitignore(folder: Path) -> bool:
+    """Write `.gitignore`, or append the lines it lacks (never changing a line of it). True: created."""
+    path = folder / GITIGNORE
+    try:
+        existing = path.read_text(encoding="utf-8") if path.exists() else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    present = {line.strip() for line in (existing or "").splitlines()}
+    missing = [line for line in GITIGNORE_LINES if line not in present]
+    if not missing:
+        return False
+    block = "\n".join([GITIGNORE_HEADER, *missing]) + "\n"
+    if existing:
+        block = ("\n" if existing.endswith("\n") else "\n\n") + block
+    try:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(block)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write: {exc.strerror}") from None
+    return existing is None
+
+
 def write_new(folder: Path, files: dict[str, str]) -> list[str]:
-    """Write every file, refusing first (nothing written) if any already exists."""
+    """Write every file, refusing first (nothing written) if any already exists; then make sure `.gitignore`
+    keeps what `render` and `up` write out of git (listed when it is created, extended quietly otherwise)."""
     existing = sorted(rel for rel in files if (folder / rel).exists())
     if existing:
         raise UserError(f"{folder}: {', '.join(existing)} already exist(s); init never overwrites (nothing written)")
@@ -107,4 +139,6 @@ def write_new(folder: Path, files: dict[str, str]) -> list[str]:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         written.append(rel)
+    if ensure_gitignore(folder):
+        written.append(GITIGNORE)
     return written

@@ -12,7 +12,7 @@ from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
-from deploytool.render.manifest import MANIFEST, Manifest, secret_names
+from deploytool.render.manifest import MANIFEST, Manifest
 from deploytool.spec.load import LoadedSpec, display, load_spec
 from deploytool.spec.model import Topology
 from deploytool.targets import plugins_of, render_all
@@ -84,7 +84,8 @@ def write(rendered: Rendered) -> tuple[list[FileChange], list[str]]:
     changes = write_files(rendered.loaded.root, rendered.ctx.out, rendered.artifacts)
     added: list[str] = []
     if any(p.uses_secrets_file for p in plugins_of(rendered.plan)):
-        added = ensure_secrets_file(rendered.ctx.out, secret_names(rendered.plan))
+        # values only for deploytool's own secrets: a team's own (a Stripe key) is theirs to set
+        added = ensure_secrets_file(rendered.ctx.out, rendered.plan.generated_secrets)
     return changes, added
 
 

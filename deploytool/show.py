@@ -8,7 +8,6 @@ from typing import Any
 from deploytool.plan.model import EnvValue, Plain, Plan
 from deploytool.redact import is_secret_name, redact_url
 from deploytool.render.artifacts import RenderContext
-from deploytool.render.manifest import secret_names
 from deploytool.targets import plugins_of
 
 
@@ -32,7 +31,13 @@ def describe_plan(plan: Plan, ctx: RenderContext) -> dict[str, Any]:
         "topology": plan.topology.value,
         "targets": [t.value for t in plan.targets],
         "database": {"engine": plan.database.engine, "name": plan.database.name, "user": plan.database.user},
-        "secrets": secret_names(plan),
+        # which service gets which secret; the database the tool runs reads its password
+        "secrets": {
+            name: users or (["postgres"] if name == plan.database.password_secret else [])
+            for name, users in plan.secret_users().items()
+        },
+        # declared, never generated: set them in the environment, .secrets.env or Railway's shared variables
+        "your_secrets": list(plan.user_secrets),
         "tenants": {tenant: service for tenant, service in plan.routes},
         "services": {
             svc.name: {

@@ -206,8 +206,9 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
             if name in declared or is_secret_name(name):
                 yield Finding(
                     "SECRET_LITERAL",
-                    f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under "
-                    "`secrets` and give the value through the environment",
+                    f"{svc.spec_name}.env.{name}: a secret written as a plain value; list its name under the "
+                    f"top-level `secrets` and under `services.{svc.spec_name}.secrets` (instead of `env`), and give "
+                    "the value through the environment or .secrets.env",
                     field=f"services.{svc.spec_name}.env.{name}",
                 )
             elif has_url_credentials(value.value):
@@ -215,6 +216,44 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
                     "SECRET_LITERAL",
                     f"{svc.spec_name}.env.{name}: a URL with credentials in the spec; declare it under `secrets`",
                     field=f"services.{svc.spec_name}.env.{name}",
+                )
+
+
+def check_unused_secrets(plan: Plan) -> Iterator[Finding]:
+    """A declared secret that reaches no service is a name someone meant to give one (a warning: an overlay may
+    drop the service that uses it)."""
+    used = {name for svc in plan.services for name in svc.secret_names()}
+    if plan.database.engine == "postgres":
+        used.add(plan.database.password_secret)  # the database the tool runs reads it
+    for name in plan.secrets:
+        if name not in used:
+            yield Finding(
+                "SECRET_UNUSED",
+                f"secrets: {name} is declared but no service gets it; list it under `services.<name>.secrets` "
+                "of the service that needs it (or remove it)",
+                "warning",
+                field="secrets",
+            )
+
+
+def check_sqlite_shared(plan: Plan) -> Iterator[Finding]:
+    """With SQLite the database is a file beside the web app: a worker must run where it can open that file.
+    A target that reaches two services at different host names runs them apart (containers), each with its
+    own file system, so the worker would get a database file of its own."""
+    if plan.database.engine != "sqlite":
+        return
+    for target_plugin in plugins_of(plan):
+        web_hosts = target_plugin.hosts(plan, plan.web)
+        if web_hosts is None:
+            continue  # a cloud: its own rule (RAILWAY_SQLITE)
+        for svc in plan.by_role(Role.worker):
+            if target_plugin.hosts(plan, svc) != web_hosts:
+                yield Finding(
+                    "SQLITE_NOT_SHARED",
+                    f"services.{svc.spec_name}: a worker with database.engine sqlite on the "
+                    f"{target_plugin.target.value} target gets a SQLite file of its own, not {plan.web.name}'s "
+                    "(separate containers share no file); use database.engine postgres there",
+                    field=f"services.{svc.spec_name}",
                 )
 
 
@@ -230,6 +269,8 @@ PLAN_CHECKS: tuple[Check, ...] = (
     check_routing,
     check_whatsapp_services,
     check_secrets,
+    check_unused_secrets,
+    check_sqlite_shared,
     check_targets,
 )
 

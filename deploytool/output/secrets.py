@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -51,3 +53,24 @@ def secret_values(names: Iterable[str], out: Path, environ: Mapping[str, str]) -
     return {
         name: environ[name] if name in environ else stored[name] for name in names if name in environ or name in stored
     }
+
+
+def git_ignored(path: Path) -> bool | None:
+    """Whether git ignores `path`: None when that cannot be said (no git, or the folder is in no work tree)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    folder = path.parent
+    while not folder.is_dir():  # not written yet: ask from the nearest folder that exists
+        folder = folder.parent
+    try:
+        inside = subprocess.run(
+            [git, "rev-parse", "--is-inside-work-tree"], cwd=folder, capture_output=True, text=True, timeout=10
+        )
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            return None
+        # 0: ignored, 1: not ignored, anything else: git could not say
+        result = subprocess.run([git, "check-ignore", "-q", str(path.resolve())], cwd=folder, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return {0: True, 1: False}.get(result.returncode)

@@ -51,8 +51,9 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
     if unknown:
         notes.append(Finding("UNKNOWN_TENANT_PORT", f"topology.ports names tenants not in tenants: {unknown}"))
 
-    web = _web_instance(spec, web_name, web_spec, whatsapp, routes, secrets)
-    workers = [_worker_instance(name, svc, web) for name, svc in spec.services_of(ServiceKind.worker)]
+    web_env = _web_env(spec, whatsapp, routes)
+    web = _instance(web_name, Role.web, web_name, web_spec, web_env, depends_on=tuple(sorted(w.name for w in whatsapp)))
+    workers = [_worker_instance(name, svc, web, web_env) for name, svc in spec.services_of(ServiceKind.worker)]
     generic = [_generic_instance(name, svc) for name, svc in spec.services_of(ServiceKind.generic)]
     services = tuple(sorted([web, *whatsapp, *workers, *generic], key=lambda s: s.name))
     return Plan(
@@ -107,10 +108,13 @@ def _whatsapp_groups(
     return groups, dict(sorted(assignment.items()))
 
 
-def _env(pairs: Mapping[str, EnvValue], extra: Mapping[str, str]) -> tuple[tuple[str, EnvValue], ...]:
-    """Generated variables, then the spec's own `env` on top (checked later: a secret there is a finding)."""
+def _env(pairs: Mapping[str, EnvValue], svc: ServiceSpec) -> tuple[tuple[str, EnvValue], ...]:
+    """Generated variables, then the service's own `secrets` (by reference), then the spec's own `env` on top
+    (checked later: a secret there is a finding)."""
     merged: dict[str, EnvValue] = dict(pairs)
-    for key, value in extra.items():
+    for name in svc.secrets:
+        merged[name] = SecretRef(name)
+    for key, value in svc.env.items():
         merged[key] = Plain(value)
     return tuple(sorted(merged.items()))
 
@@ -147,14 +151,9 @@ def _whatsapp_instance(
     )
 
 
-def _web_instance(
-    spec: Spec,
-    name: str,
-    svc: ServiceSpec,
-    whatsapp: list[ServiceInstance],
-    routes: tuple[tuple[str, str], ...],
-    secrets: set[str],
-) -> ServiceInstance:
+def _web_env(spec: Spec, whatsapp: list[ServiceInstance], routes: tuple[tuple[str, str], ...]) -> dict[str, EnvValue]:
+    """The web app's generated environment (before its own `secrets` and `env`)."""
+    _, svc = spec.service_of(ServiceKind.flask)
     env: dict[str, EnvValue] = {
         "PORT": Plain(str(svc.port)),
         "APP_ENV": Plain("development" if spec.stage is Stage.development else "production"),
@@ -171,7 +170,7 @@ def _web_instance(
         env["WHATSAPP_SERVER_URL"] = ServiceUrl(whatsapp[0].name)
     else:
         env["WHATSAPP_TENANT_URLS"] = TenantUrls(routes)
-    return _instance(name, Role.web, name, svc, env, depends_on=tuple(sorted(w.name for w in whatsapp)))
+    return env
 
 
 def _instance(
@@ -186,13 +185,17 @@ def _instance(
         "volume": None,
     }
     return ServiceInstance(
-        name=name, role=role, spec_name=spec_name, spec=svc, env=_env(env, svc.env), **{**common, **fields}
+        name=name, role=role, spec_name=spec_name, spec=svc, env=_env(env, svc), **{**common, **fields}
     )
 
 
-def _worker_instance(name: str, svc: ServiceSpec, web: ServiceInstance) -> ServiceInstance:
-    """The web app's environment (database, secrets, WhatsApp routes) without its PORT, and its own command."""
-    env = {k: v for k, v in web.env if k != "PORT"}
+def _worker_instance(
+    name: str, svc: ServiceSpec, web: ServiceInstance, web_env: Mapping[str, EnvValue]
+) -> ServiceInstance:
+    """The web app's environment (database, secrets, WhatsApp routes) without its PORT, and its own command.
+    The web app's own `secrets` stay its own: a worker that needs one lists it under its `secrets` too."""
+    own = set(web.spec.secrets) - set(web_env)
+    env = {k: v for k, v in web.env if k != "PORT" and k not in own}
     if svc.port is not None:
         env["PORT"] = Plain(str(svc.port))
     return _instance(name, Role.worker, name, svc, env, depends_on=web.depends_on)

@@ -21,6 +21,10 @@ Severity = Literal["error", "warning"]
 VOLUME_MOUNT = "/data"
 CONTAINER_AUTH_ROOT = "/data/auth"
 WEBHOOK_PATH = "/webhook/whatsapp"
+# The secrets deploytool itself wires into its services and generates local values for (with the Postgres
+# password). Any other name in `secrets` is a team's own: given only to the services that list it under
+# `services.<name>.secrets`, and never generated (a random Stripe key is no key).
+GENERATED_SECRETS = ("OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY")
 
 
 class Role(str, Enum):
@@ -218,3 +222,24 @@ class Plan:
     @property
     def tenants(self) -> tuple[str, ...]:
         return tuple(t for t, _ in self.routes)
+
+    @cached_property
+    def generated_secrets(self) -> tuple[str, ...]:
+        """The secrets deploytool owns and generates local values for: its own, and the Postgres password."""
+        own = {name for name in self.secrets if name in GENERATED_SECRETS}
+        if self.database.engine == "postgres":
+            own.add(self.database.password_secret)
+        return tuple(sorted(own))
+
+    @property
+    def user_secrets(self) -> tuple[str, ...]:
+        """A team's own secrets: declared in the spec, set by the team (environment, .secrets.env, Railway)."""
+        return tuple(name for name in self.secrets if name not in self.generated_secrets)
+
+    def secret_users(self) -> dict[str, list[str]]:
+        """Each declared secret (and the generated Postgres password) -> the services that get it."""
+        users: dict[str, list[str]] = {name: [] for name in (*self.secrets, *self.generated_secrets)}
+        for svc in self.services:
+            for name in svc.secret_names():
+                users.setdefault(name, []).append(svc.name)
+        return dict(sorted(users.items()))

@@ -16,8 +16,10 @@ def render_env_example(plan: Plan, ctx: RenderContext) -> Artifact:
         users.setdefault(plan.database.password_secret, []).append("postgres (a database the tool runs)")
     for name in plan.secrets:
         users.setdefault(name, [])
+    # (name, who uses it, a team's own: no generated value, an empty placeholder)
     secrets = [
-        (name, ", ".join(who) or "(declared, not used by a generated service)") for name, who in sorted(users.items())
+        (name, ", ".join(who) or "(declared, not used by a generated service)", name not in plan.generated_secrets)
+        for name, who in sorted(users.items())
     ]
     text = render_template("env.example.j2", project=plan.project, env_name=plan.env_name, secrets=secrets)
     return Artifact(ctx.in_out(".env.example"), text)

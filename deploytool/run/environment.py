@@ -15,6 +15,7 @@ from pathlib import Path
 
 from deploytool.errors import UserError
 from deploytool.output.secrets import SECRETS_FILE, secret_values
+from deploytool.plan.model import GENERATED_SECRETS
 from deploytool.render.manifest import ManifestService
 
 BASE_NAMES = (
@@ -55,16 +56,43 @@ def base_env(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+# Passthrough names a process cannot do without: DATABASE_URL falls back to SQLite, REDIS_URL (the Redis add-on,
+# which no local process provides) has nothing to fall back to.
+REQUIRED_PASSTHROUGH = ("REDIS_URL",)
+
+
 def process_env(service: ManifestService, out_dir: Path, environ: Mapping[str, str]) -> ProcessEnv:
     secrets = secret_values(service.secrets, out_dir, environ)
     missing = [name for name in service.secrets if name not in secrets]
     if missing:
+        raise UserError(missing_secrets_message(service.name, missing, out_dir))
+    unset = [name for name in REQUIRED_PASSTHROUGH if name in service.passthrough and not environ.get(name)]
+    if unset:
         raise UserError(
-            f"service {service.name} needs secret(s) {', '.join(missing)}: set them in the environment or in "
-            f"{out_dir / SECRETS_FILE} (`deploytool render ENV` creates that file)"
+            f"service {service.name} needs {', '.join(unset)} (addons: redis), which the procfile runner does not "
+            f"provide: set it in the environment, e.g. REDIS_URL=redis://127.0.0.1:6379/0 (or use --runner compose, "
+            "which runs Redis)"
         )
     env = base_env(environ)
     env.update(service.env or {})
     env.update({name: environ[name] for name in service.passthrough if name in environ})
     env.update(secrets)
     return ProcessEnv(env, tuple(v for v in secrets.values() if v))
+
+
+def missing_secrets_message(service: str, missing: list[str], out_dir: Path) -> str:
+    """Which secrets are missing and where to set them; `render` generates only deploytool's own."""
+    path = out_dir / SECRETS_FILE
+    own = [name for name in missing if name in GENERATED_SECRETS]
+    theirs = [name for name in missing if name not in GENERATED_SECRETS]
+    parts = []
+    if theirs:
+        parts.append(
+            f"{', '.join(theirs)} (yours: deploytool generates no value): set it in the process environment "
+            f"(export {theirs[0]}=...) or add a line {theirs[0]}=... to {path}"
+        )
+    if own:
+        parts.append(
+            f"{', '.join(own)}: set it in the environment or in {path} (`deploytool render ENV` generates it there)"
+        )
+    return f"service {service} needs secret(s) " + "; ".join(parts)

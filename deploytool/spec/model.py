@@ -6,7 +6,18 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
@@ -129,7 +140,16 @@ class ServiceSpec(Strict):
     volume_path: OneLine = Field("/data", description="generic: where the volume is mounted in the container.")
     driver: Literal["baileys", "sandbox"] = Field("baileys", description="WhatsApp driver (whatsapp only).")
     max_tenants: int | None = Field(None, ge=1, description="MAX_TENANTS of a multi-tenant WhatsApp server.")
-    env: dict[str, EnvValue] = Field(default_factory=dict, description="Extra plain variables (never secrets).")
+    env: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Extra plain variables (never secrets: see `secrets`)."
+    )
+    secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
+        default_factory=list,
+        description="Secrets this service gets as variables, by name, each also listed in the top-level `secrets` "
+        "(a team's own, e.g. STRIPE_API_KEY): compose `${NAME:?…}`, Railway `${{shared.NAME}}`, locally from the "
+        "environment or `.secrets.env`. `render` generates local values only for deploytool's own secrets, never a "
+        "team's.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -161,6 +181,13 @@ class ServiceSpec(Strict):
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("/"):
             raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secrets(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("items must be unique")
         return value
 
     @field_validator("env")
@@ -247,7 +274,9 @@ class Spec(Strict):
     )
     secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(
         default_factory=lambda: ["OPS_API_KEY", "SECRET_KEY", "WEBHOOK_SECRET", "WHATSAPP_API_KEY"],
-        description="Names of secrets; their values never live in the spec.",
+        description="Names of secrets; their values never live in the spec. deploytool generates local values for "
+        "its own (OPS_API_KEY, SECRET_KEY, WEBHOOK_SECRET, WHATSAPP_API_KEY); a team's own secret reaches a service "
+        "through `services.<name>.secrets`.",
     )
     # No user info (`user:password@`): the manifest and the probe report would carry it.
     public_urls: dict[str, Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/[^\s@]*)?$")]] = Field(
@@ -278,6 +307,28 @@ class Spec(Strict):
         if len(set(value)) != len(value):
             raise ValueError("items must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _service_secrets_declared(self) -> Spec:
+        """A service's secret must be declared at the top level (the one list every target and check reads)."""
+        declared = set(self.secrets)
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "secret_undeclared",
+                    "secret {name} is not in the top-level `secrets` list; add it there too",
+                    {"name": name},
+                ),
+                loc=("services", service, "secrets", index),
+                input=name,
+            )
+            for service, svc in self.services.items()
+            for index, name in enumerate(svc.secrets)
+            if name not in declared
+        ]
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
 
     def tenant_ids(self) -> list[str]:
         if isinstance(self.tenants, TenantRange):

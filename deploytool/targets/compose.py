@@ -56,8 +56,11 @@ def compose_url(plan: Plan, service: str, path: str = "") -> str:
     return f"http://{service}:{plan.service(service).port}{path}"
 
 
-def interpolation(name: str) -> str:
-    """A secret Compose takes from --env-file, refusing to start when it is missing."""
+def interpolation(name: str, yours: bool = False) -> str:
+    """A secret Compose takes from the environment or --env-file, refusing to start when it is missing. A team's
+    own secret (`yours`) says where to set it: `render` generates values only for deploytool's own."""
+    if yours:
+        return f"${{{name}:?{name} is not set: export it or add it to .secrets.env (see .env.example)}}"
     return f"${{{name}:?{name} is not set (see .env.example)}}"
 
 
@@ -100,7 +103,7 @@ class ComposeTarget(TargetPlugin):
         if isinstance(value, Plain):
             return value.value
         if isinstance(value, SecretRef):
-            return interpolation(value.name)
+            return interpolation(value.name, yours=value.name not in plan.generated_secrets)
         if isinstance(value, ServiceUrl):
             return compose_url(plan, value.service, value.path)
         if isinstance(value, TenantUrls):
