@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from typer._click.core import ParameterSource
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
 
 if TYPE_CHECKING:
+    from deploytool.pipeline import Rendered
     from deploytool.railway_cli import Action
     from deploytool.run import Event
 
@@ -39,10 +41,20 @@ app = typer.Typer(
 
 
 def _environments(ctx: typer.Context, incomplete: str) -> list[str]:
-    """ENV completes to the names in environments/ beside this call's --spec (a shell's TAB, not a check)."""
-    spec = ctx.find_root().params.get("spec") or Path("deploytool.yaml")
-    folder = Path(spec).parent / "environments"
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem.startswith(incomplete))
+    """ENV completes to the names in environments/ beside this call's spec (a shell's TAB, not a check)."""
+    root = ctx.find_root()
+    given = root.get_parameter_source("spec") not in (None, ParameterSource.DEFAULT)
+    spec = Path(root.params["spec"]) if given and root.params.get("spec") else _search_spec()
+    folder = spec.parent / "environments"
+    names = (p.stem for p in folder.glob("*.yaml") if "." not in p.stem)  # not dev.local.yaml
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+def _search_spec() -> Path:
+    """deploytool.yaml here or in the nearest folder above (as git and Compose look); here when none is."""
+    from deploytool.spec.load import SPEC_FILE, find_spec
+
+    return find_spec(Path.cwd()) or Path(SPEC_FILE)
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -79,10 +91,40 @@ EnvArgument = Annotated[
 ]
 
 
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override one spec field for this run, after every overlay (a YAML value, e.g. "
+        "services.web.port=5202; null removes it); repeatable.",
+    ),
+]
+
+
 def _spec(ctx: typer.Context) -> Path:
-    """The --spec of this invocation, kept on typer's context object (no module state between calls)."""
+    """The --spec of this invocation, kept on typer's context object (no module state between calls).
+
+    Without --spec: deploytool.yaml here or in the nearest folder above, named on stderr when not here."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, Path) else Path("deploytool.yaml")
+    if isinstance(obj, Path):
+        return obj
+    found = _search_spec()
+    if not found.is_absolute():
+        raise UserError(f"{found}: spec file not found here ({Path.cwd()}) or in any folder above (pass --spec PATH)")
+    if found.parent != Path.cwd().resolve():
+        _warn(f"spec: {found} (found above the current folder)")
+    return found
+
+
+def _render(ctx: typer.Context, env: str, out: Path | None, sets: list[str] | None = None) -> Rendered:
+    """Load, plan and render ENV in memory; says on stderr what was applied over the committed spec."""
+    from deploytool import pipeline
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, sets or ())
+    if rendered.loaded.overrides:
+        _warn(f"{env}: local overrides applied: {', '.join(rendered.loaded.overrides)} (not in the committed spec)")
+    return rendered
 
 
 def _echo(text: str = "") -> None:
@@ -129,7 +171,8 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = spec
+    source = ctx.get_parameter_source("spec")
+    ctx.obj = spec if source not in (None, ParameterSource.DEFAULT) else None  # None: search upward
 
 
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
@@ -138,11 +181,11 @@ def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
 
 
 @app.command()
-def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     findings = pipeline.findings_of(rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
@@ -160,11 +203,12 @@ def render(
     env: EnvArgument,
     out: OutOption = None,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
+    sets: SetOption = None,
 ) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
     if pipeline.errors(findings):
@@ -176,7 +220,9 @@ def render(
             if change.diff:
                 _echo(change.diff.rstrip("\n"))
         if changes:
-            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date; run `deploytool render {env}`")
+            applied = rendered.loaded.overrides
+            why = f" (with {', '.join(applied)} applied, which CI does not have)" if applied else ""
+            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date{why}; run `deploytool render {env}`")
         _echo(f"{env}: {len(rendered.artifacts)} files up to date")
         return
     changes, added = pipeline.write(rendered)
@@ -187,14 +233,13 @@ def render(
 
 
 @app.command()
-def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
     import yaml
 
-    from deploytool import pipeline
     from deploytool.show import describe_plan
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     document = describe_plan(rendered.plan, rendered.ctx)
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
@@ -273,6 +318,7 @@ def up(
         str, typer.Option(metavar="RUNNER", help="procfile (processes here) or compose (needs Docker).")
     ] = "procfile",
     timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every /health.")] = 90.0,
+    sets: SetOption = None,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
@@ -280,7 +326,7 @@ def up(
 
     chosen = run.runner(runner)
     needed = target_of_runner(runner)
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     if needed is None or needed not in rendered.plan.targets:
         have = ", ".join(t.value for t in rendered.plan.targets)
         raise UserError(
@@ -403,16 +449,16 @@ def probe(
         int, typer.Option(min=1, max=256, parser=_int_range(1, 256), metavar="N", help="Targets probed at once.")
     ] = 16,
     interval: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds between retries of one target.")] = 1.0,
+    sets: SetOption = None,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
-    from deploytool import pipeline
     from deploytool import probe as probing
 
     if fmt not in probing.FORMATS:  # before any work: a typo must not cost a whole probe run
         raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     manifest = rendered.manifest
     total = len(manifest.probe_targets)
     with probing.live_progress(total) as on_result:

@@ -164,7 +164,7 @@ def test_a_crash_prints_no_local_variable(monkeypatch):
     # A bug's traceback must not show the values of locals (a secret read from .secrets.env, say).
     code = (
         "import deploytool.pipeline as p\n"
-        "def boom(spec, env, out):\n"
+        "def boom(spec, env, out, sets=()):\n"
         "    secret_value = 'hunter2-s3cr3t'\n"
         "    raise RuntimeError('bug')\n"
         "p.render_environment = boom\n"
@@ -199,6 +199,10 @@ def test_no_command_prints_the_help_and_exits_2(capsys, args):
     assert "Commands:" in err and "error:" not in err  # the help itself, not an error around it
 
 
+SET_HELP = (
+    "--set PATH=VALUE Override one spec field for this run, after every overlay (a YAML value, e.g. "
+    "services.web.port=5202; null removes it); repeatable."
+)
 # Every option of every command, as `--help` shows it (whitespace aside): the command line's surface.
 HELP = {
     "": ["--spec PATH Spec file; overlays are read from environments/ beside it. [default: deploytool.yaml]",
@@ -207,8 +211,8 @@ HELP = {
          "railway Plan or apply ENV's Railway file"],
     "validate": ["ENV <str> Environment name: environments/ENV.yaml. [required]",
                  "--out PATH Output folder (default: deploy/ENV beside the spec)."],
-    "render": ["--check Write nothing; exit 1 if files on disk differ."],
-    "show": ["--out PATH Output folder"],
+    "render": ["--check Write nothing; exit 1 if files on disk differ.", SET_HELP],
+    "show": ["--out PATH Output folder", SET_HELP],
     "init": ["FOLDER <path> Project folder (default: here). [default: .]",
              "--project NAME Project name (lowercase, dashes).", "--topology TOPOLOGY per-port, shared or sharded.",
              "--tenants IDS Comma-separated tenant ids, e.g. 1,2,3.",
@@ -269,7 +273,8 @@ def test_help_imports_no_command_library():
 
 # What each command's function receives from a line (typer's conversion, names and defaults).
 PARSED = [
-    (["validate", "dev"], {"env": "dev", "out": None}),
+    (["validate", "dev"], {"env": "dev", "out": None, "sets": ()}),
+    (["validate", "dev", "--set", "a.b=1", "--set", "c=[x]"], {"sets": ["a.b=1", "c=[x]"]}),
     (["render", "prod", "--check", "--out", "o"], {"env": "prod", "out": Path("o"), "check": True}),
     (["show", "dev"], {"env": "dev", "out": None}),
     (["init"], {"folder": Path("."), "project": None, "topology": None, "tenants": None, "targets": None,
@@ -277,7 +282,11 @@ PARSED = [
     (["init", "here", "--tenants", "1,2", "--web-port", "80"], {"folder": Path("here"), "tenants": "1,2",
                                                                  "web_port": 80}),
     (["schema"], {"fmt": "json"}),
-    (["up", "dev"], {"env": "dev", "runner": "procfile", "timeout": 90.0}),
+    (["up", "dev"], {"env": "dev", "runner": "procfile", "timeout": 90.0, "sets": ()}),
+    (["up", "dev", "--set", "services.web.port=5202"], {"sets": ["services.web.port=5202"]}),
+    (["show", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
+    (["probe", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
+    (["render", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
     (["up", "dev", "--runner", "compose", "--timeout", "5"], {"runner": "compose", "timeout": 5.0}),
     (["down", "dev", "--volumes"], {"env": "dev", "volumes": True}),
     (["ps", "dev"], {"env": "dev", "out": None}),
