@@ -429,6 +429,40 @@ def restart(
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Everything after `--` is the command, passed on untouched: deploytool run dev web -- python -m "
+    "flask_service create-user --username demo --password demo-password --tenant 1",
+)
+def run_command(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[str, typer.Argument(metavar="SERVICE", help="The service whose environment the command gets.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- COMMAND...", help="The command and its arguments.", show_default=False)
+    ],
+    out: OutOption = None,
+    runner: Annotated[
+        Optional[str],
+        typer.Option(metavar="RUNNER", help="procfile or compose (default: the one running ENV, else procfile)."),
+    ] = None,
+) -> None:
+    """Run one command with exactly SERVICE's environment (its variables and secrets); exit with its code."""
+    from deploytool import pipeline, run
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    current = run.running_runner(folder)
+    if runner is not None and current is not None and current.name != runner:
+        raise UserError(f"{env}: runs with --runner {current.name}; drop --runner {runner} or stop it first")
+    chosen = run.runner(runner) if runner is not None else current or run.runner("procfile")
+    code = chosen.run_command(folder, os.environ, service, [*command, *ctx.args])
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def probe(
     ctx: typer.Context,
@@ -480,6 +514,25 @@ def probe(
         _echo(text.rstrip("\n"))
     if not report.ok:
         raise CheckFailed(f"{env}: probe failed")
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check what each command needs (Python, Node 22, Docker + Compose v2, the Railway CLI and its link).
+
+    Exit 0 when the default path (validate, render, up, probe with the procfile runner) has what it needs,
+    1 when not. Local only: no network."""
+    from deploytool import doctor as checking
+
+    obj = ctx.find_root().obj
+    spec = obj if isinstance(obj, Path) else _search_spec()
+    checks = checking.run_checks(os.environ, Path.cwd(), spec if spec.is_file() else None)
+    for check in checks:
+        _echo(check.line())
+    ready, line = checking.summary(checks)
+    if not ready:
+        raise CheckFailed(line)
+    _echo(line)
 
 
 railway_app = typer.Typer(
