@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from typer._click.core import ParameterSource
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, UserError
 
 if TYPE_CHECKING:
+    from deploytool.pipeline import Rendered
     from deploytool.railway_cli import Action
     from deploytool.run import Event
 
@@ -39,10 +41,20 @@ app = typer.Typer(
 
 
 def _environments(ctx: typer.Context, incomplete: str) -> list[str]:
-    """ENV completes to the names in environments/ beside this call's --spec (a shell's TAB, not a check)."""
-    spec = ctx.find_root().params.get("spec") or Path("deploytool.yaml")
-    folder = Path(spec).parent / "environments"
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem.startswith(incomplete))
+    """ENV completes to the names in environments/ beside this call's spec (a shell's TAB, not a check)."""
+    root = ctx.find_root()
+    given = root.get_parameter_source("spec") not in (None, ParameterSource.DEFAULT)
+    spec = Path(root.params["spec"]) if given and root.params.get("spec") else _search_spec()
+    folder = spec.parent / "environments"
+    names = (p.stem for p in folder.glob("*.yaml") if "." not in p.stem)  # not dev.local.yaml
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
+def _search_spec() -> Path:
+    """deploytool.yaml here or in the nearest folder above (as git and Compose look); here when none is."""
+    from deploytool.spec.load import SPEC_FILE, find_spec
+
+    return find_spec(Path.cwd()) or Path(SPEC_FILE)
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
@@ -89,6 +101,17 @@ ProjectOption = Annotated[
 ]
 
 
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override one spec field for this run, after every overlay (a YAML value, e.g. "
+        "services.web.port=5202; null removes it); repeatable.",
+    ),
+]
+
+
 def _run_environ(**options: object) -> dict[str, str]:
     """os.environ plus the compose runner's options as its DEPLOYTOOL_* variables (flags win over the shell)."""
     names = {"project_name": "PROJECT", "build_network": "BUILD_NETWORK", "build_timeout": "BUILD_TIMEOUT"}
@@ -101,9 +124,28 @@ def _run_environ(**options: object) -> dict[str, str]:
 
 
 def _spec(ctx: typer.Context) -> Path:
-    """The --spec of this invocation, kept on typer's context object (no module state between calls)."""
+    """The --spec of this invocation, kept on typer's context object (no module state between calls).
+
+    Without --spec: deploytool.yaml here or in the nearest folder above, named on stderr when not here."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, Path) else Path("deploytool.yaml")
+    if isinstance(obj, Path):
+        return obj
+    found = _search_spec()
+    if not found.is_absolute():
+        raise UserError(f"{found}: spec file not found here ({Path.cwd()}) or in any folder above (pass --spec PATH)")
+    if found.parent != Path.cwd().resolve():
+        _warn(f"spec: {found} (found above the current folder)")
+    return found
+
+
+def _render(ctx: typer.Context, env: str, out: Path | None, sets: list[str] | None = None) -> Rendered:
+    """Load, plan and render ENV in memory; says on stderr what was applied over the committed spec."""
+    from deploytool import pipeline
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, sets or ())
+    if rendered.loaded.overrides:
+        _warn(f"{env}: local overrides applied: {', '.join(rendered.loaded.overrides)} (not in the committed spec)")
+    return rendered
 
 
 def _echo(text: str = "") -> None:
@@ -150,7 +192,8 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = spec
+    source = ctx.get_parameter_source("spec")
+    ctx.obj = spec if source not in (None, ParameterSource.DEFAULT) else None  # None: search upward
 
 
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
@@ -159,11 +202,11 @@ def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
 
 
 @app.command()
-def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     findings = pipeline.findings_of(rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
@@ -181,11 +224,12 @@ def render(
     env: EnvArgument,
     out: OutOption = None,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if files on disk differ.")] = False,
+    sets: SetOption = None,
 ) -> None:
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
     from deploytool import pipeline
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
     if pipeline.errors(findings):
@@ -197,7 +241,9 @@ def render(
             if change.diff:
                 _echo(change.diff.rstrip("\n"))
         if changes:
-            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date; run `deploytool render {env}`")
+            applied = rendered.loaded.overrides
+            why = f" (with {', '.join(applied)} applied, which CI does not have)" if applied else ""
+            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date{why}; run `deploytool render {env}`")
         _echo(f"{env}: {len(rendered.artifacts)} files up to date")
         return
     changes, added = pipeline.write(rendered)
@@ -215,14 +261,13 @@ def render(
 
 
 @app.command()
-def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
     import yaml
 
-    from deploytool import pipeline
     from deploytool.show import describe_plan
 
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     document = describe_plan(rendered.plan, rendered.ctx)
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
@@ -314,6 +359,7 @@ def up(
             "scripts/engine's choice for its own engine, else the engine's).",
         ),
     ] = None,
+    sets: SetOption = None,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
@@ -321,7 +367,7 @@ def up(
 
     chosen = run.runner(runner)
     needed = target_of_runner(runner)
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     if needed is None or needed not in rendered.plan.targets:
         have = ", ".join(t.value for t in rendered.plan.targets)
         raise UserError(
@@ -428,6 +474,40 @@ def restart(
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog="Everything after `--` is the command, passed on untouched: deploytool run dev web -- python -m "
+    "flask_service create-user --username demo --password demo-password --tenant 1",
+)
+def run_command(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[str, typer.Argument(metavar="SERVICE", help="The service whose environment the command gets.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- COMMAND...", help="The command and its arguments.", show_default=False)
+    ],
+    out: OutOption = None,
+    runner: Annotated[
+        Optional[str],
+        typer.Option(metavar="RUNNER", help="procfile or compose (default: the one running ENV, else procfile)."),
+    ] = None,
+) -> None:
+    """Run one command with exactly SERVICE's environment (its variables and secrets); exit with its code."""
+    from deploytool import pipeline, run
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    current = run.running_runner(folder)
+    if runner is not None and current is not None and current.name != runner:
+        raise UserError(f"{env}: runs with --runner {current.name}; drop --runner {runner} or stop it first")
+    chosen = run.runner(runner) if runner is not None else current or run.runner("procfile")
+    code = chosen.run_command(folder, os.environ, service, [*command, *ctx.args])
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def probe(
     ctx: typer.Context,
@@ -448,16 +528,16 @@ def probe(
         int, typer.Option(min=1, max=256, parser=_int_range(1, 256), metavar="N", help="Targets probed at once.")
     ] = 16,
     interval: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds between retries of one target.")] = 1.0,
+    sets: SetOption = None,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
-    from deploytool import pipeline
     from deploytool import probe as probing
 
     if fmt not in probing.FORMATS:  # before any work: a typo must not cost a whole probe run
         raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
-    rendered = pipeline.render_environment(_spec(ctx), env, out)
+    rendered = _render(ctx, env, out, sets)
     manifest = rendered.manifest
     total = len(manifest.probe_targets)
     with probing.live_progress(total) as on_result:
@@ -479,6 +559,25 @@ def probe(
         _echo(text.rstrip("\n"))
     if not report.ok:
         raise CheckFailed(f"{env}: probe failed")
+
+
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check what each command needs (Python, Node 22, Docker + Compose v2, the Railway CLI and its link).
+
+    Exit 0 when the default path (validate, render, up, probe with the procfile runner) has what it needs,
+    1 when not. Local only: no network."""
+    from deploytool import doctor as checking
+
+    obj = ctx.find_root().obj
+    spec = obj if isinstance(obj, Path) else _search_spec()
+    checks = checking.run_checks(os.environ, Path.cwd(), spec if spec.is_file() else None)
+    for check in checks:
+        _echo(check.line())
+    ready, line = checking.summary(checks)
+    if not ready:
+        raise CheckFailed(line)
+    _echo(line)
 
 
 railway_app = typer.Typer(

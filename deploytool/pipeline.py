@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -50,14 +51,15 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
     return parse_lock(text, display(path), loaded.env_name, max_shard)
 
 
-def plan_environment(spec_path: Path, env_name: str) -> tuple[LoadedSpec, Plan]:
-    loaded = load_spec(spec_path, env_name)
+def plan_environment(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> tuple[LoadedSpec, Plan]:
+    loaded = load_spec(spec_path, env_name, sets)
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
     return loaded, build_plan(loaded.spec, env_name, lock)
 
 
-def render_environment(spec_path: Path, env_name: str, out: Path | None = None) -> Rendered:
-    loaded, plan = plan_environment(spec_path, env_name)
+def render_environment(spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = ()) -> Rendered:
+    """`sets`: `--set PATH=VALUE` arguments, merged after the overlays (and the local overlay, if any)."""
+    loaded, plan = plan_environment(spec_path, env_name, sets)
     ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
     return Rendered(loaded, plan, ctx, render_all(plan, ctx))
 

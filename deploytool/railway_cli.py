@@ -31,6 +31,9 @@ Action = Literal["plan", "apply"]
 CLI_NAME = "railway"
 INSTALL_HINT = "install it with `npm install -g @railway/cli` (it needs `python3` with railway-sdk on PATH)"
 LINK_TIMEOUT = 60.0  # seconds for `railway environment list --json`
+TESTED_CLI_VERSION = "5.43.1"  # the Railway CLI whose `environment list --json` and `config plan|apply` are used
+# What `railway environment list --json` prints (5.43.1; further keys such as isEphemeral are ignored)
+ENVIRONMENT_LIST_SHAPE = '{"environments": [{"id": "...", "name": "...", "isLinked": true|false}, ...]}'
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,24 @@ def linked_environment(cli: str, environ: Mapping[str, str]) -> LinkedEnvironmen
         environments = document["environments"]
         linked = [e for e in environments if isinstance(e, dict) and e.get("isLinked") is True]
     except (ValueError, KeyError, TypeError):
-        raise UserError("`railway environment list --json` printed something that is not its JSON") from None
+        raise UserError(_unexpected_list(result.stdout, environ)) from None
     if not linked:
         raise UserError(
             "the Railway CLI is linked to no environment; run `railway environment NAME` "
             "(or set RAILWAY_ENVIRONMENT_ID, or use a project token for that environment)"
         )
     return LinkedEnvironment(id=str(linked[0].get("id", "")), name=str(linked[0].get("name", "")))
+
+
+def _unexpected_list(stdout: str, environ: Mapping[str, str]) -> str:
+    first = next((line.strip() for line in stdout.splitlines() if line.strip()), "")
+    got = _mask(first, environ)
+    shown = f"{got[:120]}…" if len(got) > 120 else got or "(nothing)"
+    return (
+        f"`railway environment list --json` printed something deploytool cannot read (first line: {shown}); "
+        f"expected {ENVIRONMENT_LIST_SHAPE}, as the Railway CLI {TESTED_CLI_VERSION} prints it. "
+        f"Check `railway --version` (tested with {TESTED_CLI_VERSION}; `npm install -g @railway/cli` updates it)"
+    )
 
 
 def require_link(expected: str, linked: LinkedEnvironment, env_name: str) -> None:

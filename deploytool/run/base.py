@@ -6,7 +6,7 @@ output); the implementations are the procfile supervisor and Docker Compose.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,4 +64,8 @@ class Runner(Protocol):
         self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
     ) -> Iterator[str]:
         """The last `lines` log lines of one service (or all), secrets masked; `follow` keeps reading."""
+        ...
+
+    def run_command(self, out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequence[str]) -> int:
+        """Run one command with exactly `service`'s environment; its exit code (`deploytool run`)."""
         ...

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from deploytool.errors import UserError
@@ -88,6 +88,11 @@ class ProcfileRunner:
                     yield _masked(out_dir, environ, f"{name} | {raw.decode('utf-8', errors='replace')}")
             time.sleep(FOLLOW_INTERVAL_S)
 
+    def run_command(self, out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequence[str]) -> int:
+        from deploytool.run.oneoff import run_here
+
+        return run_here(out_dir, environ, service, argv)
+
 
 class ComposeRunner:
     """`docker compose` on the rendered docker-compose.yml (the `compose` target)."""
@@ -130,6 +135,11 @@ class ComposeRunner:
             assert process.stdout is not None
             for line in process.stdout:
                 yield _masked(out_dir, environ, line.rstrip("\n"))
+
+    def run_command(self, out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequence[str]) -> int:
+        from deploytool.run.oneoff import run_in_compose
+
+        return run_in_compose(out_dir, environ, service, argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
 
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (ProcfileRunner(), ComposeRunner())}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -24,7 +24,11 @@ PathKey = tuple[str, ...]
 @dataclass(frozen=True)
 class Origin:
     file: str
-    line: int
+    line: int  # 0: not a file line (a `--set` argument)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,13 @@ class LoadedSpec:
     root: Path  # folder of deploytool.yaml: service sources and outputs are relative to it
     files: tuple[Path, ...]
     origins: dict[PathKey, Origin] = dataclass_field(default_factory=dict, compare=False, repr=False)
+    # what was applied over the committed spec: the untracked local overlay and each `--set` (its key only)
+    overrides: tuple[str, ...] = ()
 
     def locate(self, dotted: str) -> str:
         """`file:line` of a spec field (the overlay when it set the field), or the spec file."""
         origin = _nearest_origin(tuple(dotted.split(".")), self.origins)
-        return f"{origin.file}:{origin.line}" if origin else display(self.files[0])
+        return origin.where if origin else display(self.files[0])
 
 
 def environments_dir(spec_path: Path) -> Path:
@@ -59,8 +65,9 @@ def check_env_name(env_name: str) -> str:
     return env_name
 
 
-def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
-    """Load base spec + overlay for `env_name`; raise UserError naming file, field and line."""
+def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> LoadedSpec:
+    """Load base spec + overlay for `env_name` (+ the local overlay, + each `--set PATH=VALUE`); raise
+    UserError naming file, field and line (or the `--set` argument)."""
     check_env_name(env_name)
     if not spec_path.is_file():
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
@@ -74,14 +81,113 @@ def load_spec(spec_path: Path, env_name: str) -> LoadedSpec:
     base, base_origins = read_yaml(spec_path)
     overlay, overlay_origins = read_yaml(overlay_path)
     merged, origins = merge(base, base_origins, overlay, overlay_origins)
+    merged, origins, overrides = apply_overrides(spec_path, env_name, merged, origins, sets)
     try:
         spec = Spec.model_validate(merged)
     except ValidationError as exc:
         raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
     _check_service_kinds(spec, origins, display(spec_path))
+    local = local_overlay_path(spec_path, env_name)
     return LoadedSpec(
-        spec=spec, env_name=env_name, root=spec_path.parent, files=(spec_path, overlay_path), origins=origins
+        spec=spec,
+        env_name=env_name,
+        root=spec_path.parent,
+        files=(spec_path, overlay_path, *((local,) if local.is_file() else ())),
+        origins=origins,
+        overrides=overrides,
     )
+
+
+# --- finding the spec, per-run overrides ----------------------------------------------------------
+
+SPEC_FILE = "deploytool.yaml"
+LOCAL_SUFFIX = ".local.yaml"  # environments/<env>.local.yaml: this checkout only, git-ignored
+
+
+def find_spec(start: Path) -> Path | None:
+    """The nearest `deploytool.yaml` in `start` or a folder above it (as git and Compose look), else None."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / SPEC_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_overlay_path(spec_path: Path, env_name: str) -> Path:
+    return environments_dir(spec_path) / f"{env_name}{LOCAL_SUFFIX}"
+
+
+def apply_overrides(
+    spec_path: Path,
+    env_name: str,
+    merged: dict[str, Any],
+    origins: dict[PathKey, Origin],
+    sets: Sequence[str],
+) -> tuple[dict[str, Any], dict[PathKey, Origin], tuple[str, ...]]:
+    """Merge the local overlay (if the file exists), then each `--set`, in order, over the merged spec.
+
+    Both follow the overlay rules (mappings merge, a list or scalar replaces, `null` removes), and every
+    field they set keeps its origin: `environments/dev.local.yaml:3`, or `--set services.web.port`."""
+    applied: list[str] = []
+    local = local_overlay_path(spec_path, env_name)
+    if local.exists():
+        if not local.is_file():
+            raise UserError(f"{display(local)}: is a folder, not an overlay file")
+        data, data_origins = read_yaml(local)
+        merged, origins = merge(merged, origins, data, data_origins)
+        applied.append(display(local))
+    for text in sets:
+        data, data_origins = parse_set(text)
+        merged, origins = merge(merged, origins, data, data_origins)
+        applied.append(next(iter(data_origins.values())).file)
+    return merged, origins, tuple(applied)
+
+
+_SET_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def parse_set(text: str) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+    """`services.web.port=5202` -> ({services: {web: {port: 5202}}}, origins naming `--set services.web.port`).
+
+    The value is YAML (`5202` is a number, `'5202'` a string, `[1, 2]` a list, `null` removes the key), read
+    by the spec's own loader. Origins name the key, never the value: it may be a secret."""
+    key, sep, value_text = text.partition("=")
+    key = key.strip()
+    if not sep or not _SET_KEY.match(key):
+        shown = key if key.isprintable() and len(key) <= 80 else repr(key[:80])
+        raise UserError(
+            f"--set {shown}: expected PATH=VALUE, a dotted path of spec keys and a YAML value "
+            "(e.g. --set services.web.port=5202)"
+        )
+    name = f"--set {key}"
+    try:  # as read_yaml reads a file: depth and alias expansion are bounded here too
+        _check_depth(value_text, name)
+        loader = _Loader(value_text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_expansion(node, name)
+            value = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not a YAML value"
+        raise UserError(f"{name}: invalid YAML value: {problem}") from None
+    path = tuple(key.split("."))
+    data: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        data = {part: data}
+    origin = Origin(name, 0)
+    origins = {path[:cut]: origin for cut in range(len(path) + 1)}
+    stack: list[tuple[Any, PathKey]] = [(value, path)]
+    while stack:  # every key inside a mapping or list value names the same argument
+        node, at = stack.pop()
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for child_key, child in children:
+            origins[at + (str(child_key),)] = origin
+            stack.append((child, at + (str(child_key),)))
+    return data, origins
 
 
 def _check_service_kinds(spec: Spec, origins: dict[PathKey, Origin], base_name: str) -> None:
@@ -97,7 +203,7 @@ def _check_service_kinds(spec: Spec, origins: dict[PathKey, Origin], base_name: 
         placed = [(origins.get(("services", n)), n) for n in names]
         overlay = [(o, n) for o, n in placed if o is not None and o.file != base_name]
         origin, name = (overlay or placed or [(origins.get(("services",)), "")])[-1]
-        where = f"{origin.file}:{origin.line}" if origin else base_name
+        where = origin.where if origin else base_name
         field = f"services.{name}" if name else "services"
         found = ", ".join(names) or "none"
         raise UserError(
@@ -267,7 +373,7 @@ def describe_validation_error(
     for error in exc.errors(include_url=False):
         path = _real_path(data, error["loc"])
         origin = _nearest_origin(path, origins)
-        where = f"{origin.file}:{origin.line}" if origin else base_name
+        where = origin.where if origin else base_name
         field = _dotted(path) or "(top level)"
         # in file order, then by path with list indexes as numbers (services.x.10 after services.x.2)
         order = (origin.file, origin.line) if origin else (base_name, 0)

@@ -164,7 +164,7 @@ def test_a_crash_prints_no_local_variable(monkeypatch):
     # A bug's traceback must not show the values of locals (a secret read from .secrets.env, say).
     code = (
         "import deploytool.pipeline as p\n"
-        "def boom(spec, env, out):\n"
+        "def boom(spec, env, out, sets=()):\n"
         "    secret_value = 'hunter2-s3cr3t'\n"
         "    raise RuntimeError('bug')\n"
         "p.render_environment = boom\n"
@@ -199,6 +199,10 @@ def test_no_command_prints_the_help_and_exits_2(capsys, args):
     assert "Commands:" in err and "error:" not in err  # the help itself, not an error around it
 
 
+SET_HELP = (
+    "--set PATH=VALUE Override one spec field for this run, after every overlay (a YAML value, e.g. "
+    "services.web.port=5202; null removes it); repeatable."
+)
 # Every option of every command, as `--help` shows it (whitespace aside): the command line's surface.
 HELP = {
     "": ["--spec PATH Spec file; overlays are read from environments/ beside it. [default: deploytool.yaml]",
@@ -207,8 +211,8 @@ HELP = {
          "railway Plan or apply ENV's Railway file"],
     "validate": ["ENV <str> Environment name: environments/ENV.yaml. [required]",
                  "--out PATH Output folder (default: deploy/ENV beside the spec)."],
-    "render": ["--check Write nothing; exit 1 if files on disk differ."],
-    "show": ["--out PATH Output folder"],
+    "render": ["--check Write nothing; exit 1 if files on disk differ.", SET_HELP],
+    "show": ["--out PATH Output folder", SET_HELP],
     "init": ["FOLDER <path> Project folder (default: here). [default: .]",
              "--project NAME Project name (lowercase, dashes).", "--topology TOPOLOGY per-port, shared or sharded.",
              "--tenants IDS Comma-separated tenant ids, e.g. 1,2,3.",
@@ -225,6 +229,11 @@ HELP = {
              "-f, --follow Keep printing new lines (Ctrl-C stops)."],
     "restart": ["SERVICE <str> The service to restart (see `deploytool ps ENV`). [required]",
                 "--timeout SECONDS Seconds to wait for its /health. [default: 90.0]"],
+    "run": ["SERVICE <str> The service whose environment the command gets. [required]",
+            "-- COMMAND... <list[str]> The command and its arguments. [required]",
+            "--runner RUNNER procfile or compose (default: the one running ENV, else procfile).",
+            "Everything after `--` is the command, passed on untouched"],
+    "doctor": ["Check what each command needs", "Exit 0 when the default path"],
     "probe": ["--url SERVICE=URL SERVICE=URL of a remote service; repeatable.",
               "--format FORMAT table, json or junit. [default: table]", "--output FILE Write the report to FILE.",
               "--timeout SECONDS Seconds each target may take, retries included. [default: 30.0]",
@@ -269,7 +278,8 @@ def test_help_imports_no_command_library():
 
 # What each command's function receives from a line (typer's conversion, names and defaults).
 PARSED = [
-    (["validate", "dev"], {"env": "dev", "out": None}),
+    (["validate", "dev"], {"env": "dev", "out": None, "sets": ()}),
+    (["validate", "dev", "--set", "a.b=1", "--set", "c=[x]"], {"sets": ["a.b=1", "c=[x]"]}),
     (["render", "prod", "--check", "--out", "o"], {"env": "prod", "out": Path("o"), "check": True}),
     (["show", "dev"], {"env": "dev", "out": None}),
     (["init"], {"folder": Path("."), "project": None, "topology": None, "tenants": None, "targets": None,
@@ -277,13 +287,20 @@ PARSED = [
     (["init", "here", "--tenants", "1,2", "--web-port", "80"], {"folder": Path("here"), "tenants": "1,2",
                                                                  "web_port": 80}),
     (["schema"], {"fmt": "json"}),
-    (["up", "dev"], {"env": "dev", "runner": "procfile", "timeout": 90.0}),
+    (["up", "dev"], {"env": "dev", "runner": "procfile", "timeout": 90.0, "sets": ()}),
+    (["up", "dev", "--set", "services.web.port=5202"], {"sets": ["services.web.port=5202"]}),
+    (["show", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
+    (["probe", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
+    (["render", "dev", "--set", "x=1"], {"sets": ["x=1"]}),
     (["up", "dev", "--runner", "compose", "--timeout", "5"], {"runner": "compose", "timeout": 5.0}),
     (["down", "dev", "--volumes"], {"env": "dev", "volumes": True}),
     (["ps", "dev"], {"env": "dev", "out": None}),
     (["logs", "dev"], {"env": "dev", "service": None, "lines": 100, "follow": False}),
     (["logs", "dev", "web", "-f", "--lines", "5"], {"service": "web", "lines": 5, "follow": True}),
     (["restart", "dev", "web"], {"env": "dev", "service": "web", "timeout": 90.0}),
+    (["run", "dev", "web", "--", "python", "-m", "x", "--out", "o"],
+     {"env": "dev", "service": "web", "command": ["python", "-m", "x", "--out", "o"], "out": None, "runner": None}),
+    (["run", "dev", "web", "--runner", "compose", "--", "sh"], {"runner": "compose", "command": ["sh"]}),
     (["probe", "dev"], {"url": (), "fmt": "table", "output": None, "timeout": 30.0, "concurrency": 16,
                         "interval": 1.0}),
     (["probe", "dev", "--url", "web=https://w", "--url", "whatsapp=https://a", "--format", "junit",
