@@ -621,19 +621,35 @@ export class TenantManager {
       this.log.error({ err: err.message }, 'could not list the sessions to restore');
       return;
     }
-    for (const c of candidates) {
+    const chosen = candidates.filter((c) => this.isAllowed(c.tenant) && this.driver.isPaired(c.data) && !c.released
+      && (!c.service || c.service === this.config.serviceName || this.isAssigned(c.tenant)));
+    // Take their holds in one go (one round trip with PostgreSQL), within MAX_TENANTS.
+    const cap = this.config.mode === 'multi' && this.config.maxTenants ? Math.max(0, this.config.maxTenants - this.activeCount()) : Infinity;
+    const batch = chosen.map((c) => c.tenant).filter((id) => !this.tenants.get(id)?.lockHeld).slice(0, cap);
+    let holds = {};
+    try {
+      holds = await this.store.acquireMany(batch);
+    } catch (err) {
+      this.log.warn({ err: err.message }, 'restore: taking the tenants at once failed; one by one instead');
+    }
+    // Their credentials too, read after the holds were taken (one query with PostgreSQL).
+    await this.store.preloadDocs(batch.filter((id) => holds[id] === null), this.driver.credsDoc)
+      .catch((err) => this.log.warn({ err: err.message }, 'restore: reading the credentials at once failed'));
+    for (const c of chosen) {
       if (this.shuttingDown) return;
-      if (!this.isAllowed(c.tenant) || !this.driver.isPaired(c.data) || c.released) continue;
-      if (c.service && c.service !== this.config.serviceName && !this.isAssigned(c.tenant)) continue;
       const t = this.record(c.tenant);
+      const held = Object.hasOwn(holds, c.tenant) ? holds[c.tenant] : undefined;
+      if (held === null) t.lockHeld = true;
       if (this.isActive(t)) continue; // started through the API meanwhile
       try {
+        if (held) throw lockedError(t.id, held);
         this.checkCapacity(t);
         await this.startSession(t, 'start');
       } catch (err) {
         if (err instanceof TransitionError) throw err;
         t.log.warn({ err: err.message }, 'could not restore session');
         t.lastError = err.message;
+        if (!this.isActive(t)) await this.releaseTenantLock(t); // taken in the batch, not started (507)
         if (err instanceof ApiError && err.status === 423) this.apply(t, 'start_failed');
       }
     }

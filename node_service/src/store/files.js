@@ -80,6 +80,14 @@ export class FileStore {
     fs.rmSync(path.join(folder, RELEASED), { force: true });
   }
 
+  async preloadDocs() {} // reading a file is as cheap as a cache
+
+  async acquireMany(tenants) {
+    const out = {};
+    for (const t of tenants) out[t] = await this.acquire(t).then(() => null, (e) => e);
+    return out;
+  }
+
   async release(tenant, { handoff = false } = {}) {
     const folder = this.folder(tenant);
     if (handoff && fs.existsSync(folder)) fs.writeFileSync(path.join(folder, RELEASED), `${new Date().toISOString()}\n`, { mode: 0o600 });

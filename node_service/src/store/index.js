@@ -6,6 +6,8 @@
 // Interface (all async):
 //   init(), close(), health() -> {ok, fields}
 //   acquire(tenant)                    take the tenant (SessionLockedError names the holder)
+//   acquireMany(tenants) -> {tenant: null | error}   the same for many at once (boot restore)
+//   preloadDocs(tenants, name)         read a document of many held tenants at once (boot restore)
 //   release(tenant, {handoff})         let go of it, credentials kept; handoff = do not restore it here on boot
 //   exists(tenant), tenants()          known tenants (with anything stored)
 //   readDoc(tenant, name) -> text|null, writeDoc(tenant, name, text)             creds documents

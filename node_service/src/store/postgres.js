@@ -81,6 +81,7 @@ export class PostgresStore {
     this.lockClient = null; // Promise<pg.Client> of the dedicated lock connection
     this.held = new Set();
     this.acquiring = new Map();
+    this.preloaded = new Map(); // "tenant\0name" -> text, read once (boot restore)
     this.onLost = null; // (tenants[]) => void, set by the tenant manager
     this.closed = false;
   }
@@ -227,7 +228,57 @@ export class PostgresStore {
     this.held.add(tenant);
   }
 
+  /**
+   * Take many tenants in one round trip (boot restore). Returns {tenant: null | SessionLockedError}.
+   */
+  async acquireMany(tenants) {
+    const out = {};
+    const todo = [];
+    for (const t of tenants) {
+      if (this.held.has(t)) out[t] = null;
+      else if (this.acquiring.has(t)) out[t] = await this.acquire(t).then(() => null, (e) => e);
+      else todo.push(t);
+    }
+    if (!todo.length) return out;
+    let c;
+    const connection = this.lockConnection();
+    try {
+      c = await connection;
+    } catch (err) {
+      throw unavailable(err);
+    }
+    const keys = todo.map((t) => lockKey(this.schema, t));
+    let rows;
+    try {
+      ({ rows } = await c.query(`
+        WITH l AS (SELECT r.tenant_id, pg_try_advisory_lock(r.k) AS ok FROM unnest($1::bigint[], $2::text[]) AS r(k, tenant_id)),
+        up AS (
+          INSERT INTO ${this.s}.wa_session_holders (tenant_id, service, holder, acquired_at, released_at)
+          SELECT l.tenant_id, $3, $4, now(), NULL FROM l WHERE l.ok
+          ON CONFLICT (tenant_id) DO UPDATE
+            SET service = EXCLUDED.service, holder = EXCLUDED.holder, acquired_at = EXCLUDED.acquired_at, released_at = NULL
+          RETURNING 1)
+        SELECT l.tenant_id, l.ok, h.holder, h.acquired_at, (SELECT count(*) FROM up) AS written
+        FROM l LEFT JOIN ${this.s}.wa_session_holders h USING (tenant_id)`, [keys, todo, this.service, this.holder]));
+    } catch (err) {
+      await c.query('SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) AS k', [keys]).catch(() => {});
+      throw unavailable(err);
+    }
+    if (this.lockClient !== connection) throw new StoreUnavailableError('session database unavailable: the lock connection closed');
+    for (const row of rows) {
+      if (row.ok) {
+        this.held.add(row.tenant_id);
+        out[row.tenant_id] = null;
+      } else {
+        const who = row.holder ? `${row.holder}, since ${new Date(row.acquired_at).toISOString()}` : 'a process that has not named itself yet';
+        out[row.tenant_id] = new SessionLockedError(`session is held by another process (${who})`, row.holder || 'unknown');
+      }
+    }
+    return out;
+  }
+
   async release(tenant, { handoff = false } = {}) {
+    this.forget(tenant);
     if (!this.held.delete(tenant)) return;
     const c = await this.lockClient?.catch(() => null);
     if (!c) return; // connection gone: so is the lock
@@ -262,12 +313,32 @@ export class PostgresStore {
     return rows.map((r) => r.tenant_id);
   }
 
+  /** Read `name` of many held tenants in one query; each is served once by the next readDoc. */
+  async preloadDocs(tenants, name) {
+    const mine = tenants.filter((t) => this.held.has(t));
+    if (!mine.length) return;
+    const { rows } = await this.query(`SELECT tenant_id, data FROM ${this.s}.wa_sessions WHERE name = $1 AND tenant_id = ANY($2::text[])`, [name, mine]);
+    const found = new Map(rows.map((r) => [r.tenant_id, r.data]));
+    for (const t of mine) this.preloaded.set(`${t}\0${name}`, found.get(t) ?? null);
+  }
+
+  forget(tenant) {
+    for (const k of this.preloaded.keys()) if (k.startsWith(`${tenant}\0`)) this.preloaded.delete(k);
+  }
+
   async readDoc(tenant, name) {
+    const k = `${tenant}\0${name}`;
+    if (this.preloaded.has(k)) {
+      const text = this.preloaded.get(k);
+      this.preloaded.delete(k);
+      if (this.held.has(tenant)) return text;
+    }
     const { rows } = await this.query(`SELECT data FROM ${this.s}.wa_sessions WHERE tenant_id = $1 AND name = $2`, [tenant, name]);
     return rows.length ? rows[0].data : null;
   }
 
   async writeDoc(tenant, name, text) {
+    this.preloaded.delete(`${tenant}\0${name}`);
     await this.tx((c) => c.query(`
       INSERT INTO ${this.s}.wa_sessions (tenant_id, name, data) VALUES ($1, $2, $3)
       ON CONFLICT (tenant_id, name) DO UPDATE SET data = EXCLUDED.data, updated_at = now()`, [tenant, name, text]));
@@ -317,6 +388,7 @@ export class PostgresStore {
   }
 
   async wipe(tenant) {
+    this.forget(tenant);
     await this.tx(async (c) => {
       await c.query(`DELETE FROM ${this.s}.wa_sessions WHERE tenant_id = $1`, [tenant]);
       await c.query(`DELETE FROM ${this.s}.wa_session_keys WHERE tenant_id = $1`, [tenant]);
@@ -324,6 +396,7 @@ export class PostgresStore {
   }
 
   async remove(tenant) {
+    this.forget(tenant);
     await this.tx(async (c) => {
       await c.query(`DELETE FROM ${this.s}.wa_sessions WHERE tenant_id = $1`, [tenant]);
       await c.query(`DELETE FROM ${this.s}.wa_session_keys WHERE tenant_id = $1`, [tenant]);
