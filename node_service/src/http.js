@@ -2,8 +2,6 @@
 // over status codes). Every answer is JSON; errors are {"error", "message"}.
 import http from 'node:http';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { ApiError } from './errors.js';
 import { TENANT_ID_RE } from './config.js';
 
@@ -145,25 +143,13 @@ export function createHttpServer({ config, manager, log }) {
     return tenantId(encodeURIComponent(v));
   }
 
-  function authRootWritable() {
-    try {
-      fs.mkdirSync(config.authRoot, { recursive: true });
-      const probe = path.join(config.authRoot, `.health-${process.pid}`);
-      fs.writeFileSync(probe, 'ok');
-      fs.unlinkSync(probe);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   const qrHandler = async (id) => [200, await manager.qr(id)];
-  const statusHandler = (id) => [200, manager.status(manager.mustLookup(id))];
+  const statusHandler = async (id) => [200, manager.status(await manager.mustLookup(id))];
   const sendHandler = async (id, to, text) => [200, { ...(await manager.send(id, to, text)), success: true }];
 
   // [method, pattern, handler(params, req, url)]; patterns use raw path segments, ":id" = tenant id.
   const routes = [
-    ['GET', '/tenants', () => [200, { tenants: manager.list(), mode: config.mode }]],
+    ['GET', '/tenants', async () => [200, { tenants: await manager.list(), mode: config.mode }]],
     ['POST', '/tenants/:id/connect', async ({ id }, req) => {
       await jsonBody(req);
       const t = await manager.connect(id);
@@ -189,6 +175,10 @@ export function createHttpServer({ config, manager, log }) {
       await jsonBody(req);
       return [200, manager.status(await manager.logout(id))];
     }],
+    ['POST', '/tenants/:id/release', async ({ id }, req) => {
+      await jsonBody(req);
+      return [200, manager.status(await manager.release(id))];
+    }],
     ['DELETE', '/tenants/:id', async ({ id }) => {
       await manager.remove(id);
       return [204];
@@ -203,14 +193,14 @@ export function createHttpServer({ config, manager, log }) {
       }],
       ['POST', '/tenants/:id/sandbox/inbound', async ({ id }, req) => {
         const b = await jsonBody(req);
-        const msg = manager.sandboxInbound(id, b.from, b.text);
+        const msg = await manager.sandboxInbound(id, b.from, b.text);
         return [202, { tenant_id: id, message_id: msg.message_id, queued: true }];
       }],
       ['POST', '/tenants/:id/sandbox/disconnect', async ({ id }, req) => {
         const b = await jsonBody(req);
-        return [202, manager.status(manager.sandboxDisconnect(id, b.code))];
+        return [202, manager.status(await manager.sandboxDisconnect(id, b.code))];
       }],
-      ['GET', '/tenants/:id/sandbox/outbox', ({ id }) => [200, manager.sandboxOutbox(id)]],
+      ['GET', '/tenants/:id/sandbox/outbox', async ({ id }) => [200, await manager.sandboxOutbox(id)]],
     );
   }
   const compiled = routes.map(([method, pattern, handler]) => ({ method, parts: pattern.split('/').slice(1), handler }));
@@ -245,13 +235,14 @@ export function createHttpServer({ config, manager, log }) {
       let rawPath = req.url.startsWith('/') ? req.url.split('?')[0] : url.pathname;
       if (rawPath.length > 1 && rawPath.endsWith('/')) rawPath = rawPath.slice(0, -1);
       if (req.method === 'GET' && rawPath === '/health') {
-        const writable = authRootWritable();
-        return send(res, writable ? 200 : 503, {
-          status: writable ? 'ok' : 'degraded',
+        // files: auth_root_writable; postgres: session_store + database_reachable.
+        const { ok, fields } = await manager.store.health();
+        return send(res, ok ? 200 : 503, {
+          status: ok ? 'ok' : 'degraded',
           mode: config.mode,
           driver: config.driver,
           tenants: manager.counts(),
-          auth_root_writable: writable,
+          ...fields,
         });
       }
       checkKey(req);

@@ -1,7 +1,8 @@
 // Entry point: config -> logger -> driver -> tenant manager -> HTTP server.
-import fs from 'node:fs';
 import pino from 'pino';
 import { loadConfig, ConfigError } from './config.js';
+import { loadStoreConfig, redactUrl } from './store/config.js';
+import { createStore } from './store/index.js';
 import { createHttpServer } from './http.js';
 import { TenantManager } from './tenants.js';
 import { WebhookDispatcher } from './webhook.js';
@@ -9,7 +10,7 @@ import { createSandboxDriver } from './drivers/sandbox.js';
 
 let config;
 try {
-  config = loadConfig();
+  config = { ...loadConfig(), ...loadStoreConfig() };
 } catch (err) {
   if (err instanceof ConfigError) {
     process.stderr.write(`node_service: configuration error: ${err.message}\n`);
@@ -34,17 +35,30 @@ async function makeDriver() {
   return createBaileysDriver(config);
 }
 
-try {
-  fs.mkdirSync(config.authRoot, { recursive: true, mode: 0o700 });
-} catch (err) {
-  // Keep running: /health reports 503 so the platform sees the broken volume.
-  log.error({ auth_root: config.authRoot, err: err.message }, 'AUTH_ROOT is not usable');
+// The session store: files under AUTH_ROOT, or PostgreSQL (tables created or upgraded here).
+const store = await createStore(config, log);
+for (let attempt = 1; ; attempt++) {
+  try {
+    await store.init();
+    break;
+  } catch (err) {
+    if (attempt >= 5) {
+      log.fatal({ err: err.message }, 'session store: cannot initialise; exiting');
+      process.exit(1);
+    }
+    const delay = 500 * 2 ** attempt;
+    log.warn({ err: err.message, attempt, retry_in_ms: delay }, 'session store: cannot initialise yet');
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }
+log.info(store.kind === 'postgres'
+  ? { session_store: 'postgres', database: redactUrl(config.databaseUrl), schema: config.sessionDbSchema, service: config.serviceName }
+  : { session_store: 'files', auth_root: config.authRoot }, 'session store ready');
 
 const driver = await makeDriver();
 const webhook = new WebhookDispatcher(config, log);
 if (!config.webhookUrl) log.info('WEBHOOK_URL not set: events are dropped');
-const manager = new TenantManager(config, driver, webhook, log);
+const manager = new TenantManager(config, driver, webhook, log, store);
 const server = createHttpServer({ config, manager, log });
 
 function listen(host) {
@@ -83,6 +97,7 @@ async function shutdown(signal) {
   server.close();
   server.closeIdleConnections?.();
   await manager.shutdown(); // closes sessions and releases every lock
+  await store.close();
   log.info('bye');
   process.exit(0);
 }

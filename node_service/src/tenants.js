@@ -1,17 +1,26 @@
-// Tenant manager: one state machine per tenant, the reconnect policy, locks and
-// credentials on disk. Drivers only report events (qr/open/close/message); every
-// decision about what happens next is taken here, the same for both drivers.
-import fs from 'node:fs';
-import path from 'node:path';
+// Tenant manager: one state machine per tenant (src/lifecycle.js), the reconnect policy,
+// the tenant's hold and credentials in the session store (src/store/). Drivers only report
+// events (qr/open/close/message); every decision about what happens next is taken here, the
+// same for both drivers and both stores.
 import QRCode from 'qrcode';
 import { ApiError } from './errors.js';
-import { acquireLock, releaseLock, LockedError, LOCK_NAME } from './lock.js';
 import { toJid, BadRecipientError, NotConnectedError } from './drivers/common.js';
 import { TENANT_ID_RE } from './config.js';
+import { STATES, RUNNING, nextState, allowed, reset, TransitionError } from './lifecycle.js';
+import { SessionLockedError, StoreUnavailableError } from './store/index.js';
 
-export const STATES = ['stopped', 'starting', 'qr', 'connected', 'reconnecting', 'qr_expired', 'logged_out', 'failed'];
-const ACTIVE = new Set(['starting', 'qr', 'connected', 'reconnecting']);
+export { STATES };
+const ACTIVE = RUNNING;
 const MAX_IMMEDIATE_515 = 3; // 515 reconnects at once, but never more than this many in a row
+
+function lockedError(id, err) {
+  return new ApiError(423, 'session_locked', `tenant ${id}: ${err.message}; only one process may run a tenant's session`,
+    {}, { tenant_id: id, holder: err.holder });
+}
+
+function unavailableError(id, err) {
+  return new ApiError(503, 'session_store_unavailable', `tenant ${id}: ${err.message}`, { 'Retry-After': '5' }, { tenant_id: id });
+}
 
 // The answers of /qr for a session nobody needs to fix: they name the tenant and its state so a
 // caller (flask, deploytool's probe) can tell the right tenant's server answered.
@@ -26,13 +35,16 @@ function qrExpiredError(id) {
 }
 
 export class TenantManager {
-  constructor(config, driver, webhook, log) {
+  constructor(config, driver, webhook, log, store) {
     this.config = config;
     this.driver = driver;
     this.webhook = webhook;
     this.log = log;
+    this.store = store;
     this.tenants = new Map();
     this.shuttingDown = false;
+    // The store lost this process's holds (PostgreSQL lock connection gone): stop those sessions.
+    store.onLost = (ids) => this.onHoldLost(ids);
     // Configured tenants are known even before their first start.
     if (config.mode === 'single') this.record(config.tenantId);
     for (const id of config.allowList || []) this.record(id);
@@ -46,18 +58,17 @@ export class TenantManager {
     return true;
   }
 
-  folderOf(id) {
-    // Only ever called with ids that matched TENANT_ID_RE: no "..", no separators.
-    if (!TENANT_ID_RE.test(id)) throw new Error('invalid tenant id reached folderOf');
-    return path.join(this.config.authRoot, id);
+  /** Is the tenant named by this process's configuration (TENANT_ID, TENANTS)? */
+  isAssigned(id) {
+    return this.config.mode === 'single' ? id === this.config.tenantId : Boolean(this.config.allowList?.includes(id));
   }
 
   record(id) {
+    if (!TENANT_ID_RE.test(id)) throw new Error('invalid tenant id reached the tenant manager');
     let t = this.tenants.get(id);
     if (!t) {
       t = {
         id,
-        folder: this.folderOf(id),
         log: this.log.child({ tenant: id }),
         state: 'stopped',
         previousState: null,
@@ -69,6 +80,8 @@ export class TenantManager {
         qrDataUrl: null,
         session: null,
         gen: 0,
+        stops: 0,
+        pending: null,
         lockHeld: false,
         reconnectTimer: null,
         nextRetryAt: null,
@@ -84,16 +97,22 @@ export class TenantManager {
     return t;
   }
 
-  /** Known = in memory, or a folder on disk from an earlier run. Unknown ids are 404. */
-  lookup(id) {
+  /** Known = in memory, or in the session store from an earlier run. Unknown ids are 404. */
+  async lookup(id) {
     const t = this.tenants.get(id);
     if (t) return t;
-    if (fs.existsSync(this.folderOf(id))) return this.record(id);
-    return null;
+    let found;
+    try {
+      found = await this.store.exists(id);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw unavailableError(id, err);
+      throw err;
+    }
+    return found ? this.record(id) : null;
   }
 
-  mustLookup(id) {
-    const t = this.lookup(id);
+  async mustLookup(id) {
+    const t = await this.lookup(id);
     if (!t) throw new ApiError(404, 'unknown_tenant', `tenant ${id} is unknown (never started on this server)`);
     return t;
   }
@@ -115,6 +134,25 @@ export class TenantManager {
       throw new ApiError(507, 'tenant_capacity_reached',
         `this server already runs ${max} tenant sessions (MAX_TENANTS=${max}); use another server for tenant ${t.id}`);
     }
+  }
+
+  /**
+   * Apply `event` to the tenant's state machine. An event the table does not define in the current
+   * state is refused: thrown with WA_STRICT_STATES=1 (tests), logged otherwise; returns false then.
+   */
+  apply(t, event, code = null) {
+    if (!this.check(t, event)) return false;
+    this.setState(t, nextState(t.state, event), code);
+    return true;
+  }
+
+  /** Is `event` defined in t's state? Throws (strict) or logs (production) when not. */
+  check(t, event) {
+    if (allowed(t.state, event)) return true;
+    const err = new TransitionError(t.state, event);
+    if (this.config.strictStates) throw err;
+    t.log.error({ state: t.state, event }, err.message);
+    return false;
   }
 
   setState(t, state, code = null) {
@@ -150,33 +188,49 @@ export class TenantManager {
 
   // ---- sessions -------------------------------------------------------------
 
-  async startSession(t, state = 'starting') {
-    if (t.session || this.shuttingDown) return;
-    clearTimeout(t.reconnectTimer);
-    t.reconnectTimer = null;
-    t.nextRetryAt = null;
-    fs.mkdirSync(t.folder, { recursive: true, mode: 0o700 });
-    if (!t.lockHeld) {
-      try {
-        acquireLock(t.folder);
-      } catch (err) {
-        if (err instanceof LockedError) {
-          t.lastError = err.message;
-          t.log.warn({ pid: err.pid }, 'session folder locked by another process');
-          throw new ApiError(423, 'session_locked', `tenant ${t.id}: ${err.message}; only one process may run a session folder`);
-        }
-        throw err;
+  /** Take the tenant's hold in the store (423 / 503 as ApiErrors). */
+  async hold(t) {
+    if (t.lockHeld) return;
+    const stops = t.stops;
+    try {
+      await this.store.acquire(t.id);
+    } catch (err) {
+      if (err instanceof SessionLockedError) {
+        t.lastError = err.message;
+        t.log.warn({ holder: err.holder }, 'tenant held by another process');
+        throw lockedError(t.id, err);
       }
-      t.lockHeld = true;
+      if (err instanceof StoreUnavailableError) {
+        t.lastError = err.message;
+        throw unavailableError(t.id, err);
+      }
+      throw err;
     }
+    t.lockHeld = true;
+    // Stopped (logout, release, shutdown) while the lock was being taken: give it back.
+    if (t.stops !== stops || this.shuttingDown) {
+      await this.releaseTenantLock(t);
+      throw new ApiError(409, 'session_changed', `tenant ${t.id} changed while its session was starting; try again`);
+    }
+  }
+
+  /**
+   * Start a session. `event`: "start" (from an idle state), "restart" (any state) or "retry" (a
+   * reconnect: reconnecting -> reconnecting).
+   */
+  async startSession(t, event = 'start') {
+    if (t.session || this.shuttingDown) return;
+    if (!this.check(t, event)) return;
+    reset(t, 'session');
+    await this.hold(t);
+    if (t.session || this.shuttingDown) return;
+    if (!this.check(t, event)) return;
     const gen = ++t.gen;
     const live = () => t.gen === gen && !this.shuttingDown;
     t.connectAttempts++;
-    t.qr = null;
-    t.qrDataUrl = null;
     const session = this.driver.createSession({
       tenantId: t.id,
-      folder: t.folder,
+      store: this.store,
       log: t.log,
       outbox: t.outbox,
       handlers: {
@@ -187,7 +241,7 @@ export class TenantManager {
       },
     });
     t.session = session;
-    this.setState(t, state);
+    this.apply(t, event);
     try {
       await session.start();
     } catch (err) {
@@ -197,20 +251,19 @@ export class TenantManager {
   }
 
   onQr(t, qr, expiresAt) {
+    if (!this.check(t, 'qr')) return;
     t.qr = qr; // never logged: a QR is a key to the account
     t.qrExpiresAt = expiresAt;
     t.qrDataUrl = null;
-    this.setState(t, 'qr');
+    this.apply(t, 'qr');
   }
 
   onOpen(t, me) {
+    if (!this.check(t, 'open')) return;
+    reset(t, 'attempts');
     t.me = me;
-    t.qr = null;
-    t.qrDataUrl = null;
-    t.backoffStep = 0;
-    t.consecutive515 = 0;
     t.lastError = null;
-    this.setState(t, 'connected');
+    this.apply(t, 'open');
   }
 
   onClose(t, { code, message, qrExpired }) {
@@ -218,38 +271,42 @@ export class TenantManager {
     t.session = null;
     t.gen++; // ignore anything the dead session still emits
     session?.end().catch(() => {});
-    t.qr = null;
-    t.qrDataUrl = null;
+    reset(t, 'session');
     t.lastCode = code;
     t.lastError = message || null;
     const log = t.log.child({ code, reason: message });
     if (qrExpired) {
       log.info('QR codes expired without a scan');
-      this.releaseTenantLock(t);
-      this.setState(t, 'qr_expired', code);
+      this.releaseInBackground(t);
+      this.apply(t, 'qr_expired', code);
       return;
     }
     if (code === 401) {
-      // Logged out from the phone: these credentials are dead, keep nothing.
+      // Logged out from the phone: these credentials are dead, keep nothing. The hold is given back
+      // only once the wipe is done, so no other process restores them meanwhile.
       log.warn('logged out by WhatsApp: credentials wiped');
-      this.wipeCredentials(t);
       t.me = null;
-      this.releaseTenantLock(t);
-      this.setState(t, 'logged_out', code);
+      const wiped = this.store.wipe(t.id).catch((err) => log.error({ err: err.message }, 'wiping credentials failed'));
+      t.pending = wiped.then(() => this.releaseTenantLock(t));
+      this.apply(t, 'logged_out', code);
       return;
     }
     if (code === 440) {
       // Another session replaced this one: reconnecting would just kick it out again.
       log.warn('session replaced by another connection: not reconnecting');
-      this.releaseTenantLock(t);
-      this.setState(t, 'failed', code);
+      this.releaseInBackground(t);
+      this.apply(t, 'replaced', code);
       return;
     }
     if (code === 515 && t.consecutive515 < MAX_IMMEDIATE_515) {
       t.consecutive515++;
       log.info('restart required: reconnecting now');
-      this.setState(t, 'reconnecting', code);
-      setImmediate(() => this.startSession(t, 'reconnecting').catch((err) => this.onStartError(t, err)));
+      // A timer (not setImmediate) so that stopSession cancels it like any pending reconnect.
+      t.reconnectTimer = setTimeout(() => {
+        t.reconnectTimer = null;
+        this.startSession(t, 'retry').catch((err) => this.onStartError(t, err));
+      }, 0);
+      this.apply(t, 'restart_required', code);
       return;
     }
     // Anything else: exponential backoff with jitter. Offline, Baileys closes within
@@ -261,27 +318,45 @@ export class TenantManager {
     log.info({ delay_ms: delay, attempt: t.backoffStep }, 'connection closed: reconnecting after backoff');
     t.reconnectTimer = setTimeout(() => {
       t.reconnectTimer = null;
-      this.startSession(t, 'reconnecting').catch((err) => this.onStartError(t, err));
+      this.startSession(t, 'retry').catch((err) => this.onStartError(t, err));
     }, delay);
-    this.setState(t, 'reconnecting', code);
+    this.apply(t, 'closed', code);
   }
 
   onStartError(t, err) {
+    if (err instanceof ApiError && err.code === 'session_changed') return; // stopped meanwhile: nothing to do
+    if (err instanceof ApiError && err.code === 'session_store_unavailable' && t.state === 'reconnecting') {
+      // The database is away for a moment: keep the reconnect policy going.
+      t.log.warn({ err: err.message }, 'reconnect postponed: session store unavailable');
+      this.onClose(t, { code: 0, message: err.message });
+      return;
+    }
+    if (err instanceof TransitionError) {
+      process.nextTick(() => { throw err; }); // strict mode: an undefined transition ends the process, loudly
+      return;
+    }
     t.log.error({ err: err.message }, 'reconnect failed');
     t.lastError = err.message;
-    this.releaseTenantLock(t);
-    this.setState(t, 'failed');
+    this.releaseInBackground(t);
+    this.apply(t, 'start_failed');
+  }
+
+  /** The store dropped every hold of this process (lost database connection): end those sessions. */
+  onHoldLost(ids) {
+    for (const id of ids) {
+      const t = this.tenants.get(id);
+      if (!t || !t.lockHeld) continue;
+      t.lockHeld = false;
+      if (t.session) this.onClose(t, { code: 0, message: 'lost the session lock (database connection closed); reconnecting' });
+    }
   }
 
   async stopSession(t, { logout = false } = {}) {
-    clearTimeout(t.reconnectTimer);
-    t.reconnectTimer = null;
-    t.nextRetryAt = null;
     const session = t.session;
     t.session = null;
     t.gen++;
-    t.qr = null;
-    t.qrDataUrl = null;
+    t.stops++; // a hold being taken meanwhile is given back (see hold())
+    reset(t, 'session');
     if (session) {
       try {
         await (logout ? session.logout() : session.end());
@@ -291,33 +366,42 @@ export class TenantManager {
     }
   }
 
-  releaseTenantLock(t) {
-    if (t.lockHeld) {
-      releaseLock(t.folder);
-      t.lockHeld = false;
-    }
-  }
-
-  /** Remove everything in the tenant folder except our lock file. */
-  wipeCredentials(t) {
-    let entries = [];
-    try { entries = fs.readdirSync(t.folder); } catch { return; }
-    for (const name of entries) {
-      if (name === LOCK_NAME) continue;
-      fs.rmSync(path.join(t.folder, name), { recursive: true, force: true });
-    }
-  }
-
-  /** Take the lock for an administrative operation on a tenant this process is not running. */
-  lockForAdmin(t) {
-    if (t.lockHeld || !fs.existsSync(t.folder)) return;
+  /** Give the tenant's hold back (handoff: not restored here on the next boot). */
+  async releaseTenantLock(t, { handoff = false } = {}) {
+    if (!t.lockHeld) return;
+    t.lockHeld = false;
     try {
-      acquireLock(t.folder);
-      t.lockHeld = true;
+      await this.store.release(t.id, { handoff });
     } catch (err) {
-      if (err instanceof LockedError) throw new ApiError(423, 'session_locked', `tenant ${t.id}: ${err.message}`);
+      t.log.error({ err: err.message }, 'releasing the session lock failed');
+    }
+  }
+
+  releaseInBackground(t) {
+    t.pending = this.releaseTenantLock(t);
+  }
+
+  /** Wait for a background release / wipe of t (after a close) to finish. */
+  async settle(t) {
+    while (t.pending) {
+      const p = t.pending;
+      await p;
+      if (t.pending === p) t.pending = null;
+    }
+  }
+
+  /** Take the hold for an administrative operation on a tenant this process is not running. */
+  async lockForAdmin(t) {
+    await this.settle(t);
+    if (t.lockHeld) return;
+    let known;
+    try {
+      known = await this.store.exists(t.id);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw unavailableError(t.id, err);
       throw err;
     }
+    if (known) await this.hold(t);
   }
 
   // ---- API operations --------------------------------------------------------
@@ -327,9 +411,9 @@ export class TenantManager {
     if (t.state === 'connected') throw alreadyConnectedError(id);
     if (this.isActive(t)) return t; // idempotent: already starting / showing a QR / reconnecting
     this.checkCapacity(t);
-    t.backoffStep = 0;
-    t.consecutive515 = 0;
-    await this.startSession(t);
+    await this.settle(t);
+    reset(t, 'attempts');
+    await this.startSession(t, 'start');
     return t;
   }
 
@@ -342,9 +426,9 @@ export class TenantManager {
     if (!this.isActive(t)) {
       // "start on first /qr": stopped, logged_out and failed sessions start here.
       this.checkCapacity(t);
-      t.backoffStep = 0;
-      t.consecutive515 = 0;
-      await this.startSession(t);
+      await this.settle(t);
+      reset(t, 'attempts');
+      await this.startSession(t, 'start');
     }
     const ready = (x) => (x.state === 'qr' && x.qr) || !ACTIVE.has(x.state) || x.state === 'connected';
     await this.waitFor(t, ready, this.config.qrWaitMs);
@@ -368,40 +452,68 @@ export class TenantManager {
   }
 
   async restart(id) {
-    const t = this.mustLookup(id);
+    const t = await this.mustLookup(id);
     if (!this.isActive(t)) this.checkCapacity(t);
     await this.stopSession(t);
-    t.backoffStep = 0;
-    t.consecutive515 = 0;
-    await this.startSession(t);
+    await this.settle(t);
+    reset(t, 'attempts');
+    await this.startSession(t, 'restart');
     return t;
   }
 
   async logout(id) {
-    const t = this.mustLookup(id);
-    this.lockForAdmin(t);
+    const t = await this.mustLookup(id);
+    await this.lockForAdmin(t);
     await this.stopSession(t, { logout: true });
-    this.wipeCredentials(t);
+    await this.wipe(t);
     t.me = null;
-    this.releaseTenantLock(t);
-    this.setState(t, 'logged_out');
+    await this.releaseTenantLock(t);
+    this.apply(t, 'logout');
     return t;
   }
 
+  async wipe(t) {
+    try {
+      await this.store.wipe(t.id);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw unavailableError(t.id, err);
+      throw err;
+    }
+  }
+
   async remove(id) {
-    const t = this.mustLookup(id);
-    this.lockForAdmin(t);
+    const t = await this.mustLookup(id);
+    await this.lockForAdmin(t);
     await this.stopSession(t, { logout: true });
-    this.releaseTenantLock(t);
-    fs.rmSync(t.folder, { recursive: true, force: true });
-    this.setState(t, 'stopped');
+    try {
+      await this.store.remove(id);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw unavailableError(id, err);
+      throw err;
+    }
+    await this.releaseTenantLock(t);
+    this.apply(t, 'remove');
     this.tenants.delete(id);
     // A configured tenant stays known (as stopped) after deletion.
-    if (this.config.mode === 'single' ? id === this.config.tenantId : this.config.allowList?.includes(id)) this.record(id);
+    if (this.isAssigned(id)) this.record(id);
+  }
+
+  /**
+   * Stop the tenant's session here and free its hold, credentials kept: another process (another
+   * shard) may take the tenant now and reconnect it without a new scan. A tenant this process does not
+   * hold is left as it is. Not restored here on the next boot (until it is started here again).
+   */
+  async release(id) {
+    const t = await this.mustLookup(id);
+    await this.stopSession(t);
+    await this.settle(t);
+    await this.releaseTenantLock(t, { handoff: true });
+    this.apply(t, 'release');
+    return t;
   }
 
   async send(id, to, text) {
-    const t = this.mustLookup(id);
+    const t = await this.mustLookup(id);
     const jid = toJid(to);
     if (!jid) throw new ApiError(400, 'bad_recipient', 'recipient must be a phone number in international format (8-15 digits) or a WhatsApp JID');
     if (typeof text !== 'string' || !text.trim()) throw new ApiError(400, 'bad_request', 'text must be a non-empty string');
@@ -438,11 +550,16 @@ export class TenantManager {
     };
   }
 
-  list() {
-    // Folders on disk from earlier runs are tenants too (stopped until started).
-    let dirs = [];
-    try { dirs = fs.readdirSync(this.config.authRoot, { withFileTypes: true }); } catch { /* unwritable root: memory only */ }
-    for (const d of dirs) if (d.isDirectory() && this.isAllowed(d.name)) this.record(d.name);
+  async list() {
+    // Tenants in the store from earlier runs are tenants too (stopped until started).
+    let ids = [];
+    try {
+      ids = await this.store.tenants();
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      this.log.warn({ err: err.message }, 'listing stored tenants failed: memory only');
+    }
+    for (const id of ids) if (this.isAllowed(id)) this.record(id);
     return [...this.tenants.values()].sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true })).map((t) => this.status(t));
   }
 
@@ -459,16 +576,16 @@ export class TenantManager {
   // ---- sandbox-only operations ----------------------------------------------
 
   async sandboxScan(id, qr) {
-    const t = this.mustLookup(id);
+    const t = await this.mustLookup(id);
     if (!t.session || t.state !== 'qr') throw new ApiError(409, 'not_showing_qr', `tenant ${id} is not showing a QR code (state ${t.state})`);
-    const r = t.session.scan(qr);
+    const r = await t.session.scan(qr);
     if (!r.ok) throw new ApiError(r.reason === 'qr_mismatch' ? 400 : 409, r.reason, r.reason === 'qr_mismatch' ? 'that QR code is not the current one' : `tenant ${id} is not showing a QR code`);
     await this.waitFor(t, (x) => x.state === 'connected', 2000);
     return t;
   }
 
-  sandboxInbound(id, from, text) {
-    const t = this.mustLookup(id);
+  async sandboxInbound(id, from, text) {
+    const t = await this.mustLookup(id);
     if (typeof from !== 'string' || !from.trim()) throw new ApiError(400, 'bad_request', '"from" must be a non-empty string');
     if (typeof text !== 'string') throw new ApiError(400, 'bad_request', '"text" must be a string');
     if (t.state !== 'connected' || !t.session) throw new ApiError(503, 'not_connected', `tenant ${id} is not connected (state ${t.state})`);
@@ -476,36 +593,64 @@ export class TenantManager {
     return t.session.inbound(jid, text);
   }
 
-  sandboxDisconnect(id, code) {
-    const t = this.mustLookup(id);
+  async sandboxDisconnect(id, code) {
+    const t = await this.mustLookup(id);
     if (!Number.isInteger(code) || code < 100 || code > 999) throw new ApiError(400, 'bad_request', '"code" must be an integer close code such as 401, 440, 515 or 500');
     if (!t.session) throw new ApiError(409, 'not_running', `tenant ${id} has no running session (state ${t.state})`);
     t.session.disconnect(code);
     return t;
   }
 
-  sandboxOutbox(id) {
-    const t = this.mustLookup(id);
+  async sandboxOutbox(id) {
+    const t = await this.mustLookup(id);
     return { tenant_id: id, messages: t.outbox };
   }
 
   // ---- lifecycle ---------------------------------------------------------------
 
-  /** On boot, tenants with saved credentials reconnect by themselves. */
+  /**
+   * On boot, tenants with paired credentials reconnect by themselves: those this process may serve,
+   * not released away (POST …/release), and, unless named by TENANT_ID / TENANTS, not last held by
+   * another service (WA_SERVICE_NAME) sharing the database.
+   */
   async restore() {
-    let dirs = [];
-    try { dirs = fs.readdirSync(this.config.authRoot, { withFileTypes: true }); } catch { return; }
-    for (const d of dirs) {
-      if (!d.isDirectory() || !this.isAllowed(d.name)) continue;
-      const t = this.record(d.name);
-      if (!this.driver.hasCredentials(t.folder)) continue;
+    let candidates = [];
+    try {
+      candidates = await this.store.restoreCandidates(this.driver.credsDoc);
+    } catch (err) {
+      this.log.error({ err: err.message }, 'could not list the sessions to restore');
+      return;
+    }
+    const chosen = candidates.filter((c) => this.isAllowed(c.tenant) && this.driver.isPaired(c.data) && !c.released
+      && (!c.service || c.service === this.config.serviceName || this.isAssigned(c.tenant)));
+    // Take their holds in one go (one round trip with PostgreSQL), within MAX_TENANTS.
+    const cap = this.config.mode === 'multi' && this.config.maxTenants ? Math.max(0, this.config.maxTenants - this.activeCount()) : Infinity;
+    const batch = chosen.map((c) => c.tenant).filter((id) => !this.tenants.get(id)?.lockHeld).slice(0, cap);
+    let holds = {};
+    try {
+      holds = await this.store.acquireMany(batch);
+    } catch (err) {
+      this.log.warn({ err: err.message }, 'restore: taking the tenants at once failed; one by one instead');
+    }
+    // Their credentials too, read after the holds were taken (one query with PostgreSQL).
+    await this.store.preloadDocs(batch.filter((id) => holds[id] === null), this.driver.credsDoc)
+      .catch((err) => this.log.warn({ err: err.message }, 'restore: reading the credentials at once failed'));
+    for (const c of chosen) {
+      if (this.shuttingDown) return;
+      const t = this.record(c.tenant);
+      const held = Object.hasOwn(holds, c.tenant) ? holds[c.tenant] : undefined;
+      if (held === null) t.lockHeld = true;
+      if (this.isActive(t)) continue; // started through the API meanwhile
       try {
+        if (held) throw lockedError(t.id, held);
         this.checkCapacity(t);
-        await this.startSession(t);
+        await this.startSession(t, 'start');
       } catch (err) {
+        if (err instanceof TransitionError) throw err;
         t.log.warn({ err: err.message }, 'could not restore session');
         t.lastError = err.message;
-        if (err instanceof ApiError && err.status === 423) this.setState(t, 'failed');
+        if (!this.isActive(t)) await this.releaseTenantLock(t); // taken in the batch, not started (507)
+        if (err instanceof ApiError && err.status === 423) this.apply(t, 'start_failed');
       }
     }
   }
@@ -515,7 +660,8 @@ export class TenantManager {
     this.webhook.stop();
     await Promise.all([...this.tenants.values()].map(async (t) => {
       await this.stopSession(t);
-      this.releaseTenantLock(t);
+      await this.settle(t);
+      await this.releaseTenantLock(t);
     }));
   }
 }

@@ -41,6 +41,8 @@ export function startServer(env = {}, { waitListening = true, timeoutMs = 15000 
     WA_MODE: 'multi',
     WHATSAPP_API_KEY: KEY,
     LOG_LEVEL: 'debug',
+    // An undefined session-state transition ends the server with an error instead of a log line.
+    WA_STRICT_STATES: '1',
     ...env,
   };
   for (const k of Object.keys(fullEnv)) if (fullEnv[k] === undefined) delete fullEnv[k];

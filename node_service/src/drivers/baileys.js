@@ -1,7 +1,7 @@
 // Real WhatsApp driver on Baileys. Baileys is imported lazily (dynamic import)
 // so the sandbox driver never pays for loading it.
-import path from 'node:path';
-import { readJson, BadRecipientError, NotConnectedError } from './common.js';
+import { isPaired, BadRecipientError, NotConnectedError } from './common.js';
+import { makeAuthState, CREDS_DOC } from '../store/auth-state.js';
 
 let baileysPromise = null;
 function loadBaileys() {
@@ -51,11 +51,9 @@ function textOf(message) {
 export function createBaileysDriver(config) {
   return {
     name: 'baileys',
-    hasCredentials(folder) {
-      // creds.json exists as soon as a socket started; only a paired device ("me") can reconnect by itself.
-      const c = readJson(path.join(folder, 'creds.json'));
-      return Boolean(c && c.me && c.me.id);
-    },
+    // The creds document exists as soon as a socket started; only a paired device ("me") can reconnect by itself.
+    credsDoc: CREDS_DOC,
+    isPaired,
     createSession(opts) {
       return new BaileysSession(config, opts);
     },
@@ -63,10 +61,10 @@ export function createBaileysDriver(config) {
 }
 
 class BaileysSession {
-  constructor(config, { tenantId, folder, log, handlers }) {
+  constructor(config, { tenantId, store, log, handlers }) {
     this.config = config;
     this.tenantId = tenantId;
-    this.folder = folder;
+    this.store = store;
     this.log = log;
     this.h = handlers;
     this.sock = null;
@@ -76,7 +74,7 @@ class BaileysSession {
     this.writes = new Set();
   }
 
-  /** Remember a pending write into the session folder until it settles (end() waits for them). */
+  /** Remember a pending write into the session store until it settles (end() waits for them). */
   track(promise) {
     const p = Promise.resolve(promise);
     this.writes.add(p);
@@ -88,14 +86,15 @@ class BaileysSession {
     const b = await loadBaileys();
     const version = await getVersion(b, this.log);
     if (this.closed) return;
-    const { state, saveCreds } = await b.useMultiFileAuthState(this.folder);
+    // Creds and keys in the session store (files under AUTH_ROOT or PostgreSQL), BufferJSON-serialised.
+    const { state, saveCreds } = await makeAuthState(this.store, this.tenantId, b);
     if (this.closed) return;
     const makeWASocket = b.makeWASocket || b.default;
     // Baileys is chatty and may log protocol payloads: its own level defaults to "warn".
     const blog = this.log.child({ module: 'baileys' });
     blog.level = this.config.baileysLogLevel;
-    // Every write into the session folder is tracked and none starts after end(): a logout wipes the
-    // folder right after end() resolves, and a late write would bring the link back on the next boot.
+    // Every write into the session store is tracked and none starts after end(): a logout wipes the
+    // credentials right after end() resolves, and a late write would bring the link back on the next boot.
     const keys = {
       get: (type, ids) => state.keys.get(type, ids),
       set: (data) => (this.closed ? Promise.resolve() : this.track(state.keys.set(data))),

@@ -28,6 +28,17 @@ export function bareJid(jid) {
   return jid.replace(/:\d+@/, '@');
 }
 
+/** Does a credentials document (JSON text: Baileys' creds or the sandbox's) belong to a paired device? */
+export function isPaired(text) {
+  if (typeof text !== 'string') return false;
+  try {
+    const c = JSON.parse(text);
+    return Boolean(c && c.me && c.me.id);
+  } catch {
+    return false;
+  }
+}
+
 export function readJson(file) {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));

@@ -2,11 +2,10 @@
 // and expiry, 515 after pairing, persisted credentials, close codes) without any
 // network, for tests, demos and capacity measurements.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { readJson, writeJsonAtomic, BadRecipientError, NotConnectedError } from './common.js';
+import { isPaired, BadRecipientError, NotConnectedError } from './common.js';
 
-const CREDS_FILE = 'sandbox-creds.json';
+// The fake credentials document (sandbox-creds.json in the file store), plain JSON.
+const CREDS_DOC = 'sandbox-creds';
 const OUTBOX_MAX = 1000;
 
 function b64(n) {
@@ -16,10 +15,8 @@ function b64(n) {
 export function createSandboxDriver(config) {
   return {
     name: 'sandbox',
-    hasCredentials(folder) {
-      const c = readJson(path.join(folder, CREDS_FILE));
-      return Boolean(c && c.me && c.me.id);
-    },
+    credsDoc: CREDS_DOC,
+    isPaired,
     createSession(opts) {
       return new SandboxSession(config, opts);
     },
@@ -27,10 +24,10 @@ export function createSandboxDriver(config) {
 }
 
 class SandboxSession {
-  constructor(config, { tenantId, folder, log, handlers, outbox }) {
+  constructor(config, { tenantId, store, log, handlers, outbox }) {
     this.config = config;
     this.tenantId = tenantId;
-    this.folder = folder;
+    this.store = store;
     this.log = log;
     this.h = handlers;
     this.timers = new Set();
@@ -39,10 +36,6 @@ class SandboxSession {
     this.qr = null;
     this.qrCount = 0;
     this.outbox = outbox || [];
-  }
-
-  get credsFile() {
-    return path.join(this.folder, CREDS_FILE);
   }
 
   later(ms, fn) {
@@ -60,7 +53,10 @@ class SandboxSession {
   }
 
   async start() {
-    const creds = readJson(this.credsFile);
+    const text = await this.store.readDoc(this.tenantId, CREDS_DOC);
+    if (this.closed) return;
+    let creds = null;
+    try { creds = text === null ? null : JSON.parse(text); } catch { /* unreadable: a new device */ }
     if (creds && creds.me && creds.me.id) {
       // Known device: a short "handshake", then open, like a restored Baileys session.
       this.later(10, () => this.emitOpen(creds.me.id));
@@ -99,12 +95,22 @@ class SandboxSession {
   }
 
   /** Simulated phone scan: pairs, saves credentials, then (like WhatsApp) asks for a restart (515). */
-  scan(qr) {
+  async scan(qr) {
     if (this.closed || !this.qr) return { ok: false, reason: 'not_showing_qr' };
     if (qr !== undefined && qr !== this.qr) return { ok: false, reason: 'qr_mismatch' };
+    // Paired: no more rotation while the credentials are saved.
+    this.qr = null;
+    this.clearTimers();
     const n = crypto.createHash('sha256').update(this.tenantId).digest().readUInt32BE(0) % 1e8;
     const me = { id: `5599${String(n).padStart(8, '0')}:1@s.whatsapp.net`, name: `sandbox-${this.tenantId}` };
-    writeJsonAtomic(this.credsFile, { me, registered: true, pairedAt: new Date().toISOString(), secret: b64(32) });
+    const creds = { me, registered: true, pairedAt: new Date().toISOString(), secret: b64(32) };
+    try {
+      if (!this.closed) await this.store.writeDoc(this.tenantId, CREDS_DOC, JSON.stringify(creds));
+    } catch (err) {
+      this.log.error({ err: err.message }, 'saving sandbox credentials failed');
+      this.emitClose(500, `saving credentials failed: ${err.message}`);
+      return { ok: true };
+    }
     this.emitClose(515, 'restart required after pairing');
     return { ok: true };
   }
@@ -141,7 +147,6 @@ class SandboxSession {
   }
 
   async logout() {
-    await this.end();
-    try { fs.rmSync(this.credsFile, { force: true }); } catch { /* manager wipes the folder anyway */ }
+    await this.end(); // the manager wipes the tenant's credentials from the store
   }
 }
