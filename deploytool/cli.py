@@ -308,8 +308,8 @@ def init(
         repo,
     )
     written = write_new(folder, spec_files(answers))
-    for rel in written:
-        _echo(f"created   {folder / rel}")
+    for done, rel in written:
+        _echo(f"{done:9} {folder / rel}")
     _echo(
         f"next: put your services in {answers.web_source}/ and {answers.whatsapp_source}/, then "
         f"`deploytool --spec {folder / 'deploytool.yaml'} validate dev`"

@@ -97,11 +97,12 @@ GITIGNORE = ".gitignore"
 # What `render` and `up` write that must never be committed: local secret values, run state and logs, and the
 # temporary files of an interrupted write. Patterns without a slash match in every output folder (`--out`).
 GITIGNORE_HEADER = "# deploytool: local secret values, run state, temporary files (never commit them)"
-GITIGNORE_LINES = (SECRETS_FILE, f"{SECRETS_FILE}.tmp", ".run/", f"*{TMP_SUFFIX}")
+GITIGNORE_LINES = (SECRETS_FILE, f"{SECRETS_FILE}.tmp", ".run/", f"*{TMP_SUFFIX}", "environments/*.local.yaml")
 
 
-def ensure_gitignore(folder: Path) -> bool:
-    """Write `.gitignore`, or append the lines it lacks (never changing a line of it). True: created."""
+def ensure_gitignore(folder: Path) -> str:
+    """Write `.gitignore`, or append the lines it lacks (never changing a line of it): "created", "extended",
+    or "" when it had every line."""
     path = folder / GITIGNORE
     try:
         existing = path.read_text(encoding="utf-8") if path.exists() else None
@@ -110,7 +111,7 @@ def ensure_gitignore(folder: Path) -> bool:
     present = {line.strip() for line in (existing or "").splitlines()}
     missing = [line for line in GITIGNORE_LINES if line not in present]
     if not missing:
-        return False
+        return ""
     block = "\n".join([GITIGNORE_HEADER, *missing]) + "\n"
     if existing:
         block = ("\n" if existing.endswith("\n") else "\n\n") + block
@@ -119,12 +120,12 @@ def ensure_gitignore(folder: Path) -> bool:
             handle.write(block)
     except OSError as exc:
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
-    return existing is None
+    return "created" if existing is None else "extended"
 
 
-def write_new(folder: Path, files: dict[str, str]) -> list[str]:
+def write_new(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
     """Write every file, refusing first (nothing written) if any already exists; then make sure `.gitignore`
-    keeps what `render` and `up` write out of git (listed when it is created, extended quietly otherwise)."""
+    keeps what `render` and `up` write out of git. (what was done, path) for each file touched."""
     existing = sorted(rel for rel in files if (folder / rel).exists())
     if existing:
         raise UserError(f"{folder}: {', '.join(existing)} already exist(s); init never overwrites (nothing written)")
@@ -138,7 +139,8 @@ def write_new(folder: Path, files: dict[str, str]) -> list[str]:
             raise UserError(f"{path}: cannot write: {exc.strerror}") from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        written.append(rel)
-    if ensure_gitignore(folder):
-        written.append(GITIGNORE)
+        written.append(("created", rel))
+    done = ensure_gitignore(folder)
+    if done:
+        written.append((done, GITIGNORE))
     return written

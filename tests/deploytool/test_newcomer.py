@@ -71,9 +71,11 @@ def test_init_extends_a_gitignore_once_and_keeps_every_line(tmp_path, capsys):
     lines = text.splitlines()
     for line in GITIGNORE_LINES:
         assert lines.count(line) == 1, line  # .secrets.env was there already: not added twice
-    assert ensure_gitignore(tmp_path) is False
+    assert ensure_gitignore(tmp_path) == ""
     assert (tmp_path / ".gitignore").read_text() == text  # idempotent
-    assert "created   " + str(tmp_path / ".gitignore") not in capsys.readouterr().out  # extended, not created
+    out = capsys.readouterr().out
+    assert "created   " + str(tmp_path / ".gitignore") not in out  # extended, not created, and it says so
+    assert "extended  " + str(tmp_path / ".gitignore") in out
 
 
 @needs_git
