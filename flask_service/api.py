@@ -158,4 +158,7 @@ def whatsapp_logout():  # type: ignore[no-untyped-def]
     response, node = relay("POST", tenant_id, "logout", {})
     if node is not None and node.status == 200:
         log.info("WhatsApp of tenant %s unlinked through the API", tenant_id)
+        from .pages import revoke_sessions
+
+        revoke_sessions(tenant_id)  # the tenant's users log in again (this browser, if it is one, stays)
     return response

@@ -227,6 +227,8 @@ class FakeNode:
                 if method == "GET" and action == "status":
                     state = "connected" if mode == "connected" else "qr"
                     return self._reply(200, {"tenant_id": tenant, "state": state, "me": None, "last_error": None})
+                if method == "POST" and action == "logout":
+                    return self._reply(200, {"tenant_id": tenant, "state": "logged_out", "connected": False})
                 if method == "POST" and action == "messages":
                     if mode != "connected":
                         return self._reply(503, {"error": "not_connected", "message": "not connected"})

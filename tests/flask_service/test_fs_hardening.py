@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from flask_service_testlib import STRONG_SECRET_KEY, free_port, subprocess_env
+from flask_service_testlib import STRONG_SECRET_KEY, add_user, csrf_from, free_port, login, logout, subprocess_env
 
 from flask_service import create_app
 from flask_service.config import ConfigError, load_config
@@ -75,3 +75,144 @@ def test_serve_with_a_placeholder_webhook_secret_exits_with_one_line(tmp_path: P
     lines = [line for line in result.stderr.splitlines() if "flask_service: error:" in line]
     assert len(lines) == 1 and "WEBHOOK_SECRET is too weak" in lines[0], result.stderr
     assert ENV_EXAMPLE_PLACEHOLDER not in result.stderr and "Traceback" not in result.stderr
+
+
+# --- 18: a failed log-in costs the same hash work whether the username exists or not --------------------
+
+
+def test_unknown_and_known_usernames_cost_one_hash_check_of_the_same_kind(make_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import werkzeug.security
+
+    from flask_service import models
+
+    app = make_app()
+    with app.app_context():
+        user = models.User(username="known", tenant_id="1")
+        user.set_password("right-password")  # how real accounts are made (create-user): the default cost
+        models.db.session.add(user)
+        models.db.session.commit()
+    calls: list[str] = []
+    real_check = werkzeug.security.check_password_hash
+
+    def counting_check(pwhash: str, password: str) -> bool:
+        calls.append(pwhash.split("$", 1)[0])  # the method and its cost, e.g. scrypt:32768:8:1
+        return real_check(pwhash, password)
+
+    monkeypatch.setattr(models, "check_password_hash", counting_check)
+    methods = {}
+    for username in ("known", "nobody-has-this-name", "NOBODY", ""):
+        calls.clear()
+        assert login(app.test_client(), username, "wrong-password").status_code == 401
+        assert len(calls) == 1, f"{username!r}: {calls}"
+        methods[username] = calls[0]
+    assert len(set(methods.values())) == 1, methods  # the very same method and cost on every path
+    assert methods["known"].startswith("scrypt:")
+
+
+# --- 19: a logged-out, password-changed or unlinked session cookie opens nothing ------------------------
+
+
+def _session_cookie(client) -> str:  # type: ignore[no-untyped-def]
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _with_cookie(app, value: str):  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    client.set_cookie("session", value)
+    return client
+
+
+def test_a_cookie_kept_past_logout_opens_nothing(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    add_user(app, "lia", "pw", "1")
+    client = app.test_client()
+    assert login(client, "lia", "pw").status_code == 302
+    kept = _session_cookie(client)
+    assert _with_cookie(app, kept).get("/dashboard").status_code == 200
+    assert logout(client).status_code == 302
+    stolen = _with_cookie(app, kept)
+    resp = stolen.get("/dashboard")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    assert stolen.get("/api/whatsapp-status").status_code == 401
+    # logging in again works, and gets a cookie of its own
+    assert login(client, "lia", "pw").status_code == 302
+    assert client.get("/dashboard").status_code == 200
+    assert _with_cookie(app, kept).get("/dashboard").status_code == 302
+
+
+def test_a_new_password_ends_every_session(make_app) -> None:  # type: ignore[no-untyped-def]
+    from flask_service.models import User, db
+
+    app = make_app()
+    add_user(app, "rui", "pw", "1")
+    client = app.test_client()
+    login(client, "rui", "pw")
+    assert client.get("/dashboard").status_code == 200
+    with app.app_context():
+        user = db.session.execute(db.select(User).where(User.username == "rui")).scalar_one()
+        user.set_password("a-new-password")
+        db.session.commit()
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_unlinking_whatsapp_ends_the_tenants_other_sessions(make_app, node) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(WHATSAPP_SERVER_URL=node.url)
+    add_user(app, "ivo", "pw", "3")
+    add_user(app, "eva", "pw", "3")
+    add_user(app, "max", "pw", "4")
+    here, elsewhere, colleague, other_tenant = (app.test_client() for _ in range(4))
+    login(here, "ivo", "pw")
+    login(elsewhere, "ivo", "pw")
+    login(colleague, "eva", "pw")
+    login(other_tenant, "max", "pw")
+    page = here.get("/dashboard").get_data(as_text=True)
+    token = csrf_from(page)
+    resp = here.post("/whatsapp/unlink", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert here.get("/dashboard").status_code == 200, "the browser that unlinked stays logged in"
+    assert elsewhere.get("/dashboard").status_code == 302
+    assert colleague.get("/dashboard").status_code == 302
+    assert other_tenant.get("/dashboard").status_code == 200
+
+
+# --- 20: the log-in form and the throttle are bounded ---------------------------------------------------
+
+
+def test_overlong_usernames_and_passwords_are_a_400_before_any_work(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    throttle = app.extensions["login_throttle"]
+    for username, password in (("a" * 100_000, "pw"), ("ana", "p" * 100_000), ("a" * 81, "pw")):
+        for headers in ({}, {"Accept": "application/json"}):
+            client = app.test_client()
+            token = csrf_from(client.get("/login").get_data(as_text=True))
+            resp = client.post(
+                "/login", data={"username": username, "password": password, "csrf_token": token}, headers=headers
+            )
+            assert resp.status_code == 400
+            assert len(resp.get_data()) < 10_000, "the input is not echoed back"
+            if headers:
+                assert resp.get_json()["error"] == "input_too_long"
+    assert len(throttle) == 0, "nothing was stored for them"
+
+
+def test_throttle_memory_does_not_grow_with_the_username_length() -> None:
+    import tracemalloc
+
+    from flask_service.throttle import LoginThrottle
+
+    throttle = LoginThrottle(max_per_account=5, max_per_address=20, window_s=900)
+    names = [f"{i}-" + "A" * 1_000_000 for i in range(20)]  # allocated before measuring
+    tracemalloc.start()
+    try:
+        for name in names:
+            throttle.failure(name, "192.0.2.1")
+        kept, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < 200_000, f"{kept} bytes kept for 20 failures"  # was 20 MB: the casefolded names
+    assert throttle.retry_after(names[0].lower(), "192.0.2.9") == 0  # still counted per account
+    for _ in range(4):
+        throttle.failure(names[0], "192.0.2.2")
+    assert throttle.retry_after(names[0].lower(), "192.0.2.9") > 0
