@@ -216,3 +216,100 @@ def test_throttle_memory_does_not_grow_with_the_username_length() -> None:
     for _ in range(4):
         throttle.failure(names[0], "192.0.2.2")
     assert throttle.retry_after(names[0].lower(), "192.0.2.9") > 0
+
+
+# --- 21: a browser session's send needs the CSRF token; the ops key needs none --------------------------
+
+
+def test_send_from_a_browser_session_needs_the_csrf_token(make_app, node) -> None:  # type: ignore[no-untyped-def]
+    node.behaviour["5"] = "connected"
+    app = make_app(WHATSAPP_SERVER_URL=node.url)
+    add_user(app, "ana", "pw", "5")
+    client = app.test_client()
+    login(client, "ana", "pw")
+    message = {"to": "5511999990000", "text": "sent by another site"}
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        resp = client.post("/api/whatsapp/send", json=message, headers=headers)
+        assert resp.status_code == 403 and resp.get_json()["error"] == "csrf_failed"
+    assert not [r for r in node.requests if r["path"].endswith("/messages")], "nothing reached node"
+    token = csrf_from(client.get("/dashboard").get_data(as_text=True))
+    resp = client.post("/api/whatsapp/send", json=message, headers={"X-CSRF-Token": token})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    ops = app.test_client().post(
+        "/api/whatsapp/send?user_id=5", json=message, headers={"X-Api-Key": app.config["OPS_API_KEY"]}
+    )
+    assert ops.status_code == 200
+
+
+# --- 22: hostile signed webhook bodies are a 4xx JSON error, never a 500 --------------------------------
+
+
+def _deliver(client, body: bytes, event: str = "session.status"):  # type: ignore[no-untyped-def]
+    import time
+    import uuid
+
+    from flask_service_testlib import WEBHOOK_SECRET
+
+    from flask_service.webhook import sign
+
+    timestamp, webhook_id = str(int(time.time())), str(uuid.uuid4())
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Id": webhook_id,
+        "X-Webhook-Event": event,
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature": sign(WEBHOOK_SECRET, timestamp, webhook_id, event, body),
+    }
+    return client.post("/webhook/whatsapp", data=body, headers=headers)
+
+
+def _status(code: str) -> bytes:
+    return (
+        b'{"event": "session.status", "tenant_id": "1", "data": {"state": "failed", "previous_state": "qr", "code": '
+        + code.encode()
+        + b"}}"
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"event": "session.status", "tenant_id": "1", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            id="100k-deep",
+        ),
+        pytest.param(
+            b'{"tenant_id": "1", "data": {"state": "x", "x": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}}", id="40-deep"
+        ),
+        pytest.param(_status(str(10**300)), id="code-10**300"),
+        pytest.param(_status(str(2**70)), id="code-2**70"),
+        pytest.param(_status("1e308"), id="code-1e308"),
+        pytest.param(_status("1e400"), id="code-1e400"),
+        pytest.param(_status("-1"), id="code-negative"),
+        pytest.param(_status("515.5"), id="code-fraction"),
+        pytest.param(_status('"99999999999999999999"'), id="code-long-digit-string"),
+        pytest.param(_status("NaN"), id="code-NaN"),
+        pytest.param(_status("Infinity"), id="code-Infinity"),
+        pytest.param(_status("1" * 5000), id="code-5000-digits"),
+    ],
+)
+def test_hostile_signed_webhook_bodies_are_a_4xx_json_error(make_app, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    from flask_service.models import SessionState, db
+
+    app = make_app()
+    resp = _deliver(app.test_client(), body)
+    assert 400 <= resp.status_code < 500, resp.get_data(as_text=True)[:300]
+    assert resp.get_json()["error"] in ("invalid_json", "json_too_deep", "invalid_code")
+    with app.app_context():
+        assert db.session.get(SessionState, "1") is None
+
+
+def test_sane_close_codes_are_still_stored(make_app) -> None:  # type: ignore[no-untyped-def]
+    from flask_service.models import SessionState, db
+
+    app = make_app()
+    for raw, expected in (("515", 515), ('"401"', 401), ("440.0", 440), ("null", None), ("0", 0), ("99999", 99999)):
+        assert _deliver(app.test_client(), _status(raw)).status_code == 200, raw
+        with app.app_context():
+            row = db.session.get(SessionState, "1")
+            assert row is not None and row.code == expected, raw
