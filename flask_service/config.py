@@ -49,7 +49,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
+_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
 
 
 def redact_url(url: str | None) -> str:
