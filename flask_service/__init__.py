@@ -32,9 +32,11 @@ def create_app(config: dict[str, Any] | None = None, *, require_secret: bool = T
 
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
     overrides = dict(config or {})
-    # An explicit SECRET_KEY in ``config`` satisfies the production requirement.
-    needs_secret = require_secret and not overrides.get("SECRET_KEY")
-    app.config.update(load_config(require_secret=needs_secret))
+    # An explicit key in ``config`` (tests) replaces the environment's, which is then not checked.
+    from .config import KEY_NAMES
+
+    preset = [name for name in KEY_NAMES if overrides.get(name)]
+    app.config.update(load_config(require_secret=require_secret, preset=preset))
     if "DATABASE_URL" in overrides:
         from .config import normalize_database_url
 

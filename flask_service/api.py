@@ -101,6 +101,7 @@ def whatsapp_status():  # type: ignore[no-untyped-def]
 @bp.post("/whatsapp/send")
 def send():  # type: ignore[no-untyped-def]
     tenant_id = resolve_tenant()
+    _require_csrf_header_for_browser()  # a message sent in someone's name is as sensitive as an unlink
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", 'Send a JSON object {"to": "<phone>", "text": "<message>"}')
@@ -158,4 +159,7 @@ def whatsapp_logout():  # type: ignore[no-untyped-def]
     response, node = relay("POST", tenant_id, "logout", {})
     if node is not None and node.status == 200:
         log.info("WhatsApp of tenant %s unlinked through the API", tenant_id)
+        from .pages import revoke_sessions
+
+        revoke_sessions(tenant_id)  # the tenant's users log in again (this browser, if it is one, stays)
     return response

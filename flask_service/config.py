@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,11 @@ VALID_APP_ENVS = ("development", "production")
 # secrets.token_urlsafe(32) (43 characters, what deploytool generates) passes with a wide margin.
 MIN_SECRET_KEY_LEN = 32
 MIN_SECRET_KEY_DISTINCT = 8
+# Every key and secret the app reads follows that rule in production; node_service applies the same one.
+KEY_NAMES = ("SECRET_KEY", "OPS_API_KEY", "WHATSAPP_API_KEY", "WEBHOOK_SECRET")
+# Placeholders people copy from examples (deploytool's .env.example writes `change-me`): refused by value,
+# however long, compared without case and without anything but letters and digits.
+PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "example")
 MAX_TRUSTED_PROXIES = 5
 
 
@@ -44,7 +49,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
+_PASSWORD_IN_URL = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<post>@)")
 
 
 def redact_url(url: str | None) -> str:
@@ -54,14 +59,27 @@ def redact_url(url: str | None) -> str:
     return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('pre')}***{m.group('post')}", url)
 
 
+def is_weak_key(value: str) -> bool:
+    """True for a key or secret too weak for production: short, little variety, or a known placeholder."""
+    if len(value) < MIN_SECRET_KEY_LEN or len(set(value)) < MIN_SECRET_KEY_DISTINCT:
+        return True
+    letters = re.sub(r"[^a-z0-9]", "", value.lower())
+    return any(word in letters for word in PLACEHOLDER_WORDS)
+
+
+def check_key(name: str, value: str) -> None:
+    """Raise :class:`ConfigError` naming ``name`` (never echoing the value) when ``value`` is too weak."""
+    if is_weak_key(value):
+        raise ConfigError(
+            f"{name} is too weak for APP_ENV=production: it needs at least {MIN_SECRET_KEY_LEN} characters,"
+            f" {MIN_SECRET_KEY_DISTINCT} or more of them distinct, and must not be a placeholder"
+            " (generate one with python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+
+
 def check_secret_key(value: str) -> None:
     """Raise :class:`ConfigError` for a SECRET_KEY too weak for production (never echoing the value)."""
-    if len(value) < MIN_SECRET_KEY_LEN or len(set(value)) < MIN_SECRET_KEY_DISTINCT:
-        raise ConfigError(
-            f"SECRET_KEY is too weak for APP_ENV=production: it needs at least {MIN_SECRET_KEY_LEN} characters,"
-            f" {MIN_SECRET_KEY_DISTINCT} or more of them distinct (generate one with"
-            " python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-        )
+    check_key("SECRET_KEY", value)
 
 
 def default_sqlite_url(instance_dir: Path | None = None) -> str:
@@ -80,11 +98,15 @@ def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> floa
     return value
 
 
-def load_config(environ: Mapping[str, str] | None = None, *, require_secret: bool = True) -> dict[str, Any]:
+def load_config(
+    environ: Mapping[str, str] | None = None, *, require_secret: bool = True, preset: Collection[str] = ()
+) -> dict[str, Any]:
     """Build the Flask config dict from environment variables.
 
     ``require_secret=False`` is used by maintenance commands (``migrate``,
-    ``create-user``) that never sign a session cookie.
+    ``create-user``) that never sign a session cookie nor use a key. ``preset``
+    names keys given explicitly to :func:`create_app` (tests): their environment
+    value is replaced anyway, so it is not checked.
     """
     env = os.environ if environ is None else environ
 
@@ -92,13 +114,18 @@ def load_config(environ: Mapping[str, str] | None = None, *, require_secret: boo
     if app_env not in VALID_APP_ENVS:
         raise ConfigError(f"APP_ENV must be 'development' or 'production', got {app_env!r}")
 
+    strict = app_env != "development" and require_secret
     secret_key = env.get("SECRET_KEY") or ""
     if not secret_key:
-        if app_env != "development" and require_secret:
+        if strict and "SECRET_KEY" not in preset:
             raise ConfigError("SECRET_KEY is not set; it is required when APP_ENV is not 'development'")
         secret_key = secrets.token_hex(32)
-    elif app_env != "development" and require_secret:
-        check_secret_key(secret_key)
+    if strict:
+        # The other keys may stay unset (that way in stays closed), but a key that is set must be strong.
+        for name in KEY_NAMES:
+            value = env.get(name) or ""
+            if value and name not in preset:
+                check_key(name, value)
 
     database_url = (env.get("DATABASE_URL") or "").strip()
     database_url = normalize_database_url(database_url) if database_url else default_sqlite_url()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
+from functools import cache
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
@@ -37,12 +39,36 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Stored in the session cookie at log-in and compared on every request: bumping it (log-out, a new
+    # password, unlinking WhatsApp) makes every cookie issued before worthless, even a copied one.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=PASSWORD_HASH_METHOD)
+        self.session_generation = (self.session_generation or 0) + 1  # a new password ends old sessions
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+# werkzeug's default; the dummy hash below uses the same, so both log-in paths cost the same.
+PASSWORD_HASH_METHOD = "scrypt"
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16), method=PASSWORD_HASH_METHOD)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """The password check of a log-in, with the same work whether or not ``user`` exists.
+
+    An unknown username is checked against a dummy hash of the same cost, so the time a failed
+    log-in takes does not tell whether the account exists.
+    """
+    stored = user.password_hash if user is not None else _dummy_hash()
+    matches = check_password_hash(stored, password)
+    return matches and user is not None
 
 
 class Message(db.Model):  # type: ignore[name-defined,misc]

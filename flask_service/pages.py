@@ -20,11 +20,11 @@ from flask import (
     url_for,
 )
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import whatsapp
 from .errors import json_error, wants_json
-from .models import Message, SessionState, User, db
+from .models import Message, SessionState, User, db, verify_password
 from .resolver import UnknownTenant
 from .throttle import LoginThrottle
 
@@ -34,6 +34,11 @@ login_manager.login_view = "pages.login"
 login_manager.login_message = None  # type: ignore[assignment]
 
 CSRF_SESSION_KEY = "_csrf_token"
+# The user's session generation at log-in; a cookie whose generation is no longer the user's opens nothing.
+GENERATION_SESSION_KEY = "_generation"
+# Longer input is refused with 400 before any work (no hashing, no database, no throttle key).
+MAX_USERNAME_LEN = 80  # users.username is VARCHAR(80)
+MAX_PASSWORD_LEN = 1024
 
 
 def init_app(app: Flask) -> None:
@@ -54,9 +59,35 @@ def init_app(app: Flask) -> None:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
     except (TypeError, ValueError):
         return None
+    # Checked on every request: a cookie from before a log-out, a new password or an unlink is refused.
+    if user is None or session.get(GENERATION_SESSION_KEY) != user.session_generation:
+        return None
+    return user
+
+
+def revoke_sessions(tenant_id: str | None = None) -> None:
+    """End the sessions of the logged-in user (or of every user of ``tenant_id``) by bumping their generation.
+
+    The current browser keeps its session when it belongs to one of them (it is stamped again): only
+    other cookies, such as a copied one, stop working.
+    """
+    user_id = current_user.id if current_user.is_authenticated else None
+    query = update(User).values(session_generation=User.session_generation + 1)
+    if tenant_id is not None:
+        query = query.where(User.tenant_id == tenant_id)
+    elif user_id is not None:
+        query = query.where(User.id == user_id)
+    else:
+        return
+    db.session.execute(query)
+    db.session.commit()
+    if user_id is not None:
+        user = db.session.get(User, user_id)
+        if user is not None and (tenant_id is None or user.tenant_id == tenant_id):
+            session[GENERATION_SESSION_KEY] = user.session_generation
 
 
 @login_manager.unauthorized_handler
@@ -109,17 +140,24 @@ def login():  # type: ignore[no-untyped-def]
         return render_template("login.html", error=None, username="", next=next_url or "")
 
     check_csrf()
-    username = (request.form.get("username") or "").strip()
+    username = request.form.get("username") or ""
     password = request.form.get("password") or ""
+    if len(username) > MAX_USERNAME_LEN or len(password) > MAX_PASSWORD_LEN:
+        message = f"Usernames have at most {MAX_USERNAME_LEN} characters and passwords at most {MAX_PASSWORD_LEN}."
+        if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+            return json_error(400, "input_too_long", message)
+        return render_template("login.html", error=message, username="", next=next_url or ""), 400
+    username = username.strip()
     throttle: LoginThrottle = current_app.extensions["login_throttle"]
     # Checked before the password: while locked, even the right password must not tell a guesser so.
     wait = throttle.retry_after(username, request.remote_addr)
     if wait:
         return _too_many_attempts(wait, username, next_url)
     user = None
-    if username and password and len(username) <= 80:
+    if username:
         user = db.session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None or not user.check_password(password):
+    # The same hash work whether the account exists or not: timing must not tell usernames apart.
+    if not verify_password(user, password) or user is None:
         throttle.failure(username, request.remote_addr)
         return (
             render_template(
@@ -130,6 +168,7 @@ def login():  # type: ignore[no-untyped-def]
     throttle.success(username)
     session.clear()  # no session fixation: a new CSRF token after login
     login_user(user)
+    session[GENERATION_SESSION_KEY] = user.session_generation
     return redirect(_safe_next(next_url))
 
 
@@ -149,6 +188,8 @@ def _too_many_attempts(wait: int, username: str, next_url: str | None):  # type:
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
     check_csrf()
+    if current_user.is_authenticated:
+        revoke_sessions()  # a copy of this cookie must not stay logged in
     logout_user()
     session.clear()
     return redirect(url_for("pages.login"))

@@ -22,7 +22,7 @@ from flask_login import current_user, login_required
 from werkzeug.exceptions import BadRequest
 
 from . import whatsapp
-from .pages import check_csrf
+from .pages import check_csrf, revoke_sessions
 from .resolver import UnknownTenant
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def unlink():  # type: ignore[no-untyped-def]
     # 404 unknown_tenant: this server never ran a session for the tenant, so nothing is linked.
     if node.status == 200 or (node.status == 404 and error == "unknown_tenant"):
         log.info("tenant %s unlinked its WhatsApp", current_user.tenant_id)
+        revoke_sessions(current_user.tenant_id)  # other cookies of the tenant's users stop working
         return _finish(200, True, "WhatsApp unlinked. Scan a new code to link it again.", "logged_out")
     return _finish(node.status, False, message, error)
 

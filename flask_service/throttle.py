@@ -10,6 +10,7 @@ number of workers: still a handful of guesses per window instead of thousands.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import threading
@@ -18,6 +19,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 DEFAULT_MAX_KEYS = 10_000
+# Every key is a short fixed-size string, so the table's memory is bounded by DEFAULT_MAX_KEYS alone,
+# whatever usernames and addresses an attacker sends.
+MAX_ADDRESS_KEY_LEN = 64
+
+
+def account_key(account: str) -> str:
+    """The throttling key of a username: case-insensitive, and a fixed-size digest instead of the name."""
+    return hashlib.sha256(account.casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def address_key(address: str | None) -> str:
@@ -27,7 +36,7 @@ def address_key(address: str | None) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address[:64]
+        return address[:MAX_ADDRESS_KEY_LEN]
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
             return str(ip.ipv4_mapped)
@@ -59,7 +68,7 @@ class LoginThrottle:
     def _limits(self, account: str, address: str | None) -> list[tuple[tuple[str, str], int]]:
         # casefold: "Ana" and "ana" share a counter, so case variants buy no extra guesses
         return [
-            (("account", account.casefold()), self.max_per_account),
+            (("account", account_key(account)), self.max_per_account),
             (("address", address_key(address)), self.max_per_address),
         ]
 
@@ -88,7 +97,7 @@ class LoginThrottle:
 
     def success(self, account: str) -> None:
         with self._lock:
-            self._failures.pop(("account", account.casefold()), None)
+            self._failures.pop(("account", account_key(account)), None)
 
     def __len__(self) -> int:
         return len(self._failures)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -38,6 +39,13 @@ TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 # can move between the id, the event and the body (a JSON object) without changing the signature.
 WEBHOOK_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID_LEN}}}")
 EVENT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Bodies are at most MAX_CONTENT_LENGTH (1 MiB, 413 past it). node sends three levels; 100,000 used to
+# exhaust the parser's recursion into a 500.
+MAX_DEPTH = 32
+# data.code is a WhatsApp close code (401, 408, 440, 515, …) stored in an INTEGER column: 2**70 or
+# 10**300 used to overflow it into a 500.
+MAX_CODE = 99_999
+NUMBER_RE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 
 
 def sign(secret: str, timestamp: str, webhook_id: str, event: str, body: bytes) -> str:
@@ -93,11 +101,15 @@ def receive():  # type: ignore[no-untyped-def]
     timestamp = int(request.headers["X-Webhook-Timestamp"].strip())
 
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        return json_error(400, "json_too_deep", f"The body is nested more than {MAX_DEPTH} levels deep")
+    except ValueError:  # also UnicodeDecodeError, NaN/Infinity and integers of more than 4300 digits
         return json_error(400, "invalid_json", "The body is not valid JSON")
     if not isinstance(payload, dict):
         return json_error(400, "invalid_json", "The body must be a JSON object")
+    if _deeper_than(payload, MAX_DEPTH):
+        return json_error(400, "json_too_deep", f"The body is nested more than {MAX_DEPTH} levels deep")
 
     body_event = payload.get("event")
     if body_event is not None and not (isinstance(body_event, str) and EVENT_RE.fullmatch(body_event)):
@@ -139,8 +151,13 @@ def receive():  # type: ignore[no-untyped-def]
         if not isinstance(state, str) or not state or len(state) > 32:
             db.session.rollback()
             return json_error(400, "invalid_state", "data.state is required")
+        try:
+            code = _code(data.get("code"))
+        except ValueError:
+            db.session.rollback()
+            return json_error(400, "invalid_code", f"data.code must be a whole number from 0 to {MAX_CODE}")
         event_time = datetime.fromtimestamp(timestamp, UTC)
-        status = _record_session_state(tenant_id, state, data, event_time)
+        status = _record_session_state(tenant_id, state, data, code, event_time)
     else:
         status = "ignored"  # recorded for de-duplication, nothing else to store
 
@@ -159,16 +176,44 @@ def receive():  # type: ignore[no-untyped-def]
     return jsonify({"status": status}), 200
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when ``value`` nests objects and arrays more than ``limit`` levels deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _code(value: Any) -> int | None:
-    if isinstance(value, bool):
+    """A close code: None when absent or not a number; ValueError for a number outside 0..MAX_CODE."""
+    if value is None or isinstance(value, bool):
         return None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    if isinstance(value, str):  # "515" was always accepted
+        if not NUMBER_RE.fullmatch(value.strip()):
+            return None
+        value = float(value)  # a long digit string becomes inf or large, and is refused below
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer() and abs(value) <= MAX_CODE):
+            raise ValueError("not a whole number in range")
+        value = int(value)
+    if not isinstance(value, int):
         return None
+    if not 0 <= value <= MAX_CODE:
+        raise ValueError("out of range")
+    return value
 
 
-def _record_session_state(tenant_id: str, state: str, data: dict[str, Any], event_time: datetime) -> str:
+def _record_session_state(
+    tenant_id: str, state: str, data: dict[str, Any], code: int | None, event_time: datetime
+) -> str:
     previous = data.get("previous_state")
     previous = previous[:32] if isinstance(previous, str) else None
     row = db.session.get(SessionState, tenant_id, with_for_update=db.engine.dialect.name == "postgresql")
@@ -178,7 +223,7 @@ def _record_session_state(tenant_id: str, state: str, data: dict[str, Any], even
                 tenant_id=tenant_id,
                 state=state,
                 previous_state=previous,
-                code=_code(data.get("code")),
+                code=code,
                 updated_at=event_time,
             )
         )
@@ -186,7 +231,7 @@ def _record_session_state(tenant_id: str, state: str, data: dict[str, Any], even
     current = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
     if current > event_time:
         return "stale"  # a retry of an older event must not overwrite a newer state
-    row.state, row.previous_state, row.code, row.updated_at = state, previous, _code(data.get("code")), event_time
+    row.state, row.previous_state, row.code, row.updated_at = state, previous, code, event_time
     return "stored"
 
 

@@ -7,6 +7,26 @@ export const TENANT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class ConfigError extends Error {}
 
+// Production keys: the same rule as flask_service (docs/contract.md). secrets.token_urlsafe(32), what
+// deploytool generates, passes with a wide margin; the placeholders of deploytool's .env.example
+// (`change-me`) and other copied examples are refused by value, however long.
+export const MIN_KEY_LEN = 32;
+export const MIN_KEY_DISTINCT = 8;
+export const PLACEHOLDER_WORDS = ['changeme', 'replaceme', 'placeholder', 'yoursecret', 'example'];
+
+export function isWeakKey(value) {
+  if (value.length < MIN_KEY_LEN || new Set(value).size < MIN_KEY_DISTINCT) return true;
+  const letters = value.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return PLACEHOLDER_WORDS.some((word) => letters.includes(word));
+}
+
+function checkKey(name, value) {
+  // Names the variable, never its value.
+  if (isWeakKey(value)) {
+    throw new ConfigError(`${name} is too weak for production: it needs at least ${MIN_KEY_LEN} characters, ${MIN_KEY_DISTINCT} or more of them distinct, and must not be a placeholder (generate one with node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"; APP_ENV=development or WA_ALLOW_INSECURE=1 skip this check)`);
+  }
+}
+
 function int(env, name, def, { min = 0 } = {}) {
   const raw = env[name];
   if (raw === undefined || raw === '') return def;
@@ -37,6 +57,9 @@ export function loadConfig(env = process.env) {
     if (bad.length) throw new ConfigError(`TENANTS contains invalid ids ${JSON.stringify(bad)}; each must match ${TENANT_ID_RE}`);
   }
 
+  const appEnv = (env.APP_ENV || 'production').trim().toLowerCase();
+  if (!['development', 'production'].includes(appEnv)) throw new ConfigError(`APP_ENV must be "development" or "production", got ${JSON.stringify(appEnv)}`);
+
   const apiKey = env.WHATSAPP_API_KEY || '';
   const insecure = env.WA_ALLOW_INSECURE === '1';
   if (!apiKey && !insecure) {
@@ -50,12 +73,17 @@ export function loadConfig(env = process.env) {
     try { new URL(webhookUrl); } catch { throw new ConfigError(`WEBHOOK_URL is not a valid URL: ${JSON.stringify(webhookUrl)}`); }
     if (!webhookSecret) throw new ConfigError('WEBHOOK_URL is set but WEBHOOK_SECRET is empty; the receiver would reject unsigned events');
   }
+  if (appEnv === 'production' && !insecure) {
+    if (apiKey) checkKey('WHATSAPP_API_KEY', apiKey);
+    if (webhookSecret) checkKey('WEBHOOK_SECRET', webhookSecret);
+  }
 
   const portRaw = env.PORT === undefined || env.PORT === '' ? 3000 : env.PORT;
   if (!/^\d+$/.test(String(portRaw)) || Number(portRaw) > 65535) throw new ConfigError(`PORT must be 0-65535, got ${JSON.stringify(portRaw)}`);
 
   return {
     port: Number(portRaw),
+    appEnv,
     host: env.HOST || '::',
     mode,
     tenantId,

@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SERVER = path.join(ROOT, 'src', 'server.js');
-export const KEY = 'test-key-0123456789';
+// Keys pass the production rule (at least 32 characters, 8 distinct, no placeholder), like deploytool's.
+export const KEY = 'test-key-0123456789-Zq8wX3vN7pL2mK9r';
+export const SECRET = 'whsec-test-Zq8wX3vN7pL2mK9rT4yB6cD1fG5';
 
 const children = new Set();
 const tmpdirs = new Set();

@@ -4,9 +4,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, client, cleanup, tmpdir, webhookReceiver, waitFor, waitState, pairSandbox } from './helpers.js';
+import { startServer, client, cleanup, tmpdir, webhookReceiver, waitFor, waitState, pairSandbox, SECRET } from './helpers.js';
 
-const SECRET = 'whsec-test';
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 function verify(headers, raw, secret = SECRET) {

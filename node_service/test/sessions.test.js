@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, client, cleanup, tmpdir, waitState, waitFor, pairSandbox, webhookReceiver, sleep } from './helpers.js';
+import { startServer, client, cleanup, tmpdir, waitState, waitFor, pairSandbox, webhookReceiver, sleep, SECRET } from './helpers.js';
 
 after(cleanup);
 
@@ -81,7 +81,7 @@ test('disconnect codes follow the reconnect policy (515, 500, 440, 401)', async 
   const hook = await webhookReceiver();
   after(hook.close);
   const authRoot = path.join(tmpdir(), 'auth');
-  const srv = await startServer({ AUTH_ROOT: authRoot, RECONNECT_BASE_MS: '2000', WEBHOOK_URL: hook.url, WEBHOOK_SECRET: 's' });
+  const srv = await startServer({ AUTH_ROOT: authRoot, RECONNECT_BASE_MS: '2000', WEBHOOK_URL: hook.url, WEBHOOK_SECRET: SECRET });
   const c = client(srv);
   const creds = path.join(authRoot, '1', 'sandbox-creds.json');
   await pairSandbox(srv, '1');

@@ -9,7 +9,7 @@ import { toJid } from '../src/drivers/common.js';
 import { sign } from '../src/webhook.js';
 import { acquireLock, releaseLock, LockedError } from '../src/lock.js';
 import { loadConfig, ConfigError } from '../src/config.js';
-import { cleanup, tmpdir } from './helpers.js';
+import { cleanup, tmpdir, KEY } from './helpers.js';
 
 after(cleanup);
 
@@ -61,7 +61,7 @@ test('lock: exclusive per live process, stale pid taken over, released only by o
 });
 
 test('config defaults and validation', () => {
-  const c = loadConfig({ WHATSAPP_API_KEY: 'k' });
+  const c = loadConfig({ WHATSAPP_API_KEY: KEY });
   assert.equal(c.mode, 'multi');
   assert.equal(c.driver, 'baileys');
   assert.equal(c.host, '::');
@@ -74,7 +74,7 @@ test('config defaults and validation', () => {
   assert.throws(() => loadConfig({}), ConfigError);
   assert.equal(loadConfig({ WA_ALLOW_INSECURE: '1' }).apiKey, '');
   assert.throws(() => loadConfig({ WA_ALLOW_INSECURE: 'true' }), ConfigError, 'only the explicit "1"');
-  assert.throws(() => loadConfig({ WHATSAPP_API_KEY: 'k', WA_MODE: 'single', TENANT_ID: '../x' }), ConfigError);
-  assert.throws(() => loadConfig({ WHATSAPP_API_KEY: 'k', PORT: 'abc' }), ConfigError);
-  assert.deepEqual(loadConfig({ WHATSAPP_API_KEY: 'k', TENANTS: ' 1, 2 ,,3' }).allowList, ['1', '2', '3']);
+  assert.throws(() => loadConfig({ WHATSAPP_API_KEY: KEY, WA_MODE: 'single', TENANT_ID: '../x' }), ConfigError);
+  assert.throws(() => loadConfig({ WHATSAPP_API_KEY: KEY, PORT: 'abc' }), ConfigError);
+  assert.deepEqual(loadConfig({ WHATSAPP_API_KEY: KEY, TENANTS: ' 1, 2 ,,3' }).allowList, ['1', '2', '3']);
 });

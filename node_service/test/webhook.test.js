@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import path from 'node:path';
-import { startServer, client, cleanup, tmpdir, webhookReceiver, waitFor, pairSandbox, sleep } from './helpers.js';
+import { startServer, client, cleanup, tmpdir, webhookReceiver, waitFor, pairSandbox, sleep, SECRET } from './helpers.js';
 
 after(cleanup);
 
@@ -22,7 +22,7 @@ test('retry on 500 keeps X-Webhook-Id and per-tenant order; 4xx is not retried; 
   });
   after(hook.close);
   const srv = await startServer({
-    AUTH_ROOT: path.join(tmpdir(), 'auth'), WEBHOOK_URL: hook.url, WEBHOOK_SECRET: 'sec',
+    AUTH_ROOT: path.join(tmpdir(), 'auth'), WEBHOOK_URL: hook.url, WEBHOOK_SECRET: SECRET,
     WEBHOOK_RETRY_BASE_MS: '250', WEBHOOK_MAX_ATTEMPTS: '5',
   });
   const c = client(srv);
@@ -51,7 +51,7 @@ test('retry on 500 keeps X-Webhook-Id and per-tenant order; 4xx is not retried; 
   assert.equal(new Set(t1.slice(0, 3).map((r) => r.raw)).size, 1, 'same body bytes across retries');
   for (const r of t1) {
     const signed = `${r.headers['x-webhook-timestamp']}.${r.headers['x-webhook-id']}.${r.headers['x-webhook-event']}.${r.raw}`;
-    const sig = 'sha256=' + crypto.createHmac('sha256', 'sec').update(signed).digest('hex');
+    const sig = 'sha256=' + crypto.createHmac('sha256', SECRET).update(signed).digest('hex');
     assert.equal(r.headers['x-webhook-signature'], sig, 'each attempt is signed');
   }
 
@@ -67,7 +67,7 @@ test('connection errors are retried with backoff, bounded attempts; no WEBHOOK_U
   const dead = await webhookReceiver();
   await dead.close();
   const srv = await startServer({
-    AUTH_ROOT: path.join(tmpdir(), 'auth'), WEBHOOK_URL: dead.url, WEBHOOK_SECRET: 'x',
+    AUTH_ROOT: path.join(tmpdir(), 'auth'), WEBHOOK_URL: dead.url, WEBHOOK_SECRET: SECRET,
     WEBHOOK_RETRY_BASE_MS: '50', WEBHOOK_MAX_ATTEMPTS: '3',
   });
   await client(srv).post('/tenants/1/connect');

@@ -225,3 +225,89 @@ def test_a_compose_check_that_runs_too_long_is_a_finding_not_a_traceback(make_pr
     assert main(["--spec", str(spec), "validate", "dev"]) == 1
     out = capsys.readouterr().out
     assert "error[COMPOSE_CONFIG]" in out and "did not finish within" in out
+
+
+# Assembled, so no secret-shaped value sits in the source as one string.
+STRIPE_LIKE = "sk_" + "live_" + "51Hq8wX3vN7pL2mK9rT4yB6cD"
+
+
+@pytest.mark.parametrize(
+    "name", ["DB_PASS", "JWT_PRIVATE_KEY_PEM", "AWS_SECRET_ACCESS_KEY_ID", "BASIC_AUTH", "SMTP_PASSWD", "apiKey"]
+)
+def test_names_the_review_found_are_secrets(make_project, capsys, name):
+    from deploytool.redact import is_secret_name
+
+    assert is_secret_name(name)
+    if name.isupper():
+        spec = make_project({"dev": f"services: {{web: {{env: {{{name}: plain-value}}}}}}\n"})
+        assert main(["--spec", str(spec), "validate", "dev"]) == 1
+        out = capsys.readouterr().out
+        assert "SECRET_LITERAL" in out and f"web.env.{name}" in out and "plain-value" not in out
+
+
+@pytest.mark.parametrize(
+    "name", ["AUTH_ROOT", "PORT", "APP_ENV", "DATABASE_URL", "TENANT_ID", "KEY_PREFIX", "MONKEY", "BYPASS_CACHE"]
+)
+def test_ordinary_names_stay_plain(name):
+    from deploytool.redact import is_secret_name
+
+    assert not is_secret_name(name)
+
+
+def test_values_shaped_like_api_keys_are_recognised():
+    from deploytool import redact
+
+    private_key = "-----BEGIN " + "PRIVATE KEY-----"
+    for value in (STRIPE_LIKE, f"Bearer {STRIPE_LIKE}", "AKIA" + "ABCDEFGHIJKLMNOP", private_key):
+        assert redact.looks_like_secret_value(value), value
+    for value in ("info", "http://web:5002/health", "sk_live_", "1,2,3", "x" * 100):
+        assert not redact.looks_like_secret_value(value), value
+
+
+def test_a_value_pasted_into_secrets_is_not_echoed(make_project, capsys):
+    for entry in (f"OPS_API_KEY={STRIPE_LIKE}", STRIPE_LIKE, "hunter2 pasted"):
+        spec = make_project({"dev": f'secrets: [OPS_API_KEY, "{entry}"]\n'})
+        assert main(["--spec", str(spec), "validate", "dev"]) == 2
+        err = capsys.readouterr().err
+        assert "secrets.1" in err, err
+        assert entry not in err and STRIPE_LIKE not in err and "hunter2" not in err, err
+
+
+def test_the_secret_regexes_are_linear_in_the_input_length():
+    # The finding: an env value of 100k `a` made `validate` take 61 s (quadratic URL-credential regex).
+    # Timed in a child process with a deadline, so the old quadratic code fails instead of hanging.
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from deploytool import redact
+
+        checks = [redact.has_url_credentials, redact.redact_url, redact.is_secret_name]
+        checks += [getattr(redact, "looks_like_secret_value", redact.has_url_credentials)]
+        shapes = ["a", "a1", "a://", "a://x:p", "eyJ-", "sk-", "A_", "a.b+c-"]
+
+        def best(text):
+            times = []
+            for _ in range(3):
+                started = time.perf_counter()
+                for check in checks:
+                    check(text)
+                times.append(time.perf_counter() - started)
+            return min(times)
+
+        for shape in shapes:
+            small = best((shape * 10_000)[:10_000])
+            big = best((shape * 1_000_000)[:1_000_000])
+            print(shape, big / max(small, 1e-6), flush=True)
+        """
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"1 MB inputs took over 60 s (quadratic); finished: {exc.stdout!r}")
+    assert result.returncode == 0, result.stderr
+    for line in result.stdout.splitlines():
+        shape, ratio = line.rsplit(" ", 1)
+        # 100x the input: linear is ~100x; quadratic would be ~10,000x
+        assert float(ratio) < 300, f"{shape!r}: 1 MB took {float(ratio):.0f}x as long as 10 KB"

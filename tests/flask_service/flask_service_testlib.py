@@ -39,9 +39,10 @@ APP_ENV_VARS = (
     "WHATSAPP_BREAKER_COOLDOWN_S",
 )
 
-NODE_KEY = "node-key-5f1c2a"
-OPS_KEY = "ops-key-9b7e41"
-WEBHOOK_SECRET = "webhook-secret-3d8a"
+# strong enough for the production key rule (node_service runs in production mode in test_fs_sessions.py)
+NODE_KEY = "node-key-5f1c2a-Zq8wX3vN7pL2mK9rT4yB6cD1"
+OPS_KEY = "ops-key-9b7e41-Zq8wX3vN7pL2mK9rT4yB6cD1"
+WEBHOOK_SECRET = "webhook-secret-3d8a-Zq8wX3vN7pL2mK9rT4y"
 # passes the production SECRET_KEY check (length and variety), like deploytool's token_urlsafe(32) values
 STRONG_SECRET_KEY = "test-only-Zq8wX3vN7pL2mK9rT4yB6cD1fG5hJ0sA"
 PG_SKIP_REASON = (
@@ -226,6 +227,8 @@ class FakeNode:
                 if method == "GET" and action == "status":
                     state = "connected" if mode == "connected" else "qr"
                     return self._reply(200, {"tenant_id": tenant, "state": state, "me": None, "last_error": None})
+                if method == "POST" and action == "logout":
+                    return self._reply(200, {"tenant_id": tenant, "state": "logged_out", "connected": False})
                 if method == "POST" and action == "messages":
                     if mode != "connected":
                         return self._reply(503, {"error": "not_connected", "message": "not connected"})
