@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deploytool.plan.model import Finding, Plain, Plan, Role, SecretRef, ServiceInstance
-from deploytool.redact import has_url_credentials, is_secret_name
+from deploytool.redact import has_url_credentials, is_secret_name, looks_like_secret_value
 from deploytool.render.artifacts import RenderContext
 from deploytool.spec.model import Topology
 from deploytool.targets import TargetPlugin, plugins_of
@@ -215,6 +215,13 @@ def check_secrets(plan: Plan) -> Iterator[Finding]:
                 yield Finding(
                     "SECRET_LITERAL",
                     f"{svc.spec_name}.env.{name}: a URL with credentials in the spec; declare it under `secrets`",
+                    field=f"services.{svc.spec_name}.env.{name}",
+                )
+            elif looks_like_secret_value(value.value):
+                yield Finding(
+                    "SECRET_LITERAL",
+                    f"{svc.spec_name}.env.{name}: a value shaped like an API key or token in the spec; declare it "
+                    f"under `secrets` and `services.{svc.spec_name}.secrets`",
                     field=f"services.{svc.spec_name}.env.{name}",
                 )
 

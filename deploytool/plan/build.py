@@ -134,6 +134,8 @@ def _whatsapp_instance(
         "PORT": Plain(str(port)),
         "WA_MODE": Plain("multi" if multi else "single"),
         "WA_DRIVER": Plain(svc.driver),
+        # node holds its keys to the production rule unless told it runs for development, as flask does
+        "APP_ENV": Plain("development" if spec.stage is Stage.development else "production"),
         "AUTH_ROOT": AuthRoot(name),
         "WHATSAPP_API_KEY": SecretRef("WHATSAPP_API_KEY"),
         "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),

@@ -311,3 +311,14 @@ def test_the_secret_regexes_are_linear_in_the_input_length():
         shape, ratio = line.rsplit(" ", 1)
         # 100x the input: linear is ~100x; quadratic would be ~10,000x
         assert float(ratio) < 300, f"{shape!r}: 1 MB took {float(ratio):.0f}x as long as 10 KB"
+
+
+def test_a_token_shaped_value_under_an_ordinary_name_is_a_secret_literal(make_project, capsys):
+    from deploytool.cli import main
+
+    token = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    spec = make_project({"dev": f"services: {{web: {{env: {{PAYMENTS: {token}}}}}}}\n"})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 1
+    out = capsys.readouterr()
+    assert "SECRET_LITERAL" in out.out + out.err and "web.env.PAYMENTS" in out.out + out.err
+    assert token not in out.out + out.err

@@ -116,7 +116,7 @@ def test_node_image_takes_a_root_owned_volume(resources: Resources) -> None:
     container = resources.run(
         *("-p", f"127.0.0.1:{port}:3000", *mount),
         *("-e", "WA_DRIVER=sandbox", "-e", "WA_MODE=multi", "-e", "TENANTS=1", "-e", "PORT=3000"),
-        *("-e", f"WHATSAPP_API_KEY=test-{resources.suffix}", image),
+        *("-e", f"WHATSAPP_API_KEY=test-key-of-the-production-length-{resources.suffix}", image),
     )
 
     deadline = time.monotonic() + 60
@@ -147,7 +147,7 @@ def test_node_image_takes_a_root_owned_volume(resources: Resources) -> None:
 
     # The session folder now belongs to uid 1000, and a session written there by the server does too.
     assert docker(resources.environ, "exec", container, "stat", "-c", "%u:%g", "/data/auth") == "1000:1000"
-    headers = {"X-Api-Key": f"test-{resources.suffix}"}
+    headers = {"X-Api-Key": f"test-key-of-the-production-length-{resources.suffix}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as client:
         assert client.get("/tenants/1/qr").status_code == 200
         assert client.post("/tenants/1/sandbox/scan").status_code in (200, 202)

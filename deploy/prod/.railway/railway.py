@@ -52,6 +52,7 @@ def main(ctx=None):
         replicas=1,
         deploy={"healthcheckTimeout": 300, "requiredMountPath": "/data", "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
         env={
+            "APP_ENV": "production",
             "AUTH_ROOT": "/data/auth",
             "PORT": "5001",
             "TENANTS": "1,2",
@@ -71,6 +72,7 @@ def main(ctx=None):
         replicas=1,
         deploy={"healthcheckTimeout": 300, "requiredMountPath": "/data", "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
         env={
+            "APP_ENV": "production",
             "AUTH_ROOT": "/data/auth",
             "PORT": "5003",
             "TENANTS": "3,4",
