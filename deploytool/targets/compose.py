@@ -227,10 +227,11 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
         health = _healthcheck(svc)
         if health:
             entry["healthcheck"] = health
-        elif svc.role is Role.worker:
-            # The app's image declares a HEALTHCHECK for its web server, which a worker does not run: inherited,
-            # it would count the worker unhealthy. Disabling it makes `up --wait` refuse the container, so a
-            # worker is healthy while its process runs.
+        elif svc.role is Role.worker or (svc.source is not None and svc.start is not None):
+            # An image's HEALTHCHECK checks the server its own command runs (the app image: its web server). A
+            # worker, or a service built from a Dockerfile but started with another command, does not run it:
+            # inherited, it would count the container unhealthy. Disabling it makes `up --wait` refuse the
+            # container, so such a service is healthy while its process runs.
             entry["healthcheck"] = {"test": ["CMD-SHELL", "exit 0"], **HEALTH_TIMING}
         app = svc.role in (Role.web, Role.worker)  # the processes that get DATABASE_URL and REDIS_URL
         depends = list(svc.depends_on) + (["postgres"] if uses_postgres and app else [])

@@ -42,8 +42,8 @@ services:
     port: {wa_port}
     start: node src/server.js
     driver: sandbox
-  worker:
-    kind: worker
+  worker:  # a process without a port or /health (generic: a worker would need web's database, not SQLite's file)
+    kind: generic
     source: flask_service
     start: python -c "import time; time.sleep(10**6)"
 database: {{engine: sqlite}}
