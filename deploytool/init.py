@@ -91,11 +91,26 @@ def spec_files(answers: Answers) -> dict[str, str]:
     return files
 
 
-def write_new(folder: Path, files: dict[str, str]) -> list[str]:
-    """Write every file, refusing first (nothing written) if any already exists."""
-    existing = sorted(rel for rel in files if (folder / rel).exists())
+def check_destinations(folder: Path, files: dict[str, str]) -> None:
+    """Refuse (UserError, nothing written) unless every file can be created where `init` puts it: nothing at
+    any destination (not even a dangling link), and every folder on the way a folder or nothing."""
+    existing = sorted(rel for rel in files if os.path.lexists(folder / rel))
     if existing:
         raise UserError(f"{folder}: {', '.join(existing)} already exist(s); init never overwrites (nothing written)")
+    for rel in sorted(files):
+        parent = (folder / rel).parent
+        for step in (parent, *parent.parents):
+            if step.is_dir():
+                if not os.access(step, os.W_OK | os.X_OK):
+                    raise UserError(f"{step}: cannot write there (no permission); nothing written")
+                break
+            if os.path.lexists(step):
+                raise UserError(f"{step}: is in the way of a folder init creates (not a folder); nothing written")
+
+
+def write_new(folder: Path, files: dict[str, str]) -> list[str]:
+    """Write every file, refusing first (nothing written) if any already exists."""
+    check_destinations(folder, files)
     written = []
     for rel, text in files.items():
         path = folder / rel
