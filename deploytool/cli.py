@@ -8,6 +8,7 @@ never pays for `render`'s. Help is plain text: rendering it with rich costs more
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -72,6 +73,25 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
 
     return parse
 
+
+def _seconds(high: float) -> Callable[[str], float]:
+    """A duration option's parser: a finite number of seconds above 0 and at most `high` (`inf`, `nan`, 0 or
+    a negative would wait forever or fail only after `up` has started the services)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not a valid number of seconds.") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise typer.BadParameter(f"{text} is not in the range 0<x<={high:g} (seconds).")
+        return value
+
+    return parse
+
+
+MAX_WAIT_S = 3600.0  # --timeout: an hour is longer than any start or probe should take
+MAX_INTERVAL_S = 60.0  # --interval: between two tries of one probe target
 
 SpecOption = Annotated[
     Path, typer.Option("--spec", metavar="PATH", help="Spec file; overlays are read from environments/ beside it.")
@@ -345,7 +365,10 @@ def up(
     runner: Annotated[
         str, typer.Option(metavar="RUNNER", help="procfile (processes here) or compose (needs Docker).")
     ] = "procfile",
-    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for every /health.")] = 90.0,
+    timeout: Annotated[
+        float,
+        typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="Seconds to wait for every /health."),
+    ] = 90.0,
     project_name: ProjectOption = None,
     build_timeout: Annotated[
         Optional[float],
@@ -457,7 +480,9 @@ def restart(
         str, typer.Argument(metavar="SERVICE", help="The service to restart (see `deploytool ps ENV`).")
     ],
     out: OutOption = None,
-    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to wait for its /health.")] = 90.0,
+    timeout: Annotated[
+        float, typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="Seconds to wait for its /health.")
+    ] = 90.0,
     project_name: ProjectOption = None,
 ) -> None:
     """Restart one service of a running environment, with the runner that started it."""
@@ -522,19 +547,28 @@ def probe(
         Optional[Path], typer.Option("--output", metavar="FILE", help="Write the report to FILE.")
     ] = None,
     timeout: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Seconds each target may take, retries included.")
+        float,
+        typer.Option(
+            parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="Seconds each target may take, retries included."
+        ),
     ] = 30.0,
     concurrency: Annotated[
         int, typer.Option(min=1, max=256, parser=_int_range(1, 256), metavar="N", help="Targets probed at once.")
     ] = 16,
-    interval: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds between retries of one target.")] = 1.0,
+    interval: Annotated[
+        float,
+        typer.Option(parser=_seconds(MAX_INTERVAL_S), metavar="SECONDS", help="Seconds between retries of one target."),
+    ] = 1.0,
     sets: SetOption = None,
 ) -> None:
     """Probe /health of every service and the QR endpoint of every tenant of a live deployment."""
     from deploytool import probe as probing
+    from deploytool.probe.report import check_output_path, write_report
 
     if fmt not in probing.FORMATS:  # before any work: a typo must not cost a whole probe run
         raise UserError(f"--format: expected {', '.join(probing.FORMATS)}, got {fmt!r}")
+    if output is not None:
+        check_output_path(output)
     urls = probing.parse_url_options(url or [])
     # Targets come from the plan as the spec says now (not from a possibly stale manifest on disk).
     rendered = _render(ctx, env, out, sets)
@@ -553,8 +587,7 @@ def probe(
         )
     text = probing.format_report(report, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_report(output, text)
     if output is None or fmt == "table":
         _echo(text.rstrip("\n"))
     if not report.ok:
@@ -646,11 +679,30 @@ def railway_apply(
     )
 
 
+PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
+def _stdout_closed() -> bool:
+    """True once typer has met a closed stdout (EPIPE): it then wraps stdout and stderr to silence their
+    flushes. Unwrapped again here, so a later call in this process (tests) writes as usual."""
+    from typer._click.utils import PacifyFlushWrapper
+
+    if not isinstance(sys.stdout, PacifyFlushWrapper):
+        return False
+    sys.stdout = sys.stdout.wrapped
+    if isinstance(sys.stderr, PacifyFlushWrapper):
+        sys.stderr = sys.stderr.wrapped
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input, 130 aborted)."""
+    """Entry point: the only place exceptions become messages and exit codes (0 ok, 1 checks, 2 input, 130 aborted,
+    141 stdout closed by its reader)."""
     try:
         result = app(args=argv, prog_name="deploytool", standalone_mode=False)
     except SystemExit as exc:  # typer's completion (request, --show/--install-completion) calls sys.exit
+        if _stdout_closed():  # typer met EPIPE writing to stdout and exits 1: the reader went away
+            return PIPE_CLOSED
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.Exit as exc:
         return exc.exit_code
@@ -681,4 +733,15 @@ def entry() -> None:
     # freeze per call would keep every object of every call forever.
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
+    except BrokenPipeError:
+        code = PIPE_CLOSED
+    if code == PIPE_CLOSED:
+        # stdout was closed early (`deploytool show ENV | head -1`): nothing left to say to anyone. Point it
+        # at /dev/null so the interpreter's last flush cannot fail again, and exit as a shell's pipeline does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    sys.exit(code)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploytool.errors import UserError
-from deploytool.output.files import TMP_SUFFIX
+from deploytool.output.files import OLD_SUFFIX, TMP_SUFFIX
 from deploytool.output.secrets import SECRETS_FILE
 from deploytool.spec.model import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Target, Topology
 
@@ -97,7 +97,7 @@ GITIGNORE = ".gitignore"
 # What `render` and `up` write that must never be committed: local secret values, run state and logs, and the
 # temporary files of an interrupted write. Patterns without a slash match in every output folder (`--out`).
 GITIGNORE_HEADER = "# deploytool: local secret values, run state, temporary files (never commit them)"
-GITIGNORE_LINES = (SECRETS_FILE, f"{SECRETS_FILE}.tmp", ".run/", f"*{TMP_SUFFIX}", "environments/*.local.yaml")
+GITIGNORE_LINES = (SECRETS_FILE, ".run/", f"*{TMP_SUFFIX}", f"*{OLD_SUFFIX}", "environments/*.local.yaml")
 
 
 def ensure_gitignore(folder: Path) -> str:
@@ -123,12 +123,27 @@ def ensure_gitignore(folder: Path) -> str:
     return "created" if existing is None else "extended"
 
 
-def write_new(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
-    """Write every file, refusing first (nothing written) if any already exists; then make sure `.gitignore`
-    keeps what `render` and `up` write out of git. (what was done, path) for each file touched."""
-    existing = sorted(rel for rel in files if (folder / rel).exists())
+def check_destinations(folder: Path, files: dict[str, str]) -> None:
+    """Refuse (UserError, nothing written) unless every file can be created where `init` puts it: nothing at
+    any destination (not even a dangling link), and every folder on the way a folder or nothing."""
+    existing = sorted(rel for rel in files if os.path.lexists(folder / rel))
     if existing:
         raise UserError(f"{folder}: {', '.join(existing)} already exist(s); init never overwrites (nothing written)")
+    for rel in sorted(files):
+        parent = (folder / rel).parent
+        for step in (parent, *parent.parents):
+            if step.is_dir():
+                if not os.access(step, os.W_OK | os.X_OK):
+                    raise UserError(f"{step}: cannot write there (no permission); nothing written")
+                break
+            if os.path.lexists(step):
+                raise UserError(f"{step}: is in the way of a folder init creates (not a folder); nothing written")
+
+
+def write_new(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
+    """Write every file, refusing first (nothing written) if any destination is taken; then make sure
+    `.gitignore` keeps what `render` and `up` write out of git. (what was done, path) for each file touched."""
+    check_destinations(folder, files)
     written = []
     for rel, text in files.items():
         path = folder / rel

@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 from deploytool.plan.model import Finding, Plain, Plan, Role, SecretRef, ServiceInstance
 from deploytool.redact import has_url_credentials, is_secret_name, looks_like_secret_value
 from deploytool.render.artifacts import RenderContext
-from deploytool.spec.model import Topology
+from deploytool.spec.model import Addon, Topology
 from deploytool.targets import TargetPlugin, plugins_of
 
 Check = Callable[[Plan], Iterator[Finding]]
 
 
 POSTGRES_PORT = 5432
+REDIS_PORT = 6379
 
 
 def _port_field(plan: Plan, svc: ServiceInstance) -> str:
@@ -31,9 +32,20 @@ def _port_field(plan: Plan, svc: ServiceInstance) -> str:
     return f"services.{svc.spec_name}.port"
 
 
+def _reserved_ports(plan: Plan) -> dict[int, str]:
+    """Ports the environment's own backing services listen on where it runs (its database, its add-ons)."""
+    reserved: dict[int, str] = {}
+    if plan.database.engine == "postgres":
+        reserved[POSTGRES_PORT] = "PostgreSQL's, which this environment uses as its database"
+    if Addon.redis in plan.addons:
+        reserved[REDIS_PORT] = "Redis', which this environment uses as its `redis` add-on"
+    return reserved
+
+
 def check_ports(plan: Plan) -> Iterator[Finding]:
     owners: dict[int, list[str]] = defaultdict(list)
     runs_here = [p.target.value for p in plugins_of(plan) if p.runner is not None]
+    reserved = _reserved_ports(plan)
     for svc in plan.services:
         if svc.port is None:
             continue  # listens nowhere (a worker)
@@ -47,10 +59,10 @@ def check_ports(plan: Plan) -> Iterator[Finding]:
                 "to listen or publish there; pick a port from 1024 up",
                 field=_port_field(plan, svc),
             )
-        if svc.port == POSTGRES_PORT and plan.database.engine == "postgres" and runs_here:
+        if svc.port in reserved and runs_here:
             yield Finding(
                 "PORT_RESERVED",
-                f"{svc.name}: port {POSTGRES_PORT} is PostgreSQL's, which this environment uses as its database",
+                f"{svc.name}: port {svc.port} is {reserved[svc.port]}",
                 field=_port_field(plan, svc),
             )
     for port, names in sorted(owners.items()):
@@ -103,7 +115,11 @@ def _listeners(plan: Plan, target: TargetPlugin) -> dict[tuple[str, int], Servic
 def _flask_routes(plan: Plan, target: TargetPlugin) -> dict[str, str | None]:
     """tenant -> base URL exactly as flask_service resolves it from its env (map wins, then server URL)."""
     ctx = RenderContext(root=Path("."), out=Path("."))
-    resolved = {name: target.spell(plan, value, ctx) for name, value in plan.web.env}
+    # a plain value is what the process sees, however a target escapes it in its files (Compose: `$$`)
+    resolved = {
+        name: value.value if isinstance(value, Plain) else target.spell(plan, value, ctx)
+        for name, value in plan.web.env
+    }
     try:
         mapping = json.loads(resolved.get("WHATSAPP_TENANT_URLS") or "{}")
     except json.JSONDecodeError:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
+import re
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +21,16 @@ from pathlib import Path
 from typing import Literal
 
 from deploytool.errors import UserError
+from deploytool.output.fs import TMP_SUFFIX, create_temp, read_regular
 from deploytool.output.manifest import previous_manifest
+from deploytool.plan.lock import lock_path
 from deploytool.render.artifacts import Artifact
-from deploytool.render.manifest import MANIFEST
+from deploytool.render.manifest import MANIFEST, Manifest, ManifestFiles
 
-TMP_SUFFIX = ".deploytool-tmp"
+__all__ = ["OLD_SUFFIX", "TMP_SUFFIX", "FileChange", "check_files", "write_files"]
+
 OLD_SUFFIX = ".deploytool-old"
+_ENVIRONMENT = re.compile(r'^  "environment": "([a-z][a-z0-9_-]*)",$', re.M)
 
 FileStatus = Literal["created", "updated", "unchanged", "removed", "missing", "differs", "stale"]
 
@@ -45,34 +51,56 @@ def _within(path: Path, folder: Path) -> bool:
     return True
 
 
+def _environment(root: Path, out: Path, artifacts: list[Artifact]) -> str | None:
+    """The environment these artifacts are of, from the manifest among them (None: no manifest rendered)."""
+    path = Path(os.path.relpath(out, root), MANIFEST).as_posix()
+    content = next((a.content for a in artifacts if a.path == path), None)
+    if content is None:
+        return None
+    found = _ENVIRONMENT.search(content, 0, 4096)  # near the top: no need to parse 100,000 tenants' routes
+    name = found.group(1) if found else json.loads(content).get("environment")
+    return name if isinstance(name, str) else None
+
+
+def _previous(out: Path, env_name: str | None) -> Manifest | ManifestFiles | None:
+    """The previous render's manifest, refusing a folder another environment rendered into: an output folder
+    belongs to one environment (its stale files, its shard lock), so nothing of another one is ever removed."""
+    previous = previous_manifest(out)
+    owner = getattr(previous, "environment", None)
+    if env_name is not None and owner is not None and owner != env_name:
+        raise UserError(
+            f"{out}: holds the artifacts of environment {owner!r} ({MANIFEST}); an output folder belongs to one "
+            f"environment: render {env_name!r} into its own folder (--out), or remove this one first"
+        )
+    return previous
+
+
 def _stale(root: Path, out: Path, artifacts: list[Artifact]) -> list[str]:
     """Files the previous render wrote that this one no longer produces (a removed tenant's env file).
 
-    Only entries of a valid manifest count, and only inside the output folder or the spec's lock file."""
-    previous = previous_manifest(out)
+    Only entries of a valid manifest of the same environment count, and only inside the output folder or
+    that environment's own shard lock (never another environment's, whatever the manifest says)."""
+    env_name = _environment(root, out, artifacts)
+    previous = _previous(out, env_name)
     if previous is None:
         return []
     current = {a.path for a in artifacts}
     out_rel = os.path.relpath(out, root)
-    candidates = [Path(out_rel, p).as_posix() for p in previous.artifacts] + list(previous.spec_artifacts)
+    inside = {Path(out_rel, p).as_posix() for p in previous.artifacts}
+    own_lock = lock_path(env_name) if env_name is not None else None
+    beside = {p for p in previous.spec_artifacts if p == own_lock}
     stale = []
-    for rel in sorted(set(candidates) - current):
+    for rel in sorted((inside | beside) - current):
         path = root / rel
-        folder = out if rel in {Path(out_rel, p).as_posix() for p in previous.artifacts} else root
+        folder = out if rel in inside else root
         if path.is_file() and not path.is_symlink() and _within(path, folder):
             stale.append(rel)
     return stale
 
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder where deploytool writes a file; move it away") from None
-    except UnicodeDecodeError:
-        return ""  # not ours: it is replaced like any differing file
+    """What is at an artifact's path: None when nothing; a FIFO, a link or a device there is refused."""
+    return read_regular(path, "writes an artifact", lenient=True)  # not UTF-8: not ours, it is replaced
 
 
 @contextlib.contextmanager
@@ -145,15 +173,13 @@ def write_files(root: Path, out: Path, artifacts: list[Artifact]) -> list[FileCh
                 changes.append(FileChange(artifact.path, "unchanged"))
                 continue
             _prepare_folder(target.parent, folders)
-            temp = target.with_name(target.name + TMP_SUFFIX)
-            staged.append((temp, target))  # before writing, so an interruption cleans this one too
             try:
-                # O_TRUNC also reuses a temp file left by a render killed with SIGKILL (ours by name)
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, artifact.mode)
+                # a new name, created exclusively: never an existing file, never through a planted link
+                fd, temp = create_temp(target, artifact.mode)
             except OSError as exc:
                 raise UserError(f"{target.parent}: cannot write there: {exc.strerror}") from None
+            staged.append((temp, target))  # before writing, so an interruption cleans this one too
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), artifact.mode)  # exact mode, whatever the umask
                 handle.write(artifact.content)
             changes.append(FileChange(artifact.path, "created" if old is None else "updated"))
     except BaseException:
@@ -175,7 +201,7 @@ def check_files(root: Path, out: Path, artifacts: list[Artifact]) -> list[FileCh
     changes: list[FileChange] = []
     for artifact in artifacts:
         target = root / artifact.path
-        old = _read(target) if target.is_file() else None
+        old = _read(target)
         if old is None:
             changes.append(FileChange(artifact.path, "missing"))
             continue

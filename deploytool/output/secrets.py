@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from deploytool.errors import UserError
+from deploytool.output.fs import create_temp, read_regular
 from deploytool.render.envfile import format_env, parse_env
 
 SECRETS_FILE = ".secrets.env"
@@ -17,11 +18,13 @@ SECRETS_FILE = ".secrets.env"
 
 def read_secrets(out: Path) -> dict[str, str]:
     path = out / SECRETS_FILE
-    if not path.is_file():
+    # a link to a file kept elsewhere is fine; a FIFO (or a link to one) must not hang `render` or `up`
+    text = read_regular(path, "keeps the local secrets", follow=True)
+    if text is None:
         return {}
     try:
-        return parse_env(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return parse_env(text)
+    except ValueError as exc:
         raise UserError(f"{path}: {exc}") from None
 
 
@@ -33,16 +36,20 @@ def ensure_secrets_file(out: Path, names: Iterable[str]) -> list[str]:
         return []
     values = {**current, **{name: secrets.token_urlsafe(32) for name in missing}}
     path = out / SECRETS_FILE
-    temp = path.with_name(path.name + ".tmp")
+    temp: Path | None = None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a new name, created exclusively with mode 0600 before the values are written: a link planted at
+        # a temporary name can never receive them
+        fd, temp = create_temp(path, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(format_env(sorted(values.items()), header=["local secret values: never commit this file"]))
         os.replace(temp, path)
-    except OSError as exc:
-        if temp.parent.is_dir():
+    except BaseException as exc:
+        if temp is not None:
             temp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         raise UserError(f"{path}: cannot write the local secrets file: {exc.strerror}") from None
     return missing
 

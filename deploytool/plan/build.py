@@ -101,10 +101,10 @@ def _whatsapp_groups(
     assignment = assign_shards(tenants, lock, capacity, min_shards)
     shards = shard_numbers(assignment, min_shards)
     ports = allocate_ports([str(n) for n in shards], base_port, reserved, {})
-    groups = []
-    for number in shards:
-        members = tuple(t for t in tenants if assignment[t] == number)
-        groups.append((f"{wa_name}-shard-{number}", ports[str(number)], members))
+    members: dict[int, list[str]] = {number: [] for number in shards}
+    for tenant in tenants:  # one pass, in spec order (not one pass per shard)
+        members[assignment[tenant]].append(tenant)
+    groups = [(f"{wa_name}-shard-{n}", ports[str(n)], tuple(members[n])) for n in shards]
     return groups, dict(sorted(assignment.items()))
 
 

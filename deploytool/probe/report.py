@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 from rich import box
@@ -199,3 +201,25 @@ def live_progress(total: int, stream: IO[str] | None = None) -> Iterator[OnResul
             progress.update(task, advance=1, failed=failed)
 
         yield on_result
+
+
+def check_output_path(path: Path) -> None:
+    """UserError unless a report can be written at `path`, checked before probing (a typo must not cost a
+    whole probe run): not a folder, and its folder there or made now."""
+    if path.is_dir():
+        raise UserError(f"--output: {path} is a folder; name a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output: cannot create the folder of {path}: {exc.strerror or exc}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UserError(f"--output: cannot write in {path.parent} (no permission)")
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write the report to `path` (its folders created); UserError naming the path when that fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--output: cannot write {path}: {exc.strerror or exc}") from None

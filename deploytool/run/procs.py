@@ -79,7 +79,17 @@ def group_members(pgid: int) -> list[ProcInfo]:
     return members
 
 
+def signalable_group(pgid: int) -> bool:
+    """False for a group `up` can never have created: init's (1), 0 or below (killpg's "my own group" and
+    every process), and this process's own group (`down` would signal itself and the shell that ran it)."""
+    return pgid > 1 and pgid != os.getpgrp()
+
+
 def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a process group `up` created; a group that cannot be one is never signalled, whatever a state
+    file says."""
+    if not signalable_group(pgid):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 
@@ -89,6 +99,8 @@ def owned(pid: int, pgid: int, started: str) -> bool:
 
     Exited children that were not reaped yet (zombies) count as gone: this never calls waitpid, so a
     caller holding a `Popen` of the same process still gets its real exit status."""
+    if not signalable_group(pgid):
+        return False  # never ours to stop (init's group, our own)
     info = proc_info(pid)
     if info is not None:
         # the pid exists: ours only if it is the very process `up` started (same start time, same group)

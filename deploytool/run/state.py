@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from deploytool.errors import UserError, first_problem
+from deploytool.output.fs import create_temp
 from deploytool.run.procs import owned
 
 RUN_DIR = ".run"
@@ -73,12 +74,16 @@ def read_state(out_dir: Path) -> RunState | None:
 def write_state(out_dir: Path, state: RunState) -> None:
     path = state_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w") as handle:
-        handle.write(json.dumps(_STATE.dump_python(state, mode="json"), indent=2, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    fd, temp = create_temp(path, 0o644)  # exclusively: never through a link planted at a temporary name
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(_STATE.dump_python(state, mode="json"), indent=2, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def remove_state(out_dir: Path) -> None:

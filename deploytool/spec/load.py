@@ -237,14 +237,20 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
         raise UserError(f"{name}: cannot read: {exc}") from None
     try:
         _check_depth(text, name)
-        loader = _Loader(text)
+        loader = _SpecLoader(text)
         try:
             node = loader.get_single_node()
             if node is not None:
                 _check_expansion(node, name)
+                _check_duplicate_keys(node, name)  # before construction flattens merge keys (`<<`) in place
             data = loader.construct_document(node) if node is not None else {}
         finally:
             loader.dispose()
+    except _IntegerTooLong as exc:
+        raise UserError(
+            f"{name}:{exc.line}: an integer of {exc.length:,} characters; a spec's numbers have at most "
+            f"{MAX_INT_CHARS} (tenant ids, ports, counts)"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -262,6 +268,31 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
 
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a 50 MB spec loads in seconds
+
+# No number in a spec needs more (a tenant id has at most 64 characters); Python refuses to print an int of
+# more than 4,300 digits, and converting one costs quadratic time.
+MAX_INT_CHARS = 100
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _IntegerTooLong(Exception):
+    def __init__(self, line: int, length: int) -> None:
+        super().__init__(line, length)
+        self.line = line
+        self.length = length
+
+
+class _SpecLoader(_Loader):  # type: ignore[misc]
+    """The safe loader, refusing integers too long for anything a spec holds before converting them."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARS:
+            raise _IntegerTooLong(node.start_mark.line + 1, len(node.value))
+        value: int = super().construct_yaml_int(node)
+        return value
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -307,18 +338,42 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+def _check_duplicate_keys(root: yaml.Node, name: str) -> None:
+    """A key written twice in one mapping is an error (PyYAML would keep the last one silently). Keys a merge
+    (`<<: *base`) brings in are not written there: a key after the merge overrides them, as YAML says."""
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                if key_node.tag == MERGE_TAG:
+                    stack.append((value_node, path))
+                    continue
+                key = str(key_node.value)
+                if key in keys:
+                    raise UserError(f"{name}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
+                keys.add(key)
+                stack.append((value_node, path + (key,)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, path + (str(index),)) for index, item in enumerate(node.value))
+
+
 def _record_positions(root: yaml.Node, name: str, out: dict[PathKey, Origin]) -> None:
+    """Where each path was written, from the constructed tree (merge keys flattened: the key that won)."""
     stack: list[tuple[yaml.Node, PathKey]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         out[path] = Origin(name, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
+            effective: dict[str, tuple[yaml.Node, yaml.Node]] = {}
             for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in seen:
-                    raise UserError(f"{name}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
-                seen.add(key)
+                effective[str(key_node.value)] = (key_node, value_node)  # the last one wins, as in the data
+            for key, (key_node, value_node) in effective.items():
                 stack.append((value_node, path + (key,)))
                 out.setdefault(path + (key,), Origin(name, key_node.start_mark.line + 1))
         elif isinstance(node, yaml.SequenceNode):

@@ -19,7 +19,11 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+# The tenant-id contract, the same in node_service/src/config.js and flask_service/resolver.py (and
+# docs/contract.md): ids of a range are numbers, so at most MAX_RANGE_TENANT (64 digits).
+TENANT_ID_MAX_LENGTH = 64
 TENANT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_RANGE_TENANT = 10**TENANT_ID_MAX_LENGTH - 1
 SERVICE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 ENV_VAR_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 
@@ -38,6 +42,13 @@ def _no_nul(value: str) -> str:
     if "\0" in value:
         raise ValueError("an environment variable cannot hold a NUL character")
     return value
+
+
+def _field_error(loc: tuple[str, ...], kind: str, message: str, value: Any) -> ValidationError:
+    """An error of a check across fields, placed at the field it is about (not at the model), so the loader
+    names that field's file and line."""
+    error = PydanticCustomError(kind, message)
+    return ValidationError.from_exception_data("Spec", [{"type": error, "loc": loc, "input": value}])
 
 
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # everything str.splitlines() splits on
@@ -200,8 +211,13 @@ class ServiceSpec(Strict):
 
 
 class TenantRange(Strict):
-    start: int = Field(ge=0, alias="from", description="First tenant id (a number).")
-    end: int = Field(ge=0, alias="to", description="Last tenant id, included (at most 100,000 in a range).")
+    start: int = Field(ge=0, le=MAX_RANGE_TENANT, alias="from", description="First tenant id (a number).")
+    end: int = Field(
+        ge=0,
+        le=MAX_RANGE_TENANT,
+        alias="to",
+        description="Last tenant id, included (at most 100,000 in a range; ids have at most 64 digits).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> TenantRange:
@@ -228,7 +244,7 @@ class TopologySpec(Strict):
         Topology.shared, description="per-port: a process per tenant; shared: one; sharded: pinned shards."
     )
     max_tenants_per_shard: int = Field(50, ge=1, description="sharded: tenants per shard at most.")
-    shards: int | None = Field(None, ge=1, description="sharded: minimum number of shards.")
+    shards: int | None = Field(None, ge=1, description="sharded: minimum number of shards (at most one per tenant).")
     ports: dict[TenantId, Port] = Field(default_factory=dict, description="per-port: explicit tenant ports.")
 
 
@@ -300,6 +316,25 @@ class Spec(Strict):
             if not value:
                 raise ValueError("at least one tenant is required")
         return value
+
+    @model_validator(mode="after")
+    def _shards_bounded(self) -> Spec:
+        # Each shard is a service with its own process and volume: more shards than tenants serves nobody,
+        # and a million of them exhausts memory while planning.
+        shards, tenants = self.topology.shards, self.tenant_count()
+        if shards is not None and shards > tenants:
+            raise _field_error(
+                ("topology", "shards"),
+                "shards_bounded",
+                f"at most one shard per tenant ({tenants:,} tenant(s)); more shards than tenants serves nobody",
+                shards,
+            )
+        return self
+
+    def tenant_count(self) -> int:
+        if isinstance(self.tenants, TenantRange):
+            return self.tenants.end - self.tenants.start + 1
+        return len(self.tenants)
 
     @field_validator("targets", "secrets", "addons")
     @classmethod

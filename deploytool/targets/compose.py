@@ -101,7 +101,7 @@ class ComposeTarget(TargetPlugin):
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
         """Compose spelling; `${...}` is interpolated by Compose from --env-file (the secrets file)."""
         if isinstance(value, Plain):
-            return value.value
+            return escape(value.value)  # a literal: `${OPS_API_KEY}` in the spec must not read the secrets file
         if isinstance(value, SecretRef):
             return interpolation(value.name, yours=value.name not in plan.generated_secrets)
         if isinstance(value, ServiceUrl):
