@@ -679,6 +679,80 @@ def railway_apply(
     )
 
 
+tenants_app = typer.Typer(
+    help="Which shard serves each tenant; move tenants between shards (topology sharded), sessions included.",
+    no_args_is_help=True,
+)
+app.add_typer(tenants_app, name="tenants")
+
+MoveTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        parser=_seconds(MAX_WAIT_S),
+        metavar="SECONDS",
+        help="Seconds for each restart, and for the tenant to connect on its new shard.",
+    ),
+]
+
+
+@tenants_app.command("list")
+def tenants_list(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+    """Every tenant with the service serving it, and its live state when ENV runs here."""
+    from deploytool import tenants
+
+    rows = tenants.tenant_rows(tenants.layout(_spec(ctx), env, out), os.environ)
+    _echo(f"{'TENANT':12} {'SERVICE':24} {'STATE':13} ME")
+    for tenant, service, state, me in rows:
+        _echo(f"{tenant:12} {service:24} {state:13} {me}")
+
+
+@tenants_app.command("move")
+def tenants_move(
+    ctx: typer.Context,
+    env: EnvArgument,
+    tenant: Annotated[str, typer.Argument(metavar="TENANT", help="The tenant to move.", show_default=False)],
+    shard: Annotated[int, typer.Option("--shard", metavar="N", help="The shard to move it to (whatsapp-shard-N).")],
+    out: OutOption = None,
+    timeout: MoveTimeoutOption = 90.0,
+) -> None:
+    """Pin TENANT to shard N (the lock), re-render, and on a running ENV move its session without a new scan."""
+    from deploytool import tenants
+
+    lay = tenants.layout(_spec(ctx), env, out)
+    step = tenants.check_move(lay, tenant, shard)
+    if step is None:
+        _echo(f"{env}: tenant {tenant} is on {lay.service_of(shard)} already; nothing to do")
+        return
+    tenants.move(lay, [step], os.environ, timeout, _echo)
+
+
+@tenants_app.command("rebalance")
+def tenants_rebalance(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Make the moves (one at a time), not only print them.")
+    ] = False,
+    timeout: MoveTimeoutOption = 90.0,
+) -> None:
+    """Print the fewest moves that even out ENV's shards; --apply makes them, as `tenants move` does."""
+    from deploytool import tenants
+
+    lay = tenants.layout(_spec(ctx), env, out)
+    lay.require_sharded("tenants rebalance")
+    moves = tenants.rebalance_moves(lay.assignment, lay.shards, list(lay.plan.tenants))
+    if not moves:
+        _echo(f"{env}: shards are even; nothing to move")
+        return
+    if not apply:
+        for step in moves:
+            _echo(step.line(lay.service_of))
+        _echo(f"{env}: {len(moves)} move(s); run again with --apply to make them")
+        return
+    tenants.move(lay, moves, os.environ, timeout, _echo)
+
+
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 

@@ -182,10 +182,12 @@ def check_whatsapp_services(plan: Plan) -> Iterator[Finding]:
                 f"{svc.name}: replicas={svc.replicas}; a WhatsApp session can only live in one process "
                 "(and Railway cannot attach a volume to replicas): use the sharded topology instead",
             )
-        if svc.volume is None and plan.stage.value != "development":
+        # Only the file store keeps sessions on disk; the PostgreSQL store keeps them in the database.
+        if svc.volume is None and svc.session_store == "files" and plan.stage.value != "development":
             yield Finding(
                 "WHATSAPP_NO_VOLUME",
-                f"{svc.name}: no volume outside development; every session is lost on redeploy",
+                f"{svc.name}: no volume outside development with the file session store (SESSION_STORE=files); "
+                "every session is lost on redeploy",
             )
         if plan.topology is not Topology.per_port and not svc.tenants:
             yield Finding("EMPTY_SHARD", f"{svc.name}: holds no tenant", "warning")
@@ -201,8 +203,8 @@ def check_shards(plan: Plan, capacity: int | None = None) -> Iterator[Finding]:
         if count > capacity:
             yield Finding(
                 "SHARD_OVER_CAPACITY",
-                f"shard {shard} holds {count} tenants (max {capacity}); deploytool never moves a tenant "
-                "(its session lives on that shard's volume): move it by hand in the lock file if you accept that",
+                f"shard {shard} holds {count} tenants (max {capacity}); a render never moves a tenant on its own "
+                "(its session must follow it): `deploytool tenants rebalance ENV --apply` or `tenants move` does",
             )
 
 

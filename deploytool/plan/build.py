@@ -7,6 +7,7 @@ from typing import Any
 
 from deploytool.plan.allocate import allocate_ports, assign_shards, shard_numbers
 from deploytool.plan.model import (
+    SESSION_DB_SCHEMA,
     WEBHOOK_PATH,
     AuthRoot,
     DatabasePlan,
@@ -22,6 +23,7 @@ from deploytool.plan.model import (
     SecretRef,
     ServiceInstance,
     ServiceUrl,
+    SessionStore,
     TenantUrls,
 )
 from deploytool.spec.model import Addon, ServiceKind, ServiceSpec, Spec, Stage, Topology
@@ -141,13 +143,25 @@ def _whatsapp_instance(
         "WEBHOOK_SECRET": SecretRef("WEBHOOK_SECRET"),
         "WEBHOOK_URL": ServiceUrl(web_name, WEBHOOK_PATH),
     }
+    if spec.database.engine == "postgres":
+        # Sessions in the environment's database: a tenant can move to another shard (release there, connect
+        # here) without a new scan, and a lost container loses nothing. Each shard names itself, so a boot
+        # restores only what it held and another shard's 423 says who holds a tenant.
+        env["DATABASE_URL"] = DatabaseUrl()
+        env["SESSION_STORE"] = SessionStore()
+        env["SESSION_DB_SCHEMA"] = Plain(SESSION_DB_SCHEMA)
+        env["WA_SERVICE_NAME"] = Plain(name)
+    else:
+        env["SESSION_STORE"] = Plain("files")  # SQLite is no session database: the AUTH_ROOT folders
     if multi:
         env["TENANTS"] = Plain(",".join(tenants))
         if svc.max_tenants is not None:
             env["MAX_TENANTS"] = Plain(str(svc.max_tenants))
     else:
         env["TENANT_ID"] = Plain(tenants[0])
-    volume = f"{name}-data" if svc.volume else None
+    # The PostgreSQL store keeps nothing on disk: no volume, unless the spec's own env asks for the files.
+    files = spec.database.engine != "postgres" or svc.env.get("SESSION_STORE") == "files"
+    volume = f"{name}-data" if svc.volume and files else None
     return _instance(
         name, Role.whatsapp, spec_name, svc, env, port=port, qr_path=svc.qr_path, tenants=tenants, volume=volume
     )

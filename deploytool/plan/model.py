@@ -21,6 +21,9 @@ Severity = Literal["error", "warning"]
 VOLUME_MOUNT = "/data"
 CONTAINER_AUTH_ROOT = "/data/auth"
 WEBHOOK_PATH = "/webhook/whatsapp"
+# node_service's own tables (wa_sessions, ...) in the environment's database: their own schema keeps them apart
+# from flask's tables and migrations.
+SESSION_DB_SCHEMA = "whatsapp"
 # The secrets deploytool itself wires into its services and generates local values for (with the Postgres
 # password). Any other name in `secrets` is a team's own: given only to the services that list it under
 # `services.<name>.secrets`, and never generated (a random Stripe key is no key).
@@ -79,6 +82,14 @@ class AuthRoot:
 
 
 @dataclass(frozen=True)
+class SessionStore:
+    """node_service's SESSION_STORE where the environment's database is PostgreSQL: `postgres` wherever the
+    target provides that database (compose, Railway). Locally DATABASE_URL comes from the runner's environment,
+    so the variable stays unset there and node's own rule follows it (DATABASE_URL set: postgres, else files),
+    as flask falls back to SQLite."""
+
+
+@dataclass(frozen=True)
 class RedisUrl:
     """URL of the environment's Redis add-on (REDIS_URL); locally taken from the runner's environment."""
 
@@ -90,7 +101,7 @@ class ProxyHops:
     pick the address the login throttle counts; not trusting it behind one locks everyone out at once."""
 
 
-EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops | RedisUrl
+EnvValue = Plain | SecretRef | ServiceUrl | TenantUrls | DatabaseUrl | AuthRoot | ProxyHops | RedisUrl | SessionStore
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,15 @@ class ServiceInstance:
 
     def secret_names(self) -> tuple[str, ...]:
         return tuple(sorted({v.name for _, v in self.env if isinstance(v, SecretRef)}))
+
+    @property
+    def session_store(self) -> Literal["postgres", "files"] | None:
+        """A WhatsApp service's session store as the plan chose it (None: not a WhatsApp service). The spec's
+        own `env` may still say SESSION_STORE=files: it wins, and so does the volume it then needs."""
+        if self.role is not Role.whatsapp:
+            return None
+        value = self.env_dict().get("SESSION_STORE")
+        return "files" if isinstance(value, Plain) and value.value == "files" else "postgres"
 
 
 @dataclass(frozen=True)

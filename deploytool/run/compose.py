@@ -622,3 +622,60 @@ def compose_restart(out_dir: Path, environ: Mapping[str, str], service: str, *, 
         ):
             command = compose_command(out_dir, docker, *args, environ=environ)
             _run_compose(out_dir, command, environ, True, " ".join(args[:1] + [service]))
+
+
+# ---- session folders: `deploytool tenants move` with the file store -------------------------------------------
+
+
+def _auth_root(out_dir: Path, service: str) -> str:
+    """The service's AUTH_ROOT as the rendered compose file gives it (a path in its container, on its volume)."""
+    import yaml
+
+    data = yaml.safe_load((out_dir / COMPOSE_FILE).read_text()) or {}
+    root = ((data.get("services") or {}).get(service) or {}).get("environment", {}).get("AUTH_ROOT")
+    if not root:
+        raise CheckFailed(f"{COMPOSE_FILE}: {service} has no AUTH_ROOT")
+    return str(root)
+
+
+def _container(out_dir: Path, docker: str, environ: Mapping[str, str], service: str) -> str:
+    command = compose_command(out_dir, docker, "ps", "-a", "-q", service, environ=environ)
+    result = subprocess.run(command, cwd=out_dir, capture_output=True, text=True, env=dict(environ), timeout=60)
+    ids = result.stdout.split()
+    if result.returncode != 0 or not ids:
+        raise CheckFailed(f"{service}: no container ({result.stderr.strip() or 'not created'})")
+    return ids[0]
+
+
+def _engine(docker: str, environ: Mapping[str, str], *args: str, stdin: bytes | None = None) -> bytes:
+    result = subprocess.run([docker, *args], input=stdin, capture_output=True, timeout=300, env=dict(environ))
+    if result.returncode != 0:
+        raise CheckFailed(f"docker {args[0]}: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+def compose_copy_auth(out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
+    """Copy `folder` of `source`'s AUTH_ROOT into `target`'s, volume to volume through the engine: `docker cp`
+    streams a tar out of one container and into the other (no host path, so it works on a remote engine too).
+    Without its `.lock`. False when `source` has no such folder."""
+    out_dir = Path(out_dir).resolve()
+    docker = _check_ready(out_dir, environ)
+    old, new = _container(out_dir, docker, environ, source), _container(out_dir, docker, environ, target)
+    from_path, into = f"{_auth_root(out_dir, source)}/{folder}", _auth_root(out_dir, target)
+    try:
+        archive = _engine(docker, environ, "cp", f"{old}:{from_path}", "-")
+    except CheckFailed:
+        return False  # no folder: a tenant that never started there
+    _engine(docker, environ, "exec", new, "rm", "-rf", f"{into}/{folder}")  # a stale copy of an earlier stay
+    _engine(docker, environ, "exec", new, "mkdir", "-p", into)
+    _engine(docker, environ, "cp", "-", f"{new}:{into}", stdin=archive)
+    # the image's entrypoint gives what uid 1000 does not own to it at the next start (the shard restarts next)
+    _engine(docker, environ, "exec", new, "rm", "-f", f"{into}/{folder}/.lock")
+    return True
+
+
+def compose_remove_auth(out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
+    out_dir = Path(out_dir).resolve()
+    docker = _check_ready(out_dir, environ)
+    container = _container(out_dir, docker, environ, service)
+    _engine(docker, environ, "exec", container, "rm", "-rf", f"{_auth_root(out_dir, service)}/{folder}")

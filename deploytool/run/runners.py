@@ -27,6 +27,16 @@ def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
     return redact_url(redact_values(text, values))
 
 
+def _auth_dir(out_dir: Path, service: str) -> Path:
+    """The service's AUTH_ROOT folder on this machine, as the manifest gives it (relative to the project root)."""
+    manifest = load_manifest(out_dir)
+    entry = next((s for s in manifest.services if s.name == service), None)
+    auth = (entry.env or {}).get("AUTH_ROOT") if entry else None
+    if not auth:
+        raise UserError(f"service {service!r}: no AUTH_ROOT in the manifest")
+    return manifest.root / auth
+
+
 class ProcfileRunner:
     """Every service as a process group here (the `local` target's Procfile)."""
 
@@ -93,6 +103,18 @@ class ProcfileRunner:
 
         return run_here(out_dir, environ, service, argv)
 
+    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
+        source_dir, target_dir = _auth_dir(out_dir, source) / folder, _auth_dir(out_dir, target) / folder
+        if not source_dir.is_dir():
+            return False  # a tenant that never started there
+        if target_dir.exists():
+            shutil.rmtree(target_dir)  # a stale copy of an earlier stay on that shard: the source is current
+        shutil.copytree(source_dir, target_dir, ignore=shutil.ignore_patterns(".lock"))
+        return True
+
+    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
+        shutil.rmtree(_auth_dir(out_dir, service) / folder, ignore_errors=True)
+
 
 class ComposeRunner:
     """`docker compose` on the rendered docker-compose.yml (the `compose` target)."""
@@ -140,6 +162,12 @@ class ComposeRunner:
         from deploytool.run.oneoff import run_in_compose
 
         return run_in_compose(out_dir, environ, service, argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
+
+    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
+        return compose.compose_copy_auth(out_dir, environ, source, target, folder)
+
+    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
+        compose.compose_remove_auth(out_dir, environ, service, folder)
 
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (ProcfileRunner(), ComposeRunner())}

@@ -30,6 +30,7 @@ from deploytool.plan.model import (
     SecretRef,
     ServiceInstance,
     ServiceUrl,
+    SessionStore,
     TenantUrls,
 )
 from deploytool.redact import redact_url
@@ -112,6 +113,8 @@ class ComposeTarget(TargetPlugin):
             return CONTAINER_AUTH_ROOT
         if isinstance(value, ProxyHops):
             return "0"  # ports are published straight from the container
+        if isinstance(value, SessionStore):
+            return "postgres"  # compose runs the environment's PostgreSQL itself
         if isinstance(value, RedisUrl):
             return f"redis://{REDIS_SERVICE}:6379/0"
         if isinstance(value, DatabaseUrl):
@@ -233,8 +236,11 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
             # inherited, it would count the container unhealthy. Disabling it makes `up --wait` refuse the
             # container, so such a service is healthy while its process runs.
             entry["healthcheck"] = {"test": ["CMD-SHELL", "exit 0"], **HEALTH_TIMING}
-        app = svc.role in (Role.web, Role.worker)  # the processes that get DATABASE_URL and REDIS_URL
-        depends = list(svc.depends_on) + (["postgres"] if uses_postgres and app else [])
+        app = svc.role in (Role.web, Role.worker)  # the processes that get REDIS_URL
+        # every process that gets DATABASE_URL: the apps, and the WhatsApp servers' PostgreSQL session store,
+        # which creates its tables and restores sessions at start
+        needs_db = uses_postgres and "DATABASE_URL" in svc.env_dict()
+        depends = list(svc.depends_on) + (["postgres"] if needs_db else [])
         depends += [REDIS_SERVICE] if app and Addon.redis in plan.addons else []
         if depends:
             # A WhatsApp server only needs to exist (its name on the network) before the web app starts: the web

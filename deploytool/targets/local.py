@@ -21,6 +21,7 @@ from deploytool.plan.model import (
     SecretRef,
     ServiceInstance,
     ServiceUrl,
+    SessionStore,
     TenantUrls,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
@@ -61,13 +62,17 @@ class LocalTarget(TargetPlugin):
             return f"{ctx.out_rel}/.run/data/{value.service}"
         if isinstance(value, ProxyHops):
             return "0"  # browsers connect to the process directly
-        return None  # SecretRef, DatabaseUrl: injected by the runner from its environment
+        # SecretRef, DatabaseUrl: injected by the runner from its environment. SessionStore: unset, so node's
+        # rule follows that DATABASE_URL (postgres when the runner has one, else the AUTH_ROOT folders).
+        return None
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
         if isinstance(value, DatabaseUrl):
             return "DATABASE_URL from the environment, else embedded SQLite"
         if isinstance(value, RedisUrl):
             return "REDIS_URL from the environment"
+        if isinstance(value, SessionStore):
+            return "unset: postgres when DATABASE_URL is set, else files under AUTH_ROOT"
         if isinstance(value, SecretRef):
             return f"<secret {value.name}> (environment, else .secrets.env)"
         return self.spell(plan, value, ctx)

@@ -31,6 +31,7 @@ from deploytool.plan.model import (
     SecretRef,
     ServiceInstance,
     ServiceUrl,
+    SessionStore,
     TenantUrls,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
@@ -124,6 +125,8 @@ class RailwayTarget(TargetPlugin):
             return "1"  # Railway's edge proxy sets X-Forwarded-For
         if isinstance(value, DatabaseUrl):
             return DATABASE_REFERENCE
+        if isinstance(value, SessionStore):
+            return "postgres"  # the project's Postgres service
         if isinstance(value, RedisUrl):
             return "${{Redis.REDIS_URL}}"
         raise TypeError(value)
@@ -284,7 +287,7 @@ def check_railway_graph(plan: Plan, graph: dict[str, Any]) -> Iterator[Finding]:
         for name in svc.secret_names():
             if variables.get(name, {}).get("type") != "sharedReference":
                 yield Finding("RAILWAY_SECRET", f"{label}: {svc.name}.{name} is not a shared-variable reference")
-        if svc.role is Role.web:
+        if svc.role is Role.web or "DATABASE_URL" in svc.env_dict():
             db = variables.get("DATABASE_URL", {})
             if db.get("type") != "reference" or db.get("resource") != "database.Postgres":
                 yield Finding("RAILWAY_GRAPH", f"{label}: {svc.name}.DATABASE_URL is not {DATABASE_REFERENCE}")

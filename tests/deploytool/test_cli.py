@@ -245,6 +245,14 @@ HELP = {
     "railway apply": ["--json Pass --json: the Railway CLI prints its raw JSON.",
                       "--yes Pass --yes: apply without asking (implied by CI=true).",
                       "--confirm-destructive Pass --confirm-destructive: allow removals without a prompt."],
+    "tenants": ["list Every tenant with the service serving it", "move Pin TENANT to shard N",
+                "rebalance Print the fewest moves that even out ENV's shards"],
+    "tenants list": ["--out PATH Output folder"],
+    "tenants move": ["TENANT <str> The tenant to move. [required]",
+                     "--shard N The shard to move it to (whatsapp-shard-N). [required]",
+                     "--timeout SECONDS Seconds for each restart, and for the tenant to connect on its new shard. "
+                     "[default: 90.0]"],
+    "tenants rebalance": ["--apply Make the moves (one at a time), not only print them."],
 }  # fmt: skip
 
 

@@ -180,7 +180,8 @@ def readme_cli_entries() -> dict[str, str]:
         if line.startswith("deploytool"):
             words = line.replace("[--spec PATH]", "").split()[1:]
             names = [w for w in words[:2] if re.match(r"^[a-z]+$", w)]
-            current = " ".join(names[:2] if names[:1] == ["railway"] else names[:1])
+            groups = {name.split()[0] for name in cli_commands() if " " in name}  # railway, tenants
+            current = " ".join(names[:2] if names[:1] and names[0] in groups else names[:1])
             entries[current] = entries.get(current, "") + line
         elif current:
             entries[current] += line

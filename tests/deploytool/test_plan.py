@@ -128,7 +128,9 @@ def test_allow_list_override_that_drops_a_tenant_is_caught(make_project):
 
 
 def test_replicas_and_missing_volume_outside_dev(make_project):
-    spec = make_project({"prod": "stage: production\nservices:\n  whatsapp: {replicas: 2, volume: false}\n"})
+    # the file session store (SQLite environment): its sessions live on the volume
+    overlay = "stage: production\ndatabase: {engine: sqlite}\nservices:\n  whatsapp: {replicas: 2, volume: false}\n"
+    spec = make_project({"prod": overlay})
     assert codes(check_plan(plan_of(spec, "prod"))) == ["WHATSAPP_NO_VOLUME", "WHATSAPP_REPLICAS"]
     spec = make_project({"dev": "stage: development\nservices:\n  whatsapp: {volume: false}\n"})
     assert check_plan(plan_of(spec)) == []

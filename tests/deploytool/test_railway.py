@@ -150,7 +150,11 @@ def test_plan_staging_evaluates_stagings_own_file(railway):
     result = railway.run("plan", "staging", FAKE_RAILWAY_LINKED="staging")
     assert result.returncode == 0, result.stderr
     assert "Environment staging" in result.stdout
-    assert addresses(result.stdout) == {"database.Postgres", "volume.whatsapp-data", "service.web", "service.whatsapp"}
+    assert addresses(result.stdout) == {
+        "database.Postgres",
+        "service.web",
+        "service.whatsapp",
+    }  # sessions in Postgres: no volume
     [argv] = config_calls(railway)
     assert argv == ["config", "plan", "--file", str(REPO / "deploy/staging/.railway/railway.py")]
 

@@ -265,14 +265,16 @@ def test_service_without_health_path_is_only_waited_for_to_start(make_project):
     assert "DEPENDS_ON_NO_HEALTHCHECK" not in {f.code for f in findings}
 
 
-def test_compose_publishes_only_on_loopback_and_keeps_sessions_on_volumes():
+def test_compose_publishes_only_on_loopback_and_keeps_sessions_in_postgres():
     compose = yaml.safe_load(artifact(rendered_repo("prod"), "docker-compose.yml"))
     for name, svc in compose["services"].items():
         assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", [])), name
         assert svc["restart"] == "unless-stopped"
     for shard in ("whatsapp-shard-1", "whatsapp-shard-2"):
-        assert compose["services"][shard]["volumes"] == [f"{shard}-data:/data"]
-        assert f"{shard}-data" in compose["volumes"]
+        # the PostgreSQL session store: no session volume, and the database first
+        assert "volumes" not in compose["services"][shard]
+        assert f"{shard}-data" not in compose["volumes"]
+        assert compose["services"][shard]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert "postgres" in compose["services"]["web"]["depends_on"]
 
 
@@ -320,13 +322,11 @@ def test_railway_graph_as_the_railway_cli_evaluates_it(env, railway_env):
     assert "database.Postgres" in resources
     whatsapp = [s for s in plan.services if s.role.value == "whatsapp"]
     volumes = [a for a in resources if a.startswith("volume.")]
-    assert len(volumes) == len(whatsapp)
+    assert volumes == []  # sessions live in Postgres (SESSION_STORE=postgres): no volume to attach
     for svc in whatsapp:
         node = resources[f"service.{svc.name}"]
         assert node["deploy"]["numReplicas"] == 1
-        assert node["deploy"]["requiredMountPath"] == "/data"
-        (attachment,) = node["volumeAttachments"].values()
-        assert attachment["volume"] == f"volume.{svc.name}-data" and attachment["mountPath"] == "/data"
+        assert "requiredMountPath" not in node["deploy"] and not node.get("volumeAttachments")
         assert node["variables"]["PORT"] == {"type": "literal", "value": str(svc.port)}
         assert node["source"]["rootDirectory"] == "node_service"
     web = resources["service.web"]

@@ -22,8 +22,6 @@ def main(ctx=None):
         raise ValueError(f"deploytool: this file describes Railway environment {ENVIRONMENT!r}, not {ctx.environment!r}")
     ctx = create_railway_context(environment=ENVIRONMENT)
     db = postgres("Postgres")
-    whatsapp_shard_1_data_volume = volume("whatsapp-shard-1-data")
-    whatsapp_shard_2_data_volume = volume("whatsapp-shard-2-data")
     web = service(
         "web",
         source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
@@ -50,19 +48,22 @@ def main(ctx=None):
         build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
         healthcheck="/health",
         replicas=1,
-        deploy={"healthcheckTimeout": 300, "requiredMountPath": "/data", "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
         env={
             "APP_ENV": "production",
             "AUTH_ROOT": "/data/auth",
+            "DATABASE_URL": db.env.DATABASE_URL,
             "PORT": "5001",
+            "SESSION_DB_SCHEMA": "whatsapp",
+            "SESSION_STORE": "postgres",
             "TENANTS": "1,2",
             "WA_DRIVER": "baileys",
             "WA_MODE": "multi",
+            "WA_SERVICE_NAME": "whatsapp-shard-1",
             "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
             "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
             "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
         },
-        volumeMounts={"/data": whatsapp_shard_1_data_volume},
     )
     whatsapp_shard_2 = service(
         "whatsapp-shard-2",
@@ -70,18 +71,21 @@ def main(ctx=None):
         build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
         healthcheck="/health",
         replicas=1,
-        deploy={"healthcheckTimeout": 300, "requiredMountPath": "/data", "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
         env={
             "APP_ENV": "production",
             "AUTH_ROOT": "/data/auth",
+            "DATABASE_URL": db.env.DATABASE_URL,
             "PORT": "5003",
+            "SESSION_DB_SCHEMA": "whatsapp",
+            "SESSION_STORE": "postgres",
             "TENANTS": "3,4",
             "WA_DRIVER": "baileys",
             "WA_MODE": "multi",
+            "WA_SERVICE_NAME": "whatsapp-shard-2",
             "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
             "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
             "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
         },
-        volumeMounts={"/data": whatsapp_shard_2_data_volume},
     )
-    return project(PROJECT, resources=[db, whatsapp_shard_1_data_volume, whatsapp_shard_2_data_volume, web, whatsapp_shard_1, whatsapp_shard_2])
+    return project(PROJECT, resources=[db, web, whatsapp_shard_1, whatsapp_shard_2])

@@ -22,7 +22,6 @@ def main(ctx=None):
         raise ValueError(f"deploytool: this file describes Railway environment {ENVIRONMENT!r}, not {ctx.environment!r}")
     ctx = create_railway_context(environment=ENVIRONMENT)
     db = postgres("Postgres")
-    whatsapp_data_volume = volume("whatsapp-data")
     web = service(
         "web",
         source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
@@ -49,18 +48,21 @@ def main(ctx=None):
         build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
         healthcheck="/health",
         replicas=1,
-        deploy={"healthcheckTimeout": 300, "requiredMountPath": "/data", "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
         env={
             "APP_ENV": "production",
             "AUTH_ROOT": "/data/auth",
+            "DATABASE_URL": db.env.DATABASE_URL,
             "PORT": "5001",
+            "SESSION_DB_SCHEMA": "whatsapp",
+            "SESSION_STORE": "postgres",
             "TENANTS": "1,2,3",
             "WA_DRIVER": "sandbox",
             "WA_MODE": "multi",
+            "WA_SERVICE_NAME": "whatsapp",
             "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
             "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
             "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
         },
-        volumeMounts={"/data": whatsapp_data_volume},
     )
-    return project(PROJECT, resources=[db, whatsapp_data_volume, web, whatsapp])
+    return project(PROJECT, resources=[db, web, whatsapp])
