@@ -33,6 +33,9 @@ KEY_NAMES = ("SECRET_KEY", "OPS_API_KEY", "WHATSAPP_API_KEY", "WEBHOOK_SECRET")
 # however long, compared without case and without anything but letters and digits.
 PLACEHOLDER_WORDS = ("changeme", "replaceme", "placeholder", "yoursecret", "example")
 MAX_TRUSTED_PROXIES = 5
+# The name in page titles and the header; APP_NAME replaces it (optional).
+DEFAULT_APP_NAME = "WhatsApp Link"
+MAX_APP_NAME_LEN = 60
 
 
 class ConfigError(Exception):
@@ -156,6 +159,10 @@ def load_config(
         )
     trusted_proxies = int(raw_proxies) if raw_proxies else 0
 
+    app_name = " ".join((env.get("APP_NAME") or "").split()) or DEFAULT_APP_NAME
+    if len(app_name) > MAX_APP_NAME_LEN:
+        raise ConfigError(f"APP_NAME must be at most {MAX_APP_NAME_LEN} characters, got {len(app_name)}")
+
     tenant_urls = parse_tenant_urls(env.get("WHATSAPP_TENANT_URLS"), error=ConfigError)
     server_url_raw = (env.get("WHATSAPP_SERVER_URL") or "").strip()
     server_url = None
@@ -179,4 +186,5 @@ def load_config(
         "WEBHOOK_SECRET": env.get("WEBHOOK_SECRET") or "",
         "OPS_API_KEY": env.get("OPS_API_KEY") or "",
         "TRUSTED_PROXIES": trusted_proxies,
+        "APP_NAME": app_name,
     }

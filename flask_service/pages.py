@@ -23,6 +23,7 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 from sqlalchemy import select, update
 
 from . import whatsapp
+from .config import DEFAULT_APP_NAME
 from .errors import json_error, wants_json
 from .models import Message, SessionState, User, db, verify_password
 from .resolver import UnknownTenant
@@ -39,11 +40,37 @@ GENERATION_SESSION_KEY = "_generation"
 # Longer input is refused with 400 before any work (no hashing, no database, no throttle key).
 MAX_USERNAME_LEN = 80  # users.username is VARCHAR(80)
 MAX_PASSWORD_LEN = 1024
+# The status badge of a WhatsApp session state (node's states and the errors flask shows on /connect):
+# label and tone (ok, wait, bad, neutral; colours in static/app.css). connect.js gets the same table.
+STATE_BADGES: dict[str, tuple[str, str]] = {
+    "qr": ("Waiting for scan", "wait"),
+    "connected": ("Connected", "ok"),
+    "qr_expired": ("Code expired", "bad"),
+    "starting": ("Starting", "wait"),
+    "reconnecting": ("Reconnecting", "wait"),
+    "waiting": ("Waiting for server", "wait"),
+    "qr_not_ready": ("Preparing code", "wait"),
+    "stopped": ("Not linked", "neutral"),
+    "logged_out": ("Unlinked", "neutral"),
+    "failed": ("Failed", "bad"),
+    "whatsapp_unreachable": ("Server unreachable", "bad"),
+    "whatsapp_auth_failed": ("Server refused", "bad"),
+    "unknown_tenant": ("Not configured", "bad"),
+}
+OTHER_STATE_BADGE = ("Not connected", "neutral")
+
+
+def state_badge(state: str | None) -> tuple[str, str]:
+    """(label, tone) of the status badge for a session state; unknown states get a neutral one."""
+    return STATE_BADGES.get(state or "", OTHER_STATE_BADGE)
 
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["state_badge"] = state_badge
+    # APP_NAME (config.py) in every page's title and header.
+    app.context_processor(lambda: {"app_name": current_app.config.get("APP_NAME") or DEFAULT_APP_NAME})
     app.config.setdefault("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
     # Higher than per account: people behind one NAT share an address.
     app.config.setdefault("LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
@@ -237,6 +264,7 @@ def connect():  # type: ignore[no-untyped-def]
         state=state,
         message=message,
         simulate_scan=node is not None and simulate_scan_available(tenant_id),
+        badges={**{state: list(badge) for state, badge in STATE_BADGES.items()}, "": list(OTHER_STATE_BADGE)},
     )
     return response, 200, {"Cache-Control": "no-store"}
 

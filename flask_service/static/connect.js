@@ -15,6 +15,9 @@
   var renewForm = document.getElementById("renew-form");
   var scanForm = document.getElementById("scan-form");
   var unlinkForm = document.getElementById("unlink-form");
+  var badge = document.getElementById("state-badge");
+  var badges = {};
+  try { badges = JSON.parse(section.getAttribute("data-badges") || "{}") || {}; } catch (e) { badges = {}; }
   var qrUrl = section.getAttribute("data-qr-endpoint");
   var statusUrl = section.getAttribute("data-status-endpoint");
   var timer = null;
@@ -23,9 +26,19 @@
 
   function state() { return section.getAttribute("data-state"); }
 
+  // The status badge: [label, tone] per state from flask (pages.STATE_BADGES), "" for any other state.
+  function showBadge(newState) {
+    var own = Object.prototype.hasOwnProperty;
+    var entry = own.call(badges, newState) ? badges[newState] : badges[""];
+    if (!badge || !entry) { return; }
+    badge.textContent = entry[0];
+    badge.setAttribute("data-tone", entry[1]);
+  }
+
   function show(newState, text) {
     section.setAttribute("data-state", newState);
     statusEl.textContent = text;
+    showBadge(newState);
     // Each form belongs to one state: a new code after expiry, a scan while a code shows, unlink once linked.
     if (renewForm) { renewForm.hidden = newState !== "qr_expired"; }
     if (scanForm) { scanForm.hidden = newState !== "qr"; }

@@ -37,6 +37,7 @@ APP_ENV_VARS = (
     "WHATSAPP_CONNECT_TIMEOUT_S",
     "WHATSAPP_BREAKER_FAILURES",
     "WHATSAPP_BREAKER_COOLDOWN_S",
+    "APP_NAME",
 )
 
 # strong enough for the production key rule (node_service runs in production mode in test_fs_sessions.py)
