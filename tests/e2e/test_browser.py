@@ -25,6 +25,16 @@ sys.stdout.write(found[0].text)
 """
 
 
+# What the page looks like to the browser: its stylesheet loaded (from the app: the CSP allows no other), and the
+# body styled by it rather than by Chromium's defaults.
+STYLED = """(() => {
+  const body = getComputedStyle(document.body);
+  const sheet = [...document.styleSheets].some(s => s.href && new URL(s.href).pathname === '/static/app.css'
+                                                  && s.cssRules.length > 0);
+  return {sheet, background: body.backgroundColor, margin: body.marginTop};
+})()"""
+
+
 def decode_qr(png: bytes, folder: Path) -> str:
     # In a child process: zxing-cpp's bindings print reference-leak noise at interpreter exit.
     path = folder / "qr.png"
@@ -74,6 +84,23 @@ def test_connect_page_shows_the_real_qr(deploy, tmp_path):
             page.wait_for_function("document.querySelector('img#qr').naturalWidth > 0", timeout=20_000)
             page.screenshot(path=str(artifacts / "connect.png"), full_page=True)
             picture = qr.screenshot()
+            # The app's stylesheet is applied (not the browser's defaults: white background, 8px margin).
+            assert page.evaluate(STYLED) == {"sheet": True, "background": "rgb(245, 247, 246)", "margin": "0px"}
+
+            # A phone: the page fits the screen (no sideways scrolling) and the QR code still fits on it.
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_function("document.documentElement.clientWidth === 390")
+            page.screenshot(path=str(artifacts / "connect-phone.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            box = qr.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+            page.set_viewport_size({"width": 300, "height": 640})  # narrower than the code: it scales down
+            page.wait_for_function("document.documentElement.clientWidth === 300")
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            narrow = qr.bounding_box()
+            assert narrow is not None and narrow["width"] < 264 and narrow["x"] + narrow["width"] <= 300, narrow
         finally:
             browser.close()
 
@@ -84,6 +111,7 @@ def test_connect_page_shows_the_real_qr(deploy, tmp_path):
     assert served.status_code == 200
     assert decoded == served.json()["qr"]
     assert (artifacts / "connect.png").stat().st_size > 0
+    assert (artifacts / "connect-phone.png").stat().st_size > 0
 
 
 def test_expired_code_renew_simulate_scan_and_unlink(deploy, tmp_path):
