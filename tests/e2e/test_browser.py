@@ -151,6 +151,7 @@ def test_expired_code_renew_simulate_scan_and_unlink(deploy, tmp_path):
             expect(section).to_have_attribute("data-state", "qr_expired")
             expect(section).to_have_attribute("data-auto-renewals", "2")
             expect(page.locator("#status")).to_contain_text("expired")
+            expect(page.locator("#state-badge")).to_have_text("Code expired")  # connect.js relabels the badge
             assert node.get("/tenants/1/status").json()["connect_attempts"] == 3, "auto-renewal is bounded"
             assert node.get("/tenants/1/qr").status_code == 410
 
@@ -164,6 +165,8 @@ def test_expired_code_renew_simulate_scan_and_unlink(deploy, tmp_path):
             page.click("#simulate-scan")
             expect(section).to_have_attribute("data-state", "connected", timeout=20_000)
             expect(page.locator("#status")).to_have_text("WhatsApp connected.")
+            expect(page.locator("#state-badge")).to_have_text("Connected")
+            expect(page.locator("#state-badge")).to_have_attribute("data-tone", "ok")
             assert node.get("/tenants/1/status").json()["state"] == "connected"
 
             page.click("#unlink")
