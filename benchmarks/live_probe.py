@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _bench import ROOT, ratio, timed
 
-KEY = "bench-key-not-a-secret"
+KEY = "live-probe-benchmark-key-0123456789abcdef"  # production length: node refuses a weak key
 COLD = """
 import sys, time
 started = time.perf_counter()
