@@ -82,10 +82,6 @@ def _healthcheck(svc: ServiceInstance) -> dict[str, Any] | None:
     return {"test": test, **HEALTH_TIMING}
 
 
-def _is_whatsapp(plan: Plan, name: str) -> bool:
-    return any(svc.name == name and svc.role is Role.whatsapp for svc in plan.services)
-
-
 def _command(svc: ServiceInstance) -> str | None:
     if svc.start is None:
         return None
@@ -180,6 +176,7 @@ class ComposeTarget(TargetPlugin):
 
 def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> dict[str, Any]:
     """docker-compose.yml as data: one service per process or shard, `postgres`, named volumes."""
+    whatsapp = {svc.name for svc in plan.by_role(Role.whatsapp)}  # a set: 1,000 tenants look up 1,000 names
     services: dict[str, Any] = {}
     volumes: dict[str, Any] = {}
     uses_postgres = plan.database.engine == "postgres"
@@ -247,7 +244,7 @@ def compose_document(target: ComposeTarget, plan: Plan, ctx: RenderContext) -> d
             # app degrades per tenant while one is down, so waiting for every server's first health interval
             # only delayed `up` (twice 5 s in a row). The database and Redis must be ready for migrations.
             entry["depends_on"] = {
-                name: {"condition": "service_started" if _is_whatsapp(plan, name) else "service_healthy"}
+                name: {"condition": "service_started" if name in whatsapp else "service_healthy"}
                 for name in sorted(depends)
             }
         if svc.volume:
