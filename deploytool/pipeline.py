@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploytool.checks import check_plan, start_artifact_checks
 from deploytool.errors import CheckFailed, UserError
-from deploytool.output import FileChange, check_files, ensure_secrets_file, write_files
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
@@ -17,6 +17,9 @@ from deploytool.render.manifest import MANIFEST, Manifest
 from deploytool.spec.load import LoadedSpec, display, load_spec
 from deploytool.spec.model import Topology
 from deploytool.targets import plugins_of, render_all
+
+if TYPE_CHECKING:
+    from deploytool.output import FileChange
 
 DEFAULT_OUT = "deploy"
 
@@ -83,6 +86,8 @@ def errors(findings: list[Finding]) -> list[Finding]:
 
 def write(rendered: Rendered) -> tuple[list[FileChange], list[str]]:
     """Write artifacts and make sure the local secrets file exists when a target reads it."""
+    from deploytool.output import ensure_secrets_file, write_files  # only the commands that write pay for it
+
     changes = write_files(rendered.loaded.root, rendered.ctx.out, rendered.artifacts)
     added: list[str] = []
     if any(p.uses_secrets_file for p in plugins_of(rendered.plan)):
@@ -92,6 +97,8 @@ def write(rendered: Rendered) -> tuple[list[FileChange], list[str]]:
 
 
 def check(rendered: Rendered) -> list[FileChange]:
+    from deploytool.output import check_files
+
     return check_files(rendered.loaded.root, rendered.ctx.out, rendered.artifacts)
 
 
