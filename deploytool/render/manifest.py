@@ -133,7 +133,8 @@ class ManifestFiles(BaseModel):
     """Only the files an older manifest (version 2, env files per process) lists, for stale-file removal:
     the same path rules, so an upgrade removes the env files the new layout no longer writes."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # built on first use: only a folder an older deploytool wrote is read with it
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
     version: Literal[2]
     artifacts: dict[InsidePath, Sha256]
     spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)

@@ -14,10 +14,19 @@ Compose YAML is data dumped as YAML (render/yamltext.py) and env files are data 
 (render/envfile.py): neither is a template.
 
 `DEPLOYTOOL_TEMPLATES` names another templates folder (a copy to edit; it must hold every template used).
+
+Compiled templates are kept in Jinja's own bytecode cache (its per-user folder in the temp directory), so
+a render does not compile the Railway template again in every process (~10 ms). Jinja keys an entry by the
+template's name and file and checks the source's checksum, so an edited template is compiled anew. Jinja
+compiles the Environment's settings into the code (`finalize` above all), which its key does not cover:
+our entries' names also carry a digest of this module and of Jinja's version, so code compiled under other
+settings (another Jinja program, an older deploytool) is never loaded here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import json.encoder
 import keyword
@@ -160,11 +169,30 @@ def environment(kind: Kind, folder: Path) -> jinja2.Environment:
         autoescape=False,
         auto_reload=False,  # a render is one short process: no stat() per get_template
         finalize=_only_python_source if python else None,
+        bytecode_cache=_bytecode_cache(kind, jinja2.__version__),
     )
     if python:
         env.filters["literal"] = literal
         env.filters["identifier"] = identifier
     return env
+
+
+def _bytecode_cache(kind: Kind, jinja_version: str) -> jinja2.BytecodeCache | None:
+    """Jinja's file cache in its default folder; none where that folder is missing, shared or read-only."""
+    from jinja2.bccache import Bucket, FileSystemBytecodeCache
+
+    # the settings the code was compiled under: this module (every option above) and the Jinja compiling it
+    settings = hashlib.sha256(f"{kind}\0{jinja_version}\0".encode() + Path(__file__).read_bytes())
+
+    class Cache(FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket: Bucket) -> None:
+            with contextlib.suppress(OSError):  # a cache that cannot be written is no cache: compiled in memory
+                super().dump_bytecode(bucket)
+
+    try:
+        return Cache(pattern=f"deploytool-{settings.hexdigest()[:16]}-%s.cache")
+    except (OSError, RuntimeError):  # Jinja refuses a temp folder another user owns or can write
+        return None
 
 
 def render_template(name: str, **values: object) -> str:

@@ -7,6 +7,8 @@ render_all(plan, ctx)      # every artifact of one environment, the manifest las
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from deploytool.errors import UserError
 from deploytool.plan.model import Plan
 from deploytool.render.artifacts import Artifact, RenderContext
@@ -65,12 +67,20 @@ def runner_names() -> list[str]:
     return sorted({p.runner for p in _REGISTRY.values() if p.runner})
 
 
-def render_all(plan: Plan, ctx: RenderContext) -> list[Artifact]:
-    """Every artifact of one environment, sorted by path; the manifest is computed over all the rest."""
+def render_all(
+    plan: Plan, ctx: RenderContext, on_target: Callable[[TargetPlugin, list[Artifact]], None] | None = None
+) -> list[Artifact]:
+    """Every artifact of one environment, sorted by path; the manifest is computed over all the rest.
+
+    `on_target(plugin, files)` is told each target's own files as soon as they are rendered (`validate`
+    starts that target's consumer then, while the other targets render)."""
     artifacts: list[Artifact] = []
     processes: dict[str, ManifestProcess] = {}
     for each in plugins_of(plan):
-        artifacts += each.render(plan, ctx)
+        own = each.render(plan, ctx)
+        if on_target is not None:
+            on_target(each, own)
+        artifacts += own
         for svc in plan.services:
             entry = each.process(plan, svc, ctx)
             if entry is not None:

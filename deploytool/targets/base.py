@@ -38,7 +38,10 @@ class TargetPlugin(ABC):
         return iter(())
 
     def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
-        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones)."""
+        """Findings of this target's real consumer on the rendered files (`deep`: also the slow ones).
+
+        `artifacts` holds this target's own files at least: `validate` calls it as soon as they are rendered,
+        before the other targets' files and the manifest exist."""
         return []
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:

@@ -12,9 +12,12 @@ import jsonschema
 import pytest
 import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deploytool import pipeline
 from deploytool.output import files as output_files
+from deploytool.render.yamltext import dump_yaml
 from deploytool.targets.compose import check_compose_document, compose_binary
 from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli, legacy_config
 from tests.conftest import REPO
@@ -517,3 +520,34 @@ def test_render_refuses_to_write_when_checks_fail(make_project):
     spec = make_project({"dev": "topology: {kind: per-port, ports: {'1': 5002}}\n"})
     assert main(["--spec", str(spec), "render", "dev"]) == 1
     assert not (spec.parent / "deploy").exists()
+
+
+# --- the YAML writer: PyYAML's text, with the representer's dispatch taken directly for plain types ----------
+
+SCALARS = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["yes", "no", "on", "null", "~", "1e3", "0o17", "0x1F", "12:30", "-", "'", "#x", "a: b", ""]),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+)
+DOCUMENTS = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+class _PlainDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(DOCUMENTS)
+def test_the_yaml_writer_writes_what_pyyaml_writes(document):
+    """Strings that YAML would read as another type (`yes`, `1e3`, `12:30`) stay quoted, as PyYAML quotes them."""
+    expected = yaml.dump(document, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False, width=120)
+    assert dump_yaml(document) == expected
+    assert yaml.safe_load(dump_yaml(document)) == document

@@ -219,6 +219,76 @@ def test_an_edited_template_changes_the_output(make_project, tmp_path, monkeypat
     assert main(["--spec", str(spec), "render", "staging", "--check"]) == 2
 
 
+# --- compiled templates: Jinja's bytecode cache, never stale, never another program's ------------------------
+
+
+@pytest.fixture
+def template_cache(tmp_path, monkeypatch):
+    """Jinja's default cache folder moved under this test's own temp folder; fresh Environments."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    templating.environment.cache_clear()
+    yield temp / f"_jinja2-cache-{os.getuid()}"
+    templating.environment.cache_clear()
+
+
+def test_compiled_templates_are_reused_and_an_edit_is_compiled_anew(make_project, tmp_path, template_cache):
+    spec = make_project({"staging": RAILWAY_OVERLAY})
+    first = railway_source(pipeline.render_environment(spec, "staging"))
+    entries = {path: path.stat().st_mtime_ns for path in template_cache.glob("deploytool-*.cache")}
+    assert len(entries) >= 2, "the Railway file and the env example are cached"
+    templating.environment.cache_clear()  # as a new process: its Environment loads what the last one wrote
+    assert railway_source(pipeline.render_environment(spec, "staging")) == first
+    assert {path: path.stat().st_mtime_ns for path in template_cache.glob("deploytool-*.cache")} == entries
+    # the same template file, edited after it was cached: its checksum differs, so it is compiled again
+    folder = copy_templates(tmp_path)
+    template = folder / "railway.py.j2"
+    os.environ[TEMPLATES_ENV] = str(folder)
+    try:
+        for note in ("(edited once)", "(edited twice)"):
+            template.write_text(template.read_text().replace("set once in Railway", f"set once in Railway {note}", 1))
+            templating.environment.cache_clear()
+            assert note in railway_source(pipeline.render_environment(spec, "staging"))
+    finally:
+        del os.environ[TEMPLATES_ENV]
+
+
+def test_code_compiled_without_the_python_rules_is_never_loaded(make_project, tmp_path, template_cache, monkeypatch):
+    """Jinja compiles `finalize` into the code, and its cache key is the template's name and file only: code
+    compiled for the same file by an Environment without the rules (here the text one, as another program
+    or an older deploytool would) must not be what the Railway render runs."""
+    spec = make_project({"staging": RAILWAY_OVERLAY})
+    folder = copy_templates(tmp_path)
+    template = folder / "railway.py.j2"
+    template.write_text(template.read_text().replace("{{ env.env_name|literal }}", "{{ env.env_name }}", 1))
+    monkeypatch.setenv(TEMPLATES_ENV, str(folder))
+    text = templating.environment("text", folder)  # no `finalize`: the filters alone, as another program has
+    text.filters.update(literal=templating.literal, identifier=templating.identifier)
+    text.get_template("railway.py.j2")  # compiled, and cached, without the rule
+    assert list(template_cache.glob("deploytool-*.cache"))
+    with pytest.raises(TypeError, match="without the `literal` or `identifier` filter"):
+        pipeline.render_environment(spec, "staging")
+
+
+@pytest.mark.parametrize("blocked", ["folder", "vanished"])
+def test_a_cache_that_cannot_be_used_is_no_cache(make_project, template_cache, blocked):
+    """A file where Jinja's folder goes (Jinja refuses the folder), or the folder removed after it was checked
+    (a temp cleaner: nothing can be written there): the render works all the same, compiling in memory."""
+    spec = make_project({"staging": RAILWAY_OVERLAY})
+    expected = railway_source(pipeline.render_environment(spec, "staging"))
+    shutil.rmtree(template_cache)
+    templating.environment.cache_clear()
+    if blocked == "folder":
+        template_cache.write_text("not a folder\n")
+    else:
+        for kind in ("python", "text"):  # made, with their cache, before the folder goes
+            templating.environment(kind, templating.templates_dir())
+        shutil.rmtree(template_cache)
+    assert railway_source(pipeline.render_environment(spec, "staging")) == expected
+    assert template_cache.is_file() if blocked == "folder" else not template_cache.exists()
+
+
 # --- fuzz: every value that reaches the Railway file, at the plan (below the spec's patterns) ----------------
 
 MARKER = Path(tempfile.gettempdir()) / "deploytool-fuzz-executed"  # a payload below creates it if it ever runs
