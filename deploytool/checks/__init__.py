@@ -16,19 +16,19 @@ __all__ = ["TargetChecks", "check_artifacts", "check_plan", "start_artifact_chec
 class TargetChecks:
     """Each target's consumer checks, started target by target (`start`), collected in target order.
 
-    With `deep` and more than one target, each check runs in its own thread from the moment it is started:
-    the slow consumers are other processes (Compose v2 is a Go binary), so they work while the caller renders
-    the other targets and runs its own checks. `validate` starts a target as soon as its own files are
+    With `deep`, each check runs in its own thread from the moment it is started: the slow consumers are
+    other processes (Compose v2 is a Go binary), so they work while the caller renders the other targets
+    and runs its own checks. `validate` starts a target as soon as its own files are
     rendered (`render_all`'s `on_target`). Used as a context manager, leaving it waits for every check
     started (each reaps its own process), whatever raised meanwhile."""
 
     def __init__(self, plan: Plan, ctx: RenderContext, deep: bool = True) -> None:
         self.plan, self.ctx, self.deep = plan, ctx, deep
         self._pool = None
-        if deep and len(plan.targets) > 1:
+        if deep:
             from concurrent.futures import ThreadPoolExecutor  # `render` (not deep) runs no thread
 
-            self._pool = ThreadPoolExecutor(max_workers=len(plan.targets), thread_name_prefix="check")
+            self._pool = ThreadPoolExecutor(max_workers=max(1, len(plan.targets)), thread_name_prefix="check")
         self._started: list[Callable[[], list[Finding]]] = []  # each returns its target's findings
 
     def start(self, target: TargetPlugin, artifacts: list[Artifact]) -> None:

@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import http from 'node:http';
-import { startServer, cleanup, KEY, sleep } from '../test/helpers.js';
+import { startServer, cleanup, sleep } from '../test/helpers.js';
+import { agent, api, pair, rssMiB } from './common.js';
 
 const MULTI = (process.env.BENCH_MULTI || '1,10,100,500').split(',').map(Number);
 const SINGLE = (process.env.BENCH_SINGLE || '1,10,50,100').split(',').map(Number);
@@ -24,39 +24,6 @@ function pssMiB(pid) {
   } catch {
     return NaN;
   }
-}
-
-function rssMiB(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m[1]) / 1024;
-}
-
-// node:http with a keep-alive agent: measures the server, not the client's connection setup.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-function api(port, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({
-      host: '127.0.0.1', port, method, path: p, agent,
-      headers: { 'x-api-key': KEY, 'content-type': 'application/json', ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode, json: text ? JSON.parse(text) : null });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-async function pair(port, id) {
-  const q = await api(port, 'GET', `/tenants/${id}/qr`);
-  if (q.status !== 200) throw new Error(`qr ${id}: ${q.status}`);
-  const s = await api(port, 'POST', `/tenants/${id}/sandbox/scan`, { qr: q.json.qr });
-  if (s.json?.state !== 'connected') throw new Error(`scan ${id}: ${s.status}`);
 }
 
 async function pool(items, limit, fn) {

@@ -8,47 +8,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import http from 'node:http';
 import pg from 'pg';
-import { startServer, cleanup, KEY, sleep } from '../test/helpers.js';
+import { startServer, cleanup, sleep } from '../test/helpers.js';
+import { agent, api, pair, rssMiB } from './common.js';
 
 const N = Number(process.env.BENCH_TENANTS || 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const DB = process.env.BENCH_DATABASE_URL || process.env.TEST_DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/test';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ns-bench-store-'));
 const schema = `wa_bench_${process.pid}_${crypto.randomBytes(3).toString('hex')}`;
-
-function rssMiB(pid) {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m[1]) / 1024;
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-function api(port, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({
-      host: '127.0.0.1', port, method, path: p, agent,
-      headers: { 'x-api-key': KEY, 'content-type': 'application/json', ...(payload ? { 'content-length': Buffer.byteLength(payload) } : {}) },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode, json: text ? JSON.parse(text) : null });
-      });
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-async function pair(port, id) {
-  const q = await api(port, 'GET', `/tenants/${id}/qr`);
-  if (q.status !== 200) throw new Error(`qr ${id}: ${q.status}`);
-  const s = await api(port, 'POST', `/tenants/${id}/sandbox/scan`, { qr: q.json.qr });
-  if (s.json?.state !== 'connected') throw new Error(`scan ${id}: ${s.status}`);
-}
 
 async function connectedCount(port) {
   return (await api(port, 'GET', '/health')).json.tenants.connected;

@@ -233,7 +233,9 @@ def template_cache(tmp_path, monkeypatch):
     templating.environment.cache_clear()
 
 
-def test_compiled_templates_are_reused_and_an_edit_is_compiled_anew(make_project, tmp_path, template_cache):
+def test_compiled_templates_are_reused_and_an_edit_is_compiled_anew(
+    make_project, tmp_path, template_cache, monkeypatch
+):
     spec = make_project({"staging": RAILWAY_OVERLAY})
     first = railway_source(pipeline.render_environment(spec, "staging"))
     entries = {path: path.stat().st_mtime_ns for path in template_cache.glob("deploytool-*.cache")}
@@ -244,14 +246,11 @@ def test_compiled_templates_are_reused_and_an_edit_is_compiled_anew(make_project
     # the same template file, edited after it was cached: its checksum differs, so it is compiled again
     folder = copy_templates(tmp_path)
     template = folder / "railway.py.j2"
-    os.environ[TEMPLATES_ENV] = str(folder)
-    try:
-        for note in ("(edited once)", "(edited twice)"):
-            template.write_text(template.read_text().replace("set once in Railway", f"set once in Railway {note}", 1))
-            templating.environment.cache_clear()
-            assert note in railway_source(pipeline.render_environment(spec, "staging"))
-    finally:
-        del os.environ[TEMPLATES_ENV]
+    monkeypatch.setenv(TEMPLATES_ENV, str(folder))
+    for note in ("(edited once)", "(edited twice)"):
+        template.write_text(template.read_text().replace("set once in Railway", f"set once in Railway {note}", 1))
+        templating.environment.cache_clear()
+        assert note in railway_source(pipeline.render_environment(spec, "staging"))
 
 
 def test_code_compiled_without_the_python_rules_is_never_loaded(make_project, tmp_path, template_cache, monkeypatch):
