@@ -15,7 +15,9 @@ import pytest
 from deploytool.spec.reference import spec_reference
 from tests.conftest import REPO
 
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), *sorted(REPO.glob("*/README.md"))]
+# the repository's own READMEs: not a tool's cache folder (.pytest_cache/README.md after a local run)
+READMES = sorted(p for p in REPO.glob("*/README.md") if not p.parent.name.startswith("."))
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")), *READMES]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
