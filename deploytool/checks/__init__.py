@@ -18,9 +18,9 @@ class TargetChecks:
 
     With `deep`, each check runs in its own thread from the moment it is started: the slow consumers are
     other processes (Compose v2 is a Go binary), so they work while the caller renders the other targets
-    and runs its own checks. `validate` starts a target as soon as its own files are
-    rendered (`render_all`'s `on_target`). Used as a context manager, leaving it waits for every check
-    started (each reaps its own process), whatever raised meanwhile."""
+    and runs its own checks. `validate` starts a target as soon as its own files are rendered (`render_all`'s
+    `on_target`). Used as a context manager, leaving it waits for every check started (each reaps its own
+    process), whatever raised meanwhile."""
 
     def __init__(self, plan: Plan, ctx: RenderContext, deep: bool = True) -> None:
         self.plan, self.ctx, self.deep = plan, ctx, deep

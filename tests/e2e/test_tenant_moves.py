@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -46,6 +47,17 @@ def link(deployment, service: str, tenant: str) -> str:
 def status(deployment, service: str, tenant: str) -> httpx.Response:
     with node(deployment, service) as client:
         return client.get(f"/tenants/{tenant}/status")
+
+
+def restored(deployment, service: str, tenant: str, timeout: float = 20) -> dict:
+    """The tenant's status once its boot restore has run: node listens (and is healthy) first and restores
+    its tenants after, so right after a restart the tenant may not have been started yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(deployment, service, tenant).json()
+        if current["state"] == "connected" or time.monotonic() > deadline:
+            return current
+        time.sleep(0.1)
 
 
 def auth_root(deployment, service: str) -> Path:
@@ -107,7 +119,7 @@ def test_move_with_the_postgres_store_keeps_the_tenant_linked(deploy, tmp_path, 
     deployment.kill("whatsapp-shard-2")
     shutil.rmtree(auth_root(deployment, "whatsapp-shard-2"), ignore_errors=True)
     assert deployment.cli("restart", deployment.env, "whatsapp-shard-2") == 0
-    again = status(deployment, "whatsapp-shard-2", "1").json()
+    again = restored(deployment, "whatsapp-shard-2", "1")
     assert again["state"] == "connected" and again["me"] == me, again
     assert not auth_root(deployment, "whatsapp-shard-2").joinpath("1").exists()  # nothing on disk
     assert_served_through_web(deployment, "1")
@@ -133,5 +145,5 @@ def test_move_with_the_file_store_copies_the_folder(deploy, capsys):
 
     # and it stays linked across a restart of its new shard (its credentials are in the new folder)
     assert deployment.cli("restart", deployment.env, "whatsapp-shard-2") == 0
-    again = status(deployment, "whatsapp-shard-2", "1").json()
+    again = restored(deployment, "whatsapp-shard-2", "1")
     assert again["state"] == "connected" and again["me"] == me, again
