@@ -13,6 +13,9 @@ export { STATES };
 const ACTIVE = RUNNING;
 const MAX_IMMEDIATE_515 = 3; // 515 reconnects at once, but never more than this many in a row
 
+// Waits before taking again a tenant this service's previous process still holds (about 6 s in all).
+const PREDECESSOR_RETRY_MS = [100, 200, 400, 800, 1600, 3000];
+
 function lockedError(id, err) {
   return new ApiError(423, 'session_locked', `tenant ${id}: ${err.message}; only one process may run a tenant's session`,
     {}, { tenant_id: id, holder: err.holder });
@@ -653,6 +656,35 @@ export class TenantManager {
         if (err instanceof ApiError && err.status === 423) this.apply(t, 'start_failed');
       }
     }
+    await this.retakeFromPredecessor(chosen.filter((c) => holds[c.tenant] instanceof SessionLockedError
+      && c.service === this.config.serviceName).map((c) => this.record(c.tenant)));
+  }
+
+  /**
+   * Tenants this service's own previous process still held at boot: it died (SIGKILL, a lost container)
+   * and PostgreSQL drops a dead connection's locks only once it notices, moments later. Take them again
+   * after short waits rather than leave them failed; a tenant another service holds is left where it is.
+   */
+  async retakeFromPredecessor(tenants) {
+    let waiting = tenants;
+    for (const wait of PREDECESSOR_RETRY_MS) {
+      if (!waiting.length || this.shuttingDown) return;
+      await new Promise((r) => setTimeout(r, wait));
+      const left = [];
+      for (const t of waiting) {
+        if (this.shuttingDown) return;
+        if (this.isActive(t)) continue; // started through the API meanwhile
+        try {
+          await this.startSession(t, 'start');
+        } catch (err) {
+          if (err instanceof TransitionError) throw err;
+          t.lastError = err.message;
+          if (err instanceof ApiError && err.status === 423) left.push(t);
+        }
+      }
+      waiting = left;
+    }
+    if (waiting.length) this.log.warn({ tenants: waiting.map((t) => t.id) }, 'restore: still held by an earlier process of this service');
   }
 
   async shutdown() {

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { startServer, client, cleanup, tmpdir, waitState, waitFor, pairSandbox } from './helpers.js';
+import { startServer, client, cleanup, tmpdir, waitState, waitFor, pairSandbox, sleep } from './helpers.js';
+import { lockKey } from '../src/store/postgres.js';
 import { KINDS, PG_URL, PG_SKIP, dropSchemas } from './store-helpers.js';
 
 after(async () => {
@@ -152,4 +153,34 @@ test('[files] release stops the session and frees the lock, credentials kept; no
   assert.ok(!fs.existsSync(path.join(root, '1', '.released')), 'started again: restored on the next boot');
   assert.equal((await client(b).post('/tenants/nope!/release')).status, 400);
   assert.equal((await client(b).post('/tenants/77/release')).status, 404);
+});
+
+test('[postgres] a killed process\'s lock still held at boot: the next process of the same service takes the tenant once it is freed', { skip: PG_SKIP }, async () => {
+  const place = PGK.place();
+  const a = await startServer({ ...place.env, WA_SERVICE_NAME: 'shard-x' });
+  await pairSandbox(a, '1');
+  const me = (await client(a).get('/tenants/1/status')).json.me;
+  await a.stop('SIGKILL');
+  // The dead process's database connection, as PostgreSQL still has it for a moment: the tenant's lock is held.
+  const dying = new pg.Client({ connectionString: PG_URL });
+  await dying.connect();
+  await dying.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(place.schema, '1')]);
+  const b = await startServer({ ...place.env, WA_SERVICE_NAME: 'shard-x', AUTH_ROOT: path.join(tmpdir(), 'auth-b') });
+  await waitState(b, '1', 'failed', 5000); // the restore found it held
+  await dying.end(); // PostgreSQL noticed: the lock is gone
+  const st = await waitState(b, '1', 'connected', 10000);
+  assert.equal(st.me, me, 'same account, no scan');
+  assert.equal(sawQr(b, '1'), false);
+
+  // Held by another service: left where it is (that service runs the tenant).
+  await b.stop('SIGKILL');
+  const other = new pg.Client({ connectionString: PG_URL });
+  await other.connect();
+  await other.query('SELECT pg_advisory_lock($1::bigint)', [lockKey(place.schema, '1')]);
+  await other.query(`UPDATE "${place.schema}".wa_session_holders SET service = 'shard-y' WHERE tenant_id = '1'`);
+  const c = await startServer({ ...place.env, WA_SERVICE_NAME: 'shard-x', TENANTS: '1', WA_MODE: 'multi', AUTH_ROOT: path.join(tmpdir(), 'auth-c') });
+  await waitState(c, '1', 'failed', 5000);
+  await other.end();
+  await sleep(1500);
+  assert.equal((await client(c).get('/tenants/1/status')).json.state, 'failed', 'not taken from another service');
 });
