@@ -29,20 +29,20 @@ class TargetChecks:
             from concurrent.futures import ThreadPoolExecutor  # `render` (not deep) runs no thread
 
             self._pool = ThreadPoolExecutor(max_workers=max(1, len(plan.targets)), thread_name_prefix="check")
-        self._started: list[Callable[[], list[Finding]]] = []  # each returns its target's findings
+        self._started: dict[TargetPlugin, Callable[[], list[Finding]]] = {}  # each returns its target's findings
 
     def start(self, target: TargetPlugin, artifacts: list[Artifact]) -> None:
         """Check `target` on `artifacts`: at least its own files (a full render's other files may be there)."""
         by_path = {a.path: a for a in artifacts}
         args = (self.plan, self.ctx, by_path, self.deep)
         if self._pool is None:
-            self._started.append(lambda: target.check(*args))
+            self._started[target] = lambda: target.check(*args)
         else:
-            self._started.append(self._pool.submit(target.check, *args).result)
+            self._started[target] = self._pool.submit(target.check, *args).result
 
     def collect(self) -> list[Finding]:
-        """Every started target's findings, in the order they were started."""
-        return [finding for each in self._started for finding in each()]
+        """Every started target's findings, in the environment's target order (whatever order they started in)."""
+        return [f for each in plugins_of(self.plan) if each in self._started for f in self._started[each]()]
 
     def __enter__(self) -> TargetChecks:
         return self

@@ -74,13 +74,16 @@ def render_all(
 
     `on_target(plugin, files)` is told each target's own files as soon as they are rendered (`validate`
     starts that target's consumer then, while the other targets render)."""
-    artifacts: list[Artifact] = []
-    processes: dict[str, ManifestProcess] = {}
-    for each in plugins_of(plan):
-        own = each.render(plan, ctx)
+    plugins = plugins_of(plan)
+    rendered: dict[Target, list[Artifact]] = {}
+    for each in sorted(plugins, key=lambda p: not p.slow_consumer):  # stable: otherwise in spec order
+        rendered[each.target] = own = each.render(plan, ctx)
         if on_target is not None:
             on_target(each, own)
-        artifacts += own
+    artifacts: list[Artifact] = []
+    processes: dict[str, ManifestProcess] = {}
+    for each in plugins:  # in spec order: the first target that runs a service as a process names it
+        artifacts += rendered[each.target]
         for svc in plan.services:
             entry = each.process(plan, svc, ctx)
             if entry is not None:

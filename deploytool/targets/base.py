@@ -24,6 +24,10 @@ class TargetPlugin(ABC):
     runner: ClassVar[str | None] = None
     # True when the rendered files read secret values from the output folder's `.secrets.env`.
     uses_secrets_file: ClassVar[bool] = False
+    # True when this target's consumer check is slow (a separate program reading every service): `render_all`
+    # renders such a target before the others, so `validate` starts its consumer first and the rest of the
+    # rendering happens while it reads.
+    slow_consumer: ClassVar[bool] = False
 
     @abstractmethod
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:

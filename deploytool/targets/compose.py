@@ -91,6 +91,7 @@ def _command(svc: ServiceInstance) -> str | None:
 
 
 class ComposeTarget(TargetPlugin):
+    slow_consumer = True  # Compose v2 reads every service: most of a big `validate`
     target: ClassVar[Target] = Target.compose
     runner: ClassVar[str | None] = "compose"
     uses_secrets_file: ClassVar[bool] = True

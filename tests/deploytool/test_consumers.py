@@ -9,8 +9,10 @@ import pytest
 
 from deploytool import pipeline
 from deploytool.cli import main
+from deploytool.plan.model import Finding
 from deploytool.targets import compose as compose_target
 from deploytool.targets.compose import ComposeTarget
+from deploytool.targets.local import LocalTarget
 from deploytool.targets.railway import RailwayTarget
 
 
@@ -86,3 +88,31 @@ def test_a_render_that_fails_after_compose_started_waits_for_it(make_project, mo
         pipeline.validate_environment(spec, "prod")
     assert finished.is_set()
     assert not [t for t in threading.enumerate() if t.name.startswith("check")]
+
+
+def test_compose_renders_and_starts_first_whatever_the_spec_order(make_project, monkeypatch):
+    """Compose is the slow consumer: its file is rendered, and its check started, before the targets listed
+    ahead of it, so they render while Compose reads. Findings and the manifest keep the spec's order."""
+    spec = make_project({"prod": "targets: [local, railway, compose]\nrailway: {repo: acme/chat}\n"})
+    events: list[str] = []
+    for plugin in (LocalTarget, RailwayTarget, ComposeTarget):
+        monkeypatch.setattr(plugin, "render", _recorded(plugin, "render", events))
+        monkeypatch.setattr(plugin, "check", _recorded(plugin, "check", events, found=True))
+    rendered, findings = pipeline.validate_environment(spec, "prod")
+    assert events[:2] == ["compose render", "compose check"]
+    assert [f.code for f in findings if f.code.endswith("-check")] == ["local-check", "railway-check", "compose-check"]
+    # the same findings, and the same files (manifest included), as a render followed by every check
+    again = pipeline.render_environment(spec, "prod")
+    assert [(a.path, a.content) for a in rendered.artifacts] == [(a.path, a.content) for a in again.artifacts]
+    assert findings == pipeline.findings_of(again)
+
+
+def _recorded(plugin, method, events, found=False):
+    original = getattr(plugin, method)
+
+    def call(self, *args):
+        events.append(f"{self.target.value} {method}")
+        result = original(self, *args)
+        return [*result, Finding(f"{self.target.value}-check", "recorded")] if found else result
+
+    return call

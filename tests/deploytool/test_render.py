@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from deploytool import pipeline
 from deploytool.output import files as output_files
+from deploytool.render import yamltext
 from deploytool.render.yamltext import dump_yaml
 from deploytool.targets.compose import check_compose_document, compose_binary
 from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli, legacy_config
@@ -551,3 +553,27 @@ def test_the_yaml_writer_writes_what_pyyaml_writes(document):
     expected = yaml.dump(document, Dumper=_PlainDumper, sort_keys=True, default_flow_style=False, width=120)
     assert dump_yaml(document) == expected
     assert yaml.safe_load(dump_yaml(document)) == document
+
+
+def test_the_yaml_writer_pauses_the_cycle_collector_and_resumes_it(monkeypatch):
+    """The dump runs without the cyclic collector (its 70,000 nodes hold no cycle) and gives it back as found:
+    running after a dump, also one that raised; still paused when the caller had paused it."""
+    seen: list[bool] = []
+    represent_str = yamltext._Dumper.represent_str
+    monkeypatch.setattr(
+        yamltext._Dumper,
+        "represent_str",
+        lambda self, data: (seen.append(gc.isenabled()), represent_str(self, data))[1],
+    )
+    assert gc.isenabled()
+    dump_yaml({"a": ["b"]})
+    assert seen and not any(seen) and gc.isenabled()
+    with pytest.raises(yaml.representer.RepresenterError):
+        dump_yaml({"a": object()})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        dump_yaml({"a": "b"})
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
