@@ -91,10 +91,10 @@ def _command(svc: ServiceInstance) -> str | None:
 
 
 class ComposeTarget(TargetPlugin):
-    slow_consumer = True  # Compose v2 reads every service: most of a big `validate`
     target: ClassVar[Target] = Target.compose
     runner: ClassVar[str | None] = "compose"
     uses_secrets_file: ClassVar[bool] = True
+    slow_consumer: ClassVar[bool] = True  # Compose v2 reads every service: most of a big `validate`
 
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
         """Compose spelling; `${...}` is interpolated by Compose from --env-file (the secrets file)."""

@@ -92,7 +92,8 @@ def test_a_render_that_fails_after_compose_started_waits_for_it(make_project, mo
 
 def test_compose_renders_and_starts_first_whatever_the_spec_order(make_project, monkeypatch):
     """Compose is the slow consumer: its file is rendered, and its check started, before the targets listed
-    ahead of it, so they render while Compose reads. Findings and the manifest keep the spec's order."""
+    ahead of it, so they render while Compose reads. Findings keep the spec's target order, and the files
+    are a plain render's."""
     spec = make_project({"prod": "targets: [local, railway, compose]\nrailway: {repo: acme/chat}\n"})
     events: list[str] = []
     for plugin in (LocalTarget, RailwayTarget, ComposeTarget):
