@@ -1,25 +1,49 @@
 """YAML text of generated documents (the compose file): PyYAML's safe dumper, on libyaml when present.
 
 Sorted keys, block style and a fixed width make the text a function of the data alone, so `render --check`
-compares like with like. Never anchors and aliases: a value the renderer shares between two services (the
-same healthcheck timing, say) is written out in each, as a person would read and edit it, and PyYAML skips
-tracking every object it has seen (a tenth of dumping a 1,000-service file). The representer is entered
-directly for plain types; tests/deploytool/test_render.py holds the text equal to PyYAML's own dumper.
+compares like with like. No anchors and aliases of their own: PyYAML would alias any two equal objects the
+renderer happens to share (the same healthcheck timing, say), and skipping that tracking is a tenth of
+dumping a 1,000-service file. What many mappings share on purpose is a `Fragment`: written once, under its
+own key, and merged (`<<: *anchor`) into each `Merged` mapping that uses it, as Compose's documentation
+writes repeated service settings. The representer is entered directly for plain types;
+tests/deploytool/test_render.py holds the text equal to PyYAML's own dumper.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 _BASE: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter where it is installed
+_MAP_TAG = "tag:yaml.org,2002:map"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True, eq=False)
+class Fragment:
+    """A mapping written once, where it is a value (a top-level `x-` key, for Compose), anchored there."""
+
+    value: Mapping[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Merged:
+    """A mapping written as `<<: *fragment` and its `own` keys: a YAML reader gets `{**fragment, **own}`."""
+
+    fragment: Fragment
+    own: Mapping[str, Any]
 
 
 class _Dumper(_BASE):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fragments: dict[int, Any] = {}
+
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
@@ -31,10 +55,28 @@ class _Dumper(_BASE):  # type: ignore[misc]
         if kind is str:
             return self.represent_str(data)
         if kind is dict:
+            if any(type(value) is Fragment for value in data.values()):
+                return self._fragments_first(data)
             return self.represent_dict(data)
         if kind is list:
             return self.represent_list(data)
+        if kind is Fragment:
+            # One node for every use: libyaml's emitter anchors a node it meets twice and aliases it after.
+            node = self._fragments.get(id(data))
+            if node is None:
+                node = self._fragments[id(data)] = self.represent_dict(dict(data.value))
+            return node
+        if kind is Merged:
+            merge = yaml.ScalarNode(_MERGE_TAG, "<<")
+            own = self.represent_dict(dict(data.own))
+            return yaml.MappingNode(_MAP_TAG, [(merge, self.represent_data(data.fragment)), *own.value])
         return super().represent_data(data)
+
+    def _fragments_first(self, data: dict[str, Any]) -> Any:
+        # The keys holding fragments go first, so each fragment is written (and anchored) under its own key
+        # before its merges, not inside the first mapping that merges it.
+        keys = sorted(data, key=lambda key: (type(data[key]) is not Fragment, key))
+        return yaml.MappingNode(_MAP_TAG, [(self.represent_data(k), self.represent_data(data[k])) for k in keys])
 
 
 def dump_yaml(document: Any) -> str:

@@ -577,3 +577,64 @@ def test_the_yaml_writer_pauses_the_cycle_collector_and_resumes_it(monkeypatch):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- what the WhatsApp servers share is written once (`x-` keys) and merged into each ---------------------
+
+
+def test_whatsapp_servers_share_their_settings_once_and_compose_resolves_each_in_full(make_project, tmp_path):
+    """Per-port, each tenant's server carries `<<: *` merges instead of a copy of the shared settings. The
+    document the checks read is what a YAML reader gets from the text, and Compose itself resolves the same
+    project from it as from the same data written out in full."""
+    spec = make_project({"dev": "topology: {kind: per-port}\n"})
+    rendered = pipeline.render_environment(spec, "dev")
+    compose = next(a for a in rendered.artifacts if a.path.endswith("docker-compose.yml"))
+    text = compose.content
+    assert text.count("exec node src/server.js") == 1
+    assert text.count("<<: *") == 6  # three servers, each merging the settings and the variables
+    assert yaml.safe_load(text) == compose.document
+    full = {key: value for key, value in compose.document.items() if not key.startswith("x-")}
+    assert "<<" not in dump_yaml(full)
+    resolved = [
+        _compose_project(text, rendered, tmp_path / "merged"),
+        _compose_project(dump_yaml(full), rendered, tmp_path / "full"),
+    ]
+    assert resolved[0] == resolved[1]
+    assert resolved[0]["services"]["whatsapp-2"]["environment"]["TENANT_ID"] == "2"
+    assert resolved[0]["services"]["whatsapp-2"]["environment"]["WA_MODE"] == "single"
+
+
+def _compose_project(text, rendered, folder):
+    """The project Compose v2 resolves from `text`, read from the rendered output folder, `x-` keys left out."""
+    binary = compose_binary()
+    assert binary is not None
+    folder.mkdir()
+    (folder / "docker-compose.yml").write_text(text)
+    secrets = [*rendered.plan.secrets, rendered.plan.database.password_secret]
+    env = {"PATH": os.environ["PATH"], **{name: "placeholder" for name in secrets}}
+    command = [str(binary), "-f", str(folder / "docker-compose.yml"), "--project-directory", str(rendered.ctx.out)]
+    out = subprocess.run([*command, "config", "--format", "json"], env=env, capture_output=True, text=True, check=True)
+    return {key: value for key, value in json.loads(out.stdout).items() if not key.startswith("x-")}
+
+
+def test_only_what_every_server_shares_is_merged():
+    """A setting or variable one server does not share stays with each server; one server alone gets no merge."""
+    from deploytool.targets.compose import share_settings
+
+    document = {
+        "services": {
+            "a": {"restart": "no", "command": ["x"], "environment": {"K": "1", "P": "1"}},
+            "b": {"restart": "no", "command": ["y"], "environment": {"K": "1", "P": "2"}, "deploy": {"replicas": 2}},
+            "web": {"restart": "no"},
+        }
+    }
+    written, fragments = share_settings(document, ["a", "b"])
+    assert {key: dict(f.value) for key, f in fragments.items()} == {
+        "x-whatsapp": {"restart": "no"},
+        "x-whatsapp-environment": {"K": "1"},
+    }
+    text = dump_yaml(written)
+    assert text.index("x-whatsapp: &") < text.index("services:")  # written under its own key, then merged
+    assert yaml.safe_load(text) == {**document, **{key: dict(f.value) for key, f in fragments.items()}}
+    assert "  web:\n    restart: 'no'\n" in text
+    assert share_settings(document, ["a"]) == (document, {})
