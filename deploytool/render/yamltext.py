@@ -42,7 +42,7 @@ class Merged:
 class _Dumper(_BASE):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._fragments: dict[int, Any] = {}
+        self._fragments: dict[Fragment, Any] = {}  # by identity (eq=False)
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
@@ -62,9 +62,9 @@ class _Dumper(_BASE):  # type: ignore[misc]
             return self.represent_list(data)
         if kind is Fragment:
             # One node for every use: libyaml's emitter anchors a node it meets twice and aliases it after.
-            node = self._fragments.get(id(data))
+            node = self._fragments.get(data)
             if node is None:
-                node = self._fragments[id(data)] = self.represent_dict(dict(data.value))
+                node = self._fragments[data] = self.represent_dict(dict(data.value))
             return node
         if kind is Merged:
             merge = yaml.ScalarNode(_MERGE_TAG, "<<")
@@ -80,9 +80,9 @@ class _Dumper(_BASE):  # type: ignore[misc]
 
 
 def dump_yaml(document: Any) -> str:
-    # PyYAML allocates a node object per value (70,000 for 1,000 services), none of them in a cycle, so the
-    # cyclic collector would walk them a hundred times over and free nothing: reference counting frees them
-    # all. Pausing it is a sixth of a big dump.
+    # PyYAML allocates a node object per value (70,000 for 1,000 services written in full), none of them in
+    # a cycle, so the cyclic collector would walk them a hundred times over and free nothing: reference
+    # counting frees them all. Pausing it is a sixth of a big dump.
     with _cycle_collector_paused():
         return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=120)
 
