@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from typer._click.core import ParameterSource
@@ -169,7 +169,10 @@ def _render(ctx: typer.Context, env: str, out: Path | None, sets: list[str] | No
 
 def _warn_overrides(env: str, rendered: Rendered) -> None:
     if rendered.loaded.overrides:
-        _warn(f"{env}: local overrides applied: {', '.join(rendered.loaded.overrides)} (not in the committed spec)")
+        _warn(
+            f"{env}: local overrides applied: {', '.join(rendered.loaded.overrides)} (not in the committed spec; "
+            f"files in {rendered.ctx.out_rel}/, never in the committed folder)"
+        )
 
 
 def _echo(text: str = "") -> None:
@@ -230,7 +233,11 @@ def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: 
     """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
     from deploytool import pipeline
 
-    rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or ())
+    # CI checks what is committed: a local overlay on a CI machine must not hide (or cause) a failure
+    from deploytool.railway_cli import ci_says_yes
+
+    local = not ci_says_yes(os.environ)
+    rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or (), local=local)
     _warn_overrides(env, rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
@@ -253,7 +260,10 @@ def render(
     """Write every artifact of ENV (atomically), or with --check compare them with the disk."""
     from deploytool import pipeline
 
-    rendered = _render(ctx, env, out, sets)
+    if check and sets:
+        raise UserError("render --check compares the committed spec with the committed files; --set does not apply")
+    # --check compares what CI compares: the committed spec alone, never this checkout's local overlay
+    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False) if check else _render(ctx, env, out, sets)
     findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
     _report_findings(findings)
     if pipeline.errors(findings):
@@ -265,9 +275,7 @@ def render(
             if change.diff:
                 _echo(change.diff.rstrip("\n"))
         if changes:
-            applied = rendered.loaded.overrides
-            why = f" (with {', '.join(applied)} applied, which CI does not have)" if applied else ""
-            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date{why}; run `deploytool render {env}`")
+            raise CheckFailed(f"{env}: {len(changes)} file(s) out of date; run `deploytool render {env}`")
         _echo(f"{env}: {len(rendered.artifacts)} files up to date")
         return
     changes, added = pipeline.write(rendered)
@@ -626,20 +634,34 @@ app.add_typer(railway_app, name="railway")
 JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railway CLI prints its raw JSON.")]
 
 
-def _railway(ctx: typer.Context, env: str, out: Path | None, action: Action, **flags: bool) -> None:
+def _railway(
+    ctx: typer.Context, env: str, out: Path | None, action: Action, sets: list[str] | None, **flags: Any
+) -> None:
     from deploytool import railway_cli
+    from deploytool.targets.railway import RAILWAY_FILE
 
-    file, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out)
+    folder, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out, sets or ())
     for warning in warnings:
         _warn(warning)
     cli = railway_cli.find_cli(os.environ)
     linked = railway_cli.linked_environment(cli, os.environ)
     railway_cli.require_link(railway_env, linked, env)
-    _warn(f"{env}: railway config {action} --file {file} (linked to Railway environment {linked.name!r})")
-    command = railway_cli.config_command(cli, action, file, **flags)
-    code = railway_cli.run_streaming(command, os.environ)
+    command = railway_cli.config_command(cli, action, **flags)
+    shown = " ".join(command[1:])
+    _warn(f"{env}: railway {shown} in {folder} ({RAILWAY_FILE}; linked to Railway environment {linked.name!r})")
+    code = railway_cli.run_streaming(command, os.environ, folder)
     if code:
         raise typer.Exit(code)
+
+
+RailwaySetOption = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Refused: Railway gets the committed spec alone (exit 2, naming it).",
+    ),
+]
 
 
 @railway_app.command("plan")
@@ -652,9 +674,24 @@ def railway_plan(
         bool,
         typer.Option("--detailed-exit-code", help="Pass --detailed-exit-code: exit 2 when changes are pending."),
     ] = False,
+    plan_out: Annotated[
+        Optional[Path],
+        typer.Option("--plan-out", metavar="FILE", help="Pass --out FILE: a pinned plan for `apply --plan FILE`."),
+    ] = None,
+    sets: RailwaySetOption = None,
 ) -> None:
-    """`railway config plan` of ENV's own file; refuses a drifted render or a link to another environment."""
-    _railway(ctx, env, out, "plan", json_output=json_output, detailed_exit_code=detailed_exit_code)
+    """`railway config plan` of the project's file for ENV; refuses a drifted render, a local override, or a
+    link to another environment."""
+    _railway(
+        ctx,
+        env,
+        out,
+        "plan",
+        sets,
+        json_output=json_output,
+        detailed_exit_code=detailed_exit_code,
+        plan_out=plan_out.resolve() if plan_out else None,
+    )
 
 
 @railway_app.command("apply")
@@ -668,8 +705,14 @@ def railway_apply(
         bool,
         typer.Option("--confirm-destructive", help="Pass --confirm-destructive: allow removals without a prompt."),
     ] = False,
+    plan: Annotated[
+        Optional[Path],
+        typer.Option("--plan", metavar="FILE", help="Pass --plan FILE: apply exactly a plan made with --plan-out."),
+    ] = None,
+    sets: RailwaySetOption = None,
 ) -> None:
-    """`railway config apply` of ENV's own file; refuses a drifted render or a link to another environment."""
+    """`railway config apply` of the project's file for ENV; refuses a drifted render, a local override, or a
+    link to another environment."""
     from deploytool.railway_cli import ci_says_yes
 
     _railway(
@@ -677,9 +720,11 @@ def railway_apply(
         env,
         out,
         "apply",
+        sets,
         json_output=json_output,
         yes=yes or ci_says_yes(os.environ),
         confirm_destructive=confirm_destructive,
+        pinned_plan=plan.resolve() if plan else None,
     )
 
 

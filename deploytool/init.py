@@ -97,7 +97,14 @@ GITIGNORE = ".gitignore"
 # What `render` and `up` write that must never be committed: local secret values, run state and logs, and the
 # temporary files of an interrupted write. Patterns without a slash match in every output folder (`--out`).
 GITIGNORE_HEADER = "# deploytool: local secret values, run state, temporary files (never commit them)"
-GITIGNORE_LINES = (SECRETS_FILE, ".run/", f"*{TMP_SUFFIX}", f"*{OLD_SUFFIX}", "environments/*.local.yaml")
+GITIGNORE_LINES = (
+    SECRETS_FILE,
+    ".run/",
+    f"*{TMP_SUFFIX}",
+    f"*{OLD_SUFFIX}",
+    "environments/*.local.yaml",
+    "deploy/*.local/",
+)
 
 
 def ensure_gitignore(folder: Path) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
 from deploytool.render.manifest import MANIFEST, Manifest
-from deploytool.spec.load import LoadedSpec, display, load_spec
+from deploytool.spec.load import LoadedSpec, available_environments, display, load_spec, local_overlay_path
 from deploytool.spec.model import Topology
 from deploytool.targets import plugins_of, render_all
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from deploytool.output import FileChange
 
 DEFAULT_OUT = "deploy"
+LOCAL_OUT_SUFFIX = ".local"  # deploy/<env>.local/: a render with this checkout's overrides (git-ignored)
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,41 @@ class Rendered:
         return Manifest.model_validate_json(next(a.content for a in self.artifacts if a.path == path))
 
 
-def default_out(spec_path: Path, env_name: str) -> Path:
+def committed_out(spec_path: Path, env_name: str) -> Path:
+    """Where the committed spec's artifacts of ENV go: `deploy/<env>/`, what CI checks and Railway reads."""
     return spec_path.parent / DEFAULT_OUT / env_name
+
+
+def local_out(spec_path: Path, env_name: str) -> Path:
+    """Where a render with the local overlay or a `--set` goes: never over the committed files."""
+    return spec_path.parent / DEFAULT_OUT / f"{env_name}{LOCAL_OUT_SUFFIX}"
+
+
+def default_out(spec_path: Path, env_name: str) -> Path:
+    """The folder the run side reads (ps, logs, restart, run, down, tenants): this checkout's local render
+    while its overlay exists or it runs, else the committed one."""
+    local = local_out(spec_path, env_name)
+    if (local / MANIFEST).is_file() and (
+        local_overlay_path(spec_path, env_name).is_file() or (local / ".run" / "state.json").is_file()
+    ):
+        return local
+    return committed_out(spec_path, env_name)
+
+
+def _out_for(loaded: LoadedSpec, spec_path: Path, out: Path | None) -> Path:
+    if out is not None:
+        return out
+    return local_out(spec_path, loaded.env_name) if loaded.overrides else committed_out(spec_path, loaded.env_name)
+
+
+def peer_plans(spec_path: Path) -> Callable[[], Mapping[str, Plan]]:
+    """Every environment of the spec, planned from the committed files alone, computed on first call."""
+
+    @cache
+    def plans() -> Mapping[str, Plan]:
+        return {env: plan_environment(spec_path, env, local=False)[1] for env in available_environments(spec_path)}
+
+    return plans
 
 
 def read_lock(loaded: LoadedSpec) -> dict[str, int]:
@@ -54,27 +89,33 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
     return parse_lock(text, display(path), loaded.env_name, max_shard)
 
 
-def plan_environment(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> tuple[LoadedSpec, Plan]:
-    loaded = load_spec(spec_path, env_name, sets)
+def plan_environment(
+    spec_path: Path, env_name: str, sets: Sequence[str] = (), local: bool = True
+) -> tuple[LoadedSpec, Plan]:
+    """`local`: merge this checkout's `environments/<env>.local.yaml` (false: the committed spec alone)."""
+    loaded = load_spec(spec_path, env_name, sets, local)
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
     return loaded, build_plan(loaded.spec, env_name, lock)
 
 
-def render_environment(spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = ()) -> Rendered:
-    """`sets`: `--set PATH=VALUE` arguments, merged after the overlays (and the local overlay, if any)."""
-    loaded, plan = plan_environment(spec_path, env_name, sets)
-    ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
+def render_environment(
+    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = (), local: bool = True
+) -> Rendered:
+    """`sets`: `--set PATH=VALUE` arguments, merged after the overlays (and the local overlay, if any, unless
+    `local` is false). With either applied, the default output folder is `deploy/<env>.local/`."""
+    loaded, plan = plan_environment(spec_path, env_name, sets, local)
+    ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
     return Rendered(loaded, plan, ctx, render_all(plan, ctx))
 
 
 def validate_environment(
-    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = ()
+    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = (), local: bool = True
 ) -> tuple[Rendered, list[Finding]]:
     """`render_environment`, then `findings_of` with every consumer; each target's consumer starts as soon as
     that target's own files are rendered (Compose reads a 1,000-service file while the Railway file and the
     manifest are rendered)."""
-    loaded, plan = plan_environment(spec_path, env_name, sets)
-    ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
+    loaded, plan = plan_environment(spec_path, env_name, sets, local)
+    ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
     with TargetChecks(plan, ctx, deep=True) as checks:
         rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start))
         return rendered, _findings(rendered, checks.collect)

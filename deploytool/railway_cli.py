@@ -1,11 +1,13 @@
-"""`deploytool railway plan|apply ENV`: hand ENV's own Railway file to Railway's CLI, only while linked to ENV.
+"""`deploytool railway plan|apply ENV`: hand the project's one Railway file to Railway's CLI, only while it is
+linked to ENV's Railway environment, and only as the committed spec renders it.
 
-Railway's CLI (5.43) has no `--environment` option on `railway config plan|apply`: it evaluates the file
-and diffs it with the environment it is *linked* to (`railway link` / `railway environment NAME`,
-`RAILWAY_PROJECT_ID` + `RAILWAY_ENVIRONMENT_ID`, or a project token `RAILWAY_TOKEN` scoped to one
-environment). Each deploytool environment has its own file, so applying it while linked to another
-environment would push one environment's layout onto another. Before anything is evaluated, this module
-asks the CLI which environment it is linked to and refuses a mismatch.
+Railway's CLI has no `--environment` option on `railway config plan|apply`: it evaluates the nearest
+`.railway/railway.py` (walking up from its working folder) for every environment of the project and plans
+the one it is *linked* to (`railway link` / `railway environment NAME`, `RAILWAY_PROJECT_ID` +
+`RAILWAY_ENVIRONMENT_ID`, or a project token `RAILWAY_TOKEN` scoped to one environment). deploytool runs it
+from the spec's folder, where the file is, after asking the CLI which environment it is linked to and
+refusing a mismatch. Pinned plans (`plan --out FILE`, then `apply --plan FILE`) pass straight through: the
+CLI ties them to that folder's `.railway/`.
 
 The link is read from `railway environment list --json`: its `isLinked` flag comes from the same
 resolution (`Configs::get_linked_project`) that `railway config plan|apply` use, so every way of linking
@@ -111,18 +113,20 @@ def require_link(expected: str, linked: LinkedEnvironment, env_name: str) -> Non
 def config_command(
     cli: str,
     action: Action,
-    file: Path,
     *,
     json_output: bool = False,
     yes: bool = False,
     confirm_destructive: bool = False,
     detailed_exit_code: bool = False,
+    plan_out: Path | None = None,
+    pinned_plan: Path | None = None,
 ) -> list[str]:
-    """`railway config plan|apply --file FILE` with the flags the CLI accepts for that action.
+    """`railway config plan|apply` with the flags the CLI accepts for that action, run from the spec's folder
+    (the CLI finds `.railway/railway.py` there, and pins plans to that folder's `.railway/`).
 
-    `--yes` and `--confirm-destructive` exist for apply only, `--detailed-exit-code` for plan only (the
-    CLI refuses them elsewhere). `--show-values` is never passed: secrets stay redacted in the plan."""
-    command = [cli, "config", action, "--file", str(file)]
+    `--yes`, `--confirm-destructive` and `--plan` exist for apply only, `--detailed-exit-code` and `--out`
+    for plan only (the CLI refuses them elsewhere). `--show-values` is never passed: secrets stay redacted."""
+    command = [cli, "config", action]
     if json_output:
         command.append("--json")
     if action == "apply":
@@ -130,15 +134,20 @@ def config_command(
             command.append("--yes")
         if confirm_destructive:
             command.append("--confirm-destructive")
-    elif detailed_exit_code:
-        command.append("--detailed-exit-code")
+        if pinned_plan is not None:
+            command += ["--plan", str(pinned_plan)]
+    else:
+        if detailed_exit_code:
+            command.append("--detailed-exit-code")
+        if plan_out is not None:
+            command += ["--out", str(plan_out)]
     return command
 
 
-def run_streaming(command: Sequence[str], environ: Mapping[str, str]) -> int:
-    """Run the CLI with this terminal (its output streams; apply may prompt) and return its exit code."""
+def run_streaming(command: Sequence[str], environ: Mapping[str, str], cwd: Path) -> int:
+    """Run the CLI in `cwd` with this terminal (its output streams; apply may prompt); its exit code."""
     try:
-        return subprocess.run(list(command), env=dict(environ), check=False).returncode
+        return subprocess.run(list(command), env=dict(environ), cwd=cwd, check=False).returncode
     except OSError as exc:
         raise UserError(f"cannot run the Railway CLI ({command[0]}): {exc.strerror or exc}") from None
 
@@ -148,17 +157,34 @@ def ci_says_yes(environ: Mapping[str, str]) -> bool:
     return environ.get("CI", "").strip().lower() == "true"
 
 
-def prepare(spec_path: Path, env_name: str, out: Path | None) -> tuple[Path, str, list[str]]:
-    """Render ENV in memory and insist the disk already holds exactly that (`render --check`).
+def refuse_local_overrides(spec_path: Path, env_name: str, sets: Sequence[str]) -> None:
+    """Railway gets the committed spec alone: a local overlay or a `--set` would deploy what nobody reviewed."""
+    from deploytool.spec.load import display, local_overlay_path
 
-    Returns the Railway file to hand to the CLI, the Railway environment name it describes, and the
-    warnings to show. The CLI evaluates the file on disk, so a stale file is refused (exit 1) rather
-    than rendered here: what is applied is what was reviewed and committed."""
+    local = local_overlay_path(spec_path, env_name)
+    named = [f"--set {text.partition('=')[0].strip()}" for text in sets]
+    if local.exists():
+        named.insert(0, display(local))
+    if named:
+        raise UserError(
+            f"{env_name}: {', '.join(named)} would change what reaches Railway; `deploytool railway` deploys the "
+            f"committed spec alone. Move {display(local)} away (or drop --set) and run it again; nothing was "
+            "planned or applied"
+        )
+
+
+def prepare(spec_path: Path, env_name: str, out: Path | None, sets: Sequence[str] = ()) -> tuple[Path, str, list[str]]:
+    """Render ENV from the committed spec in memory and insist the disk already holds exactly that.
+
+    Returns the folder to run the CLI in (the spec's, which holds `.railway/railway.py`), the Railway
+    environment ENV describes, and the warnings to show. The CLI evaluates the file on disk, so a stale file
+    is refused (exit 1) rather than rendered here: what is applied is what was reviewed and committed."""
     from deploytool import pipeline
     from deploytool.errors import CheckFailed
     from deploytool.targets.railway import RAILWAY_FILE, RailwayTarget
 
-    rendered = pipeline.render_environment(spec_path, env_name, out)
+    refuse_local_overrides(spec_path, env_name, sets)
+    rendered = pipeline.render_environment(spec_path, env_name, out, local=False)
     if RailwayTarget.target not in rendered.plan.targets:
         have = ", ".join(t.value for t in rendered.plan.targets) or "none"
         raise UserError(
@@ -177,4 +203,5 @@ def prepare(spec_path: Path, env_name: str, out: Path | None) -> tuple[Path, str
             f"file; run `deploytool render {env_name}`, review the diff and commit it (nothing was planned)"
         )
     warnings = [str(f) for f in findings if f.severity != "error"]
-    return rendered.ctx.out / RAILWAY_FILE, rendered.plan.railway.environment, warnings
+    assert (rendered.loaded.root / RAILWAY_FILE).is_file()  # check() above found it up to date
+    return rendered.loaded.root, rendered.plan.railway.environment, warnings

@@ -78,7 +78,7 @@ def build_plan(spec: Spec, env_name: str, shard_lock: Mapping[str, int] | None =
             repo=spec.railway.repo,
             branch=spec.railway.branch,
             environment=spec.railway.environment or env_name,
-            legacy_config=spec.railway.legacy_config,
+            pr_from=spec.railway.pr_environments.from_ if spec.railway.pr_environments else None,
         ),
         addons=tuple(sorted(spec.addons)),
         shard_lock=lock_out,

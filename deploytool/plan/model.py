@@ -190,7 +190,7 @@ class RailwayPlan:
     repo: str | None
     branch: str
     environment: str
-    legacy_config: bool
+    pr_from: str | None = None  # railway.pr_environments.from: the environment a PR environment copies
 
 
 @dataclass(frozen=True)

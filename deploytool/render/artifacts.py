@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deploytool.plan.model import Plan
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Artifact:
 class RenderContext:
     root: Path  # folder of deploytool.yaml
     out: Path  # the environment's output folder
+    # Every environment of the spec, planned from the committed files alone (no local overlay, no --set),
+    # for a file one project shares (Railway's one IaC file). Called only by a target that needs it.
+    peers: Callable[[], Mapping[str, Plan]] | None = field(default=None, compare=False, repr=False)
 
     @cached_property
     def out_rel(self) -> str:

@@ -23,6 +23,7 @@ MANIFEST_VERSION = 3
 # Taken from the runner's environment when set: DATABASE_URL (else SQLite), REDIS_URL (the Redis add-on).
 PASSTHROUGH = ("DATABASE_URL", "REDIS_URL")
 LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
+PROJECT_FILES = frozenset({".railway/railway.py"})  # beside the spec, shared by every environment
 SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -42,8 +43,11 @@ def _inside(path: str) -> str:
 
 
 def _lock_path(path: str) -> str:
-    if not LOCK_PATH.match(path):
-        raise ValueError(f"{path!r}: only the environment's shard lock (environments/ENV.lock.json) may be listed")
+    if not LOCK_PATH.match(path) and path not in PROJECT_FILES:
+        raise ValueError(
+            f"{path!r}: only the environment's shard lock (environments/ENV.lock.json) and the project's "
+            f"{', '.join(sorted(PROJECT_FILES))} may be listed"
+        )
     return path
 
 

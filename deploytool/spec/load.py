@@ -65,9 +65,9 @@ def check_env_name(env_name: str) -> str:
     return env_name
 
 
-def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> LoadedSpec:
-    """Load base spec + overlay for `env_name` (+ the local overlay, + each `--set PATH=VALUE`); raise
-    UserError naming file, field and line (or the `--set` argument)."""
+def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = (), local: bool = True) -> LoadedSpec:
+    """Load base spec + overlay for `env_name` (+ the local overlay unless `local` is false, + each
+    `--set PATH=VALUE`); raise UserError naming file, field and line (or the `--set` argument)."""
     check_env_name(env_name)
     if not spec_path.is_file():
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
@@ -81,18 +81,18 @@ def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> Loade
     base, base_origins = read_yaml(spec_path)
     overlay, overlay_origins = read_yaml(overlay_path)
     merged, origins = merge(base, base_origins, overlay, overlay_origins)
-    merged, origins, overrides = apply_overrides(spec_path, env_name, merged, origins, sets)
+    merged, origins, overrides = apply_overrides(spec_path, env_name, merged, origins, sets, local)
     try:
         spec = Spec.model_validate(merged)
     except ValidationError as exc:
         raise UserError(describe_validation_error(exc, merged, origins, display(spec_path))) from None
     _check_service_kinds(spec, origins, display(spec_path))
-    local = local_overlay_path(spec_path, env_name)
+    local_path = local_overlay_path(spec_path, env_name)
     return LoadedSpec(
         spec=spec,
         env_name=env_name,
         root=spec_path.parent,
-        files=(spec_path, overlay_path, *((local,) if local.is_file() else ())),
+        files=(spec_path, overlay_path, *((local_path,) if local and local_path.is_file() else ())),
         origins=origins,
         overrides=overrides,
     )
@@ -124,19 +124,20 @@ def apply_overrides(
     merged: dict[str, Any],
     origins: dict[PathKey, Origin],
     sets: Sequence[str],
+    local: bool = True,
 ) -> tuple[dict[str, Any], dict[PathKey, Origin], tuple[str, ...]]:
     """Merge the local overlay (if the file exists), then each `--set`, in order, over the merged spec.
 
     Both follow the overlay rules (mappings merge, a list or scalar replaces, `null` removes), and every
     field they set keeps its origin: `environments/dev.local.yaml:3`, or `--set services.web.port`."""
     applied: list[str] = []
-    local = local_overlay_path(spec_path, env_name)
-    if local.exists():
-        if not local.is_file():
-            raise UserError(f"{display(local)}: is a folder, not an overlay file")
-        data, data_origins = read_yaml(local)
+    path = local_overlay_path(spec_path, env_name)
+    if local and path.exists():
+        if not path.is_file():
+            raise UserError(f"{display(path)}: is a folder, not an overlay file")
+        data, data_origins = read_yaml(path)
         merged, origins = merge(merged, origins, data, data_origins)
-        applied.append(display(local))
+        applied.append(display(path))
     for text in sets:
         data, data_origins = parse_set(text)
         merged, origins = merge(merged, origins, data, data_origins)

@@ -259,6 +259,16 @@ class DatabaseSpec(Strict):
     )
 
 
+class PrEnvironments(Strict):
+    # `from` is a Python keyword: the field is from_ and the spec spells it `from`
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    from_: str = Field(
+        alias="from",
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="The deploytool environment (with the railway target) whose layout a PR environment gets.",
+    )
+
+
 class RailwaySpec(Strict):
     repo: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="GitHub owner/name Railway builds from."
@@ -269,7 +279,25 @@ class RailwaySpec(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Railway environment name (default: the env name).",
     )
-    legacy_config: bool = Field(False, description="Also write per-service railway.json (deprecated).")
+    legacy_config: bool = Field(
+        False,
+        description="Removed: Railway stopped reading railway.json on 2026-12-01; `true` is a spec error "
+        "(deploytool writes .railway/railway.py).",
+    )
+    pr_environments: PrEnvironments | None = Field(
+        None,
+        description="Railway PR environments: the layout of environment `from`, with the sandbox WhatsApp driver.",
+    )
+
+    @field_validator("legacy_config")
+    @classmethod
+    def _no_legacy_config(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "Railway stopped reading config-as-code files (railway.json) on 2026-12-01; deploytool writes "
+                "Railway Infrastructure as Code (.railway/railway.py) instead: remove railway.legacy_config"
+            )
+        return value
 
 
 class Spec(Strict):

@@ -98,13 +98,38 @@ def test_set_never_echoes_a_value_that_may_be_a_secret(make_project, capsys):
     assert code == 2 and "--set services.web.env.X" in err and "hunter2" not in err
 
 
-def test_render_check_says_a_local_overlay_made_the_drift(make_project, capsys):
+def test_local_overrides_never_change_a_committed_file(make_project, capsys):
     spec = make_project({"dev": "{}\n"})
     assert run(["--spec", str(spec), "render", "dev"], capsys)[0] == 0
+    committed = spec.parent / "deploy" / "dev"
+    before = {p: p.read_bytes() for p in committed.rglob("*") if p.is_file()}
     (spec.parent / "environments" / "dev.local.yaml").write_text("services:\n  web:\n    port: 5202\n")
-    code, _, err = run(["--spec", str(spec), "render", "dev", "--check"], capsys)
-    assert code == 1
-    assert "file(s) out of date (with " in err and "dev.local.yaml applied, which CI does not have)" in err
+    code, _, err = run(["--spec", str(spec), "render", "dev"], capsys)
+    assert code == 0 and "files in deploy/dev.local/" in err
+    code, _, err = run(["--spec", str(spec), "render", "dev", "--set", "services.web.port=5303"], capsys)
+    assert code == 0
+    assert {p: p.read_bytes() for p in committed.rglob("*") if p.is_file()} == before
+    local = spec.parent / "deploy" / "dev.local" / "deploytool-manifest.json"
+    assert '"local_url": "http://127.0.0.1:5303"' in local.read_text()
+    # --check compares the committed spec with the committed files: the overlay does not make drift
+    code, out, err = run(["--spec", str(spec), "render", "dev", "--check"], capsys)
+    assert code == 0, out + err
+    # the run side reads the local render while the overlay exists, the committed one after
+    from deploytool import pipeline
+
+    assert pipeline.default_out(spec, "dev") == spec.parent / "deploy" / "dev.local"
+    (spec.parent / "environments" / "dev.local.yaml").unlink()
+    assert pipeline.default_out(spec, "dev") == committed
+
+
+def test_validate_under_ci_reads_the_committed_spec_alone(make_project, capsys, monkeypatch):
+    spec = make_project({"dev": "{}\n"})
+    (spec.parent / "environments" / "dev.local.yaml").write_text("services:\n  web:\n    port: 70000\n")
+    assert run(["--spec", str(spec), "validate", "dev"], capsys)[0] == 2  # here: the overlay's error shows
+    monkeypatch.setenv("CI", "true")
+    code, out, err = run(["--spec", str(spec), "validate", "dev"], capsys)
+    assert code == 0, out + err
+    assert "local overrides applied" not in err
 
 
 def test_local_overlays_are_git_ignored():

@@ -71,9 +71,10 @@ def test_the_installed_wheel_renders_from_its_own_templates(wheel, tmp_path):
     for folder in ("flask_service", "node_service"):
         (work / "proj" / folder).mkdir()
         (work / "proj" / folder / "Dockerfile").write_text("FROM scratch\n")
-    for env_name, produced in (("dev", "Procfile"), ("prod", ".railway/railway.py")):
+    for env_name, produced in (("dev", "deploy/dev/Procfile"), ("prod", ".railway/railway.py")):
         rendered = run(deploytool, "--spec", "proj/deploytool.yaml", "render", env_name)
         assert rendered.returncode == 0, rendered.stdout + rendered.stderr
         out = work / "proj" / "deploy" / env_name
-        assert (out / produced).is_file() and (out / ".env.example").read_text().startswith("# Secrets of acme")
-    assert 'ENVIRONMENT = "prod"' in (work / "proj" / "deploy" / "prod" / ".railway" / "railway.py").read_text()
+        assert (work / "proj" / produced).is_file()
+        assert (out / ".env.example").read_text().startswith("# Secrets of acme")
+    assert '"prod": _layout_prod' in (work / "proj" / ".railway" / "railway.py").read_text()

@@ -1,103 +1,31 @@
-"""Railway: `deploytool railway plan|apply` against a stand-in `railway` CLI, and the builder's health-path rule.
+"""Railway: `deploytool railway plan|apply` against a stand-in `railway` CLI, the project file under the
+current CLI's evaluation and scope rules, and the builder's health-path rule.
 
-The stand-in is a small Python program put first on PATH. It records every call (arguments, working
-folder, Railway variables), answers `railway environment list --json` with a configurable link, refuses
-the flags the real CLI 5.43.1 refuses, and for `railway config plan|apply --file F` evaluates F exactly
-the way the real CLI does: `python3 -c <the script of src/iac/eval.rs> F` (python3 from PATH, `main()`
-called with no context), then prints the graph's resource addresses. So a test sees which graph would
-have been applied to the linked environment.
+The stand-in (tests/fake_railway/railway) is written from railwayapp/cli's current source (its docstring
+says which files and what it leaves out): it evaluates `.railway/railway.py` in a fresh `python3` for the
+linked environment and every other persistent one, applies `plan_scope`, and prints what the linked
+environment keeps, so a test sees what Railway would plan there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from deploytool import pipeline
+from deploytool.targets import railway_iac
+from deploytool.targets.railway import RAILWAY_FILE, check_project_file, layouts_of
 from tests.conftest import REPO
 
 SPEC = str(REPO / "deploytool.yaml")
-
-# Verbatim from railwayapp/cli 5.43.1, src/iac/eval.rs (`evaluate_python`).
-CLI_EVAL_SCRIPT = r"""
-import importlib.util, json, sys
-path = sys.argv[1]
-spec = importlib.util.spec_from_file_location("railway_iac_user", path)
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-partial = getattr(mod, "PARTIAL", None) or getattr(mod, "Partial", None) or getattr(mod, "partial", None)
-candidate = getattr(mod, "main", None) or getattr(mod, "Railway", None) or getattr(mod, "default", None)
-project = candidate() if callable(candidate) else candidate
-if hasattr(project, "to_graph"):
-    project = project.to_graph()
-print(json.dumps({"partial": partial, "project": project}, default=str))
-"""
-
-STAND_IN = textwrap.dedent(
-    '''\
-    #!{python}
-    """Stand-in for Railway's CLI 5.43.1 (only what `deploytool railway` uses)."""
-    import json, os, subprocess, sys
-
-    EVAL = {script!r}
-    ENVIRONMENTS = [("env-production", "production"), ("env-staging", "staging")]
-    argv = sys.argv[1:]
-    with open(os.environ["FAKE_RAILWAY_LOG"], "a") as log:
-        recorded = {{k: v for k, v in os.environ.items() if k.startswith("RAILWAY_") or k == "CI"}}
-        log.write(json.dumps({{"argv": argv, "cwd": os.getcwd(), "env": recorded}}) + "\\n")
-
-    def fail(message):
-        print("error: " + message, file=sys.stderr)
-        sys.exit(1)
-
-    if os.environ.get("FAKE_RAILWAY_LOGGED_IN", "1") != "1":
-        token = os.environ.get("RAILWAY_TOKEN", "")
-        fail(f"Unauthorized. Please login with `railway login` (token {{token!r}} rejected)")
-
-    def linked_id():
-        # As Configs::get_linked_project: RAILWAY_ENVIRONMENT_ID (with RAILWAY_PROJECT_ID) over the local link
-        if os.environ.get("RAILWAY_ENVIRONMENT_ID"):
-            return os.environ["RAILWAY_ENVIRONMENT_ID"]
-        name = os.environ.get("FAKE_RAILWAY_LINKED", "")
-        return next((i for i, n in ENVIRONMENTS if n == name), None)
-
-    if argv[:3] == ["environment", "list", "--json"]:
-        print(json.dumps({{"environments": [
-            {{"id": i, "name": n, "isEphemeral": False, "isLinked": i == linked_id(), "restricted": False}}
-            for i, n in ENVIRONMENTS
-        ]}}, indent=2))
-        sys.exit(0)
-
-    if argv[:1] == ["config"] and argv[1:2] in (["plan"], ["apply"]):
-        action, flags = argv[1], argv[2:]
-        if action == "plan" and "--yes" in flags:
-            fail("--yes is only valid with `railway config apply`.")
-        if action == "plan" and "--confirm-destructive" in flags:
-            fail("--confirm-destructive is only valid with `railway config apply`.")
-        if action == "apply" and "--detailed-exit-code" in flags:
-            fail("--detailed-exit-code is only valid with `railway config plan`.")
-        if "--file" not in flags:
-            fail("no --file")
-        path = flags[flags.index("--file") + 1]
-        evaluated = subprocess.run(["python3", "-c", EVAL, path], capture_output=True, text=True)
-        if evaluated.returncode != 0:
-            fail("python3 evaluation failed: " + evaluated.stderr)
-        graph = json.loads(evaluated.stdout)["project"]
-        name = next(n for i, n in ENVIRONMENTS if i == linked_id())
-        print(f"Environment {{name}}")
-        for resource in graph["resources"]:
-            print(f"  + {{resource['address']}}")
-        sys.exit(int(os.environ.get("FAKE_RAILWAY_EXIT", "0")))
-
-    fail("unexpected command: " + " ".join(argv))
-    '''
-)
+FAKE = Path(__file__).resolve().parents[1] / "fake_railway" / "railway"
+PROD_SERVICES = {"service.web", "service.whatsapp-shard-1", "service.whatsapp-shard-2"}
 
 
 @pytest.fixture
@@ -105,9 +33,7 @@ def railway(tmp_path):
     """Install the stand-in as `railway` on a PATH that also finds this interpreter's `python3`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    stand_in = bin_dir / "railway"
-    stand_in.write_text(STAND_IN.format(python=sys.executable, script=CLI_EVAL_SCRIPT))
-    stand_in.chmod(0o755)
+    shutil.copy(FAKE, bin_dir / "railway")
     log = tmp_path / "railway-calls.jsonl"
     # python3 of this venv (it has railway-sdk): the real CLI also takes python3 from PATH.
     path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
@@ -121,14 +47,33 @@ def railway(tmp_path):
         def calls() -> list[dict]:
             if not log.exists():
                 return []
-            return [json.loads(line) for line in log.read_text().splitlines()]
+            return [json.loads(line) for line in log.read_text().splitlines() if '"argv"' in line]
 
         @staticmethod
-        def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        def scoped() -> list[dict]:
+            if not log.exists():
+                return []
+            return [json.loads(line)["scoped"] for line in log.read_text().splitlines() if '"scoped"' in line]
+
+        @staticmethod
+        def run(*args: str, spec: str = SPEC, **extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-m", "deploytool", "--spec", SPEC, "railway", *args],
+                [sys.executable, "-m", "deploytool", "--spec", spec, "railway", *args],
                 env={**env, **extra},
                 cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        @staticmethod
+        def cli(*args: str, cwd: Path = REPO, **extra: str) -> subprocess.CompletedProcess[str]:
+            """The stand-in itself, as a user runs `railway ...` in `cwd`."""
+            return subprocess.run(
+                [str(bin_dir / "railway"), *args],
+                env={**env, **extra},
+                cwd=cwd,
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -146,7 +91,207 @@ def addresses(out: str) -> set[str]:
     return {line.split("+ ", 1)[1] for line in out.splitlines() if line.startswith("  + ")}
 
 
-def test_plan_staging_evaluates_stagings_own_file(railway):
+def three_environments(extra: dict | None = None) -> str:
+    listed = [
+        {"id": "env-production", "name": "production"},
+        {"id": "env-staging", "name": "staging"},
+        {"id": "env-qa", "name": "qa"},  # a persistent environment the spec does not describe
+    ]
+    return json.dumps(listed + ([extra] if extra else []))
+
+
+# --- the project file under the current CLI ----------------------------------------------------------------
+
+
+def test_plan_prod_and_staging_from_the_repository_root_as_a_signed_in_user(railway):
+    """Every persistent environment is evaluated (a signed-in user sees them all), a third one included."""
+    environments = three_environments()
+    prod = railway.run("plan", "prod", FAKE_RAILWAY_LINKED="production", FAKE_RAILWAY_ENVIRONMENTS=environments)
+    staging = railway.run("plan", "staging", FAKE_RAILWAY_LINKED="staging", FAKE_RAILWAY_ENVIRONMENTS=environments)
+    assert prod.returncode == 0, prod.stderr
+    assert staging.returncode == 0, staging.stderr
+    assert addresses(prod.stdout) == {"database.Postgres", *PROD_SERVICES}
+    assert addresses(staging.stdout) == {"database.Postgres", "service.web", "service.whatsapp"}
+    for call in [c for c in railway.calls() if c["argv"][:1] == ["config"]]:
+        assert call["argv"] == ["config", "plan"]  # the CLI finds .railway/railway.py itself
+        assert call["cwd"] == str(REPO)
+    by_env = {s["environment"]: s for s in railway.scoped()}
+    staging_web = next(r for r in by_env["staging"]["resources"] if r["address"] == "service.web")
+    prod_web = next(r for r in by_env["production"]["resources"] if r["address"] == "service.web")
+    assert "WHATSAPP_SERVER_URL" in staging_web["variables"] and "WHATSAPP_TENANT_URLS" not in staging_web["variables"]
+    assert "WHATSAPP_TENANT_URLS" in prod_web["variables"] and "WHATSAPP_SERVER_URL" not in prod_web["variables"]
+
+
+def test_an_environment_the_spec_does_not_describe_evaluates_and_keeps_nothing(railway):
+    result = railway.cli("config", "plan", FAKE_RAILWAY_LINKED="qa", FAKE_RAILWAY_ENVIRONMENTS=three_environments())
+    assert result.returncode == 0, result.stderr
+    assert addresses(result.stdout) == set()
+    [scoped] = railway.scoped()
+    assert scoped["resources"] == [] and "service.web" in scoped["excluded"]
+
+
+def test_the_per_environment_file_fails_for_a_signed_in_user_as_the_issue_reported(railway, tmp_path):
+    """The stand-in reproduces what broke: the old per-environment file refuses the staging evaluation."""
+    project = tmp_path / "old"
+    (project / ".railway").mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "data" / "railway_per_environment_file.py", project / ".railway/railway.py")
+    result = railway.cli("config", "plan", cwd=project, FAKE_RAILWAY_LINKED="production")
+    assert result.returncode == 1
+    assert "describes Railway environment 'production', not 'staging'" in result.stderr
+    # A project token sees its own environment only, which is why CI kept working.
+    token = railway.cli("config", "plan", cwd=project, FAKE_RAILWAY_LINKED="production", RAILWAY_TOKEN="t")
+    assert token.returncode == 0, token.stderr
+
+
+def test_a_project_token_evaluates_its_own_environment_only(railway):
+    result = railway.run("plan", "prod", FAKE_RAILWAY_LINKED="production", RAILWAY_TOKEN="project-token")
+    assert result.returncode == 0, result.stderr
+    assert addresses(result.stdout) == {"database.Postgres", *PROD_SERVICES}
+
+
+def test_a_pr_environment_gets_the_from_layout_with_the_sandbox_driver(railway, make_project, tmp_path):
+    spec = make_project(
+        {
+            "prod": "targets: [railway]\nrailway: {repo: acme/chat, environment: production}\n"
+            "topology: {kind: sharded, max_tenants_per_shard: 2}\ntenants: ['1', '2', '3']\n",
+            "staging": "targets: [railway]\nrailway: {repo: acme/chat, pr_environments: {from: staging}}\n",
+        }
+    )
+    for env in ("prod", "staging"):
+        pipeline.write(pipeline.render_environment(spec, env))
+    pr = {"id": "env-pr-7", "name": "chat-pr-7", "pr": {"number": 7, "branch": "feat", "base": "main"}}
+    pr["source"] = "staging"
+    result = railway.cli(
+        "config",
+        "plan",
+        cwd=spec.parent,
+        FAKE_RAILWAY_LINKED="chat-pr-7",
+        FAKE_RAILWAY_ENVIRONMENTS=json.dumps(
+            [{"id": "env-production", "name": "production"}, {"id": "env-staging", "name": "staging"}, pr]
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert addresses(result.stdout) == {"database.Postgres", "service.web", "service.whatsapp"}
+    [scoped] = railway.scoped()
+    whatsapp = next(r for r in scoped["resources"] if r["address"] == "service.whatsapp")
+    assert whatsapp["variables"]["WA_DRIVER"] == {"type": "literal", "value": "sandbox"}
+    # staging itself keeps its own driver (baileys by the base spec)
+    staging = railway.cli("config", "plan", cwd=spec.parent, FAKE_RAILWAY_LINKED="staging")
+    assert staging.returncode == 0, staging.stderr
+    kept = next(r for r in railway.scoped()[-1]["resources"] if r["address"] == "service.whatsapp")
+    assert kept["variables"]["WA_DRIVER"]["value"] == "baileys"
+
+
+def test_pr_environments_from_an_environment_without_railway_is_a_spec_error(make_project):
+    spec = make_project(
+        {"dev": "targets: [local]\n", "staging": "targets: [railway]\nrailway: {pr_environments: {from: dev}}\n"}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "deploytool", "--spec", str(spec), "render", "staging"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "railway.pr_environments.from: 'dev' is not an environment with the railway target" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_pinned_plans_pass_through_and_are_tied_to_the_railway_folder(railway, make_project, tmp_path):
+    spec = make_project({"staging": "targets: [railway]\nrailway: {repo: acme/chat}\n"})
+    pipeline.write(pipeline.render_environment(spec, "staging"))
+    plan_file = tmp_path / "staging.plan"
+    planned = railway.run("plan", "staging", "--plan-out", str(plan_file), spec=str(spec))
+    assert planned.returncode == 0, planned.stderr
+    assert plan_file.is_file()
+    applied = railway.run("apply", "staging", "--yes", "--plan", str(plan_file), spec=str(spec))
+    assert applied.returncode == 0, applied.stderr
+    plan_call, apply_call = config_calls(railway)
+    assert plan_call == ["config", "plan", "--out", str(plan_file)]
+    assert apply_call == ["config", "apply", "--yes", "--plan", str(plan_file)]
+    # The folder changes after the plan (another render): the CLI refuses the pinned plan.
+    (spec.parent / ".railway" / "notes.txt").write_text("changed\n")
+    refused = railway.run("apply", "staging", "--yes", "--plan", str(plan_file), spec=str(spec))
+    assert refused.returncode == 1 and "different .railway/ folder" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        # a resource only where its layout is: the CLI's "Use environments: [...]" error
+        (
+            lambda s: s.replace(
+                '        service("whatsapp", **bodies.get("whatsapp", {})).with_fields(environments=["staging"]),\n',
+                '        *([service("whatsapp", **bodies.get("whatsapp", {}))]'
+                ' if ctx.environment == "staging" else []),\n',
+            ),
+            "is declared when evaluating",
+        ),
+        # environments that depend on the evaluation
+        (
+            lambda s: s.replace(
+                '.with_fields(environments=["staging"])', ".with_fields(environments=[ctx.environment])", 1
+            ),
+            "environments differ across evaluations",
+        ),
+        # not an array of names
+        (
+            lambda s: s.replace('.with_fields(environments=["staging"])', '.with_fields(environments="staging")', 1),
+            "must be an array of environment names",
+        ),
+        # a name no environment of the project has
+        (
+            lambda s: s.replace('.with_fields(environments=["staging"])', '.with_fields(environments=["stagging"])', 1),
+            'Unknown environment "stagging"',
+        ),
+        # no environments: every environment keeps it, the unknown one too
+        (lambda s: s.replace('.with_fields(environments=["staging"])', "", 1), "Railway would keep"),
+        # an evaluation that raises
+        (
+            lambda s: s.replace(
+                "    layout = PR_LAYOUT",
+                "    assert ctx.environment != 'deploytool-check-unknown'\n    layout = PR_LAYOUT",
+                1,
+            ),
+            "evaluation for a Railway environment the spec does not describe failed",
+        ),
+        # a body that drops a variable
+        (lambda s: s.replace('                "TENANTS": "1,2,3",\n', "", 1), "has variables"),
+    ],
+)
+def test_the_check_applies_each_rule_of_the_current_cli(mutate, message):
+    _, plan = pipeline.plan_environment(Path(SPEC), "staging", local=False)
+    rendered = pipeline.render_environment(Path(SPEC), "staging", local=False)
+    source = next(a.content for a in rendered.artifacts if a.path == RAILWAY_FILE)
+    layouts = layouts_of(plan, rendered.ctx)
+    assert check_project_file(source, layouts) == []
+    broken = mutate(source)
+    assert broken != source
+    findings = check_project_file(broken, layouts)
+    assert any(message in f.message for f in findings), findings
+
+
+def test_scope_rules_keep_exclude_and_refuse():
+    web = {"address": "service.web", "name": "web", "environments": ["production"]}
+    db = {"address": "database.Postgres", "name": "Postgres"}
+    scope = railway_iac.plan_scope(
+        [("staging", [web, db], True), ("production", [web, db], False)], ["production", "staging"], "staging"
+    )
+    assert scope.diagnostics == [] and scope.excluded == ["service.web"]
+    assert scope.resources == [{"address": "database.Postgres", "name": "Postgres"}]
+    kept = railway_iac.plan_scope([("production", [web], True)], ["production"], "production")
+    assert kept.resources == [{"address": "service.web", "name": "web"}]  # `environments` is not part of the body
+    partial = railway_iac.plan_scope(
+        [("staging", [db], True), ("production", [web, db], False)], ["production"], "staging"
+    )
+    assert partial.resources == [] and 'Use environments: ["production"]' in partial.diagnostics[0]
+
+
+# --- deploytool railway plan|apply -------------------------------------------------------------------------
+
+
+def test_plan_staging_runs_the_cli_in_the_spec_folder(railway):
     result = railway.run("plan", "staging", FAKE_RAILWAY_LINKED="staging")
     assert result.returncode == 0, result.stderr
     assert "Environment staging" in result.stdout
@@ -155,8 +300,8 @@ def test_plan_staging_evaluates_stagings_own_file(railway):
         "service.web",
         "service.whatsapp",
     }  # sessions in Postgres: no volume
-    [argv] = config_calls(railway)
-    assert argv == ["config", "plan", "--file", str(REPO / "deploy/staging/.railway/railway.py")]
+    [call] = [c for c in railway.calls() if c["argv"][:1] == ["config"]]
+    assert call["argv"] == ["config", "plan"] and call["cwd"] == str(REPO)
 
 
 def test_apply_prod_with_yes_applies_the_shards(railway):
@@ -165,7 +310,7 @@ def test_apply_prod_with_yes_applies_the_shards(railway):
     services = {a for a in addresses(result.stdout) if a.startswith("service.")}
     assert services == {"service.web", "service.whatsapp-shard-1", "service.whatsapp-shard-2"}
     [argv] = config_calls(railway)
-    assert argv == ["config", "apply", "--file", str(REPO / "deploy/prod/.railway/railway.py"), "--yes"]
+    assert argv == ["config", "apply", "--yes"]
 
 
 def test_yes_only_when_asked(railway):
@@ -236,14 +381,14 @@ def test_plan_returns_the_railway_exit_code(railway, railway_exit, flags):
     result = railway.run("plan", "staging", *flags, FAKE_RAILWAY_LINKED="staging", FAKE_RAILWAY_EXIT=str(railway_exit))
     assert result.returncode == railway_exit, result.stderr
     [argv] = config_calls(railway)
-    assert argv[4:] == flags
+    assert argv[2:] == flags
 
 
 def test_apply_passes_confirm_destructive_and_json_only_when_asked(railway):
     result = railway.run("apply", "staging", "--json", "--confirm-destructive", "--yes", FAKE_RAILWAY_LINKED="staging")
     assert result.returncode == 0, result.stderr
     [argv] = config_calls(railway)
-    assert argv[4:] == ["--json", "--yes", "--confirm-destructive"]
+    assert argv[2:] == ["--json", "--yes", "--confirm-destructive"]
 
 
 def test_environment_without_the_railway_target(railway):
@@ -265,7 +410,7 @@ def test_a_stale_render_is_refused(railway, make_project):
         check=False,
     )
     assert result.returncode == 1
-    assert "missing: deploy/staging/.railway/railway.py" in result.stdout + result.stderr
+    assert "missing: .railway/railway.py" in result.stdout + result.stderr
     assert "run `deploytool render staging`" in result.stderr
     assert railway.calls() == []
     # Rendered, the same project goes through.
@@ -307,3 +452,88 @@ def test_health_path_default_and_disabled_are_fine_for_railway(make_project):
     for env in ("prod", "off", "local"):  # a local-only environment is not Railway's business
         rendered = pipeline.render_environment(spec, env)
         assert "RAILWAY_HEALTH_PATH" not in {f.code for f in pipeline.findings_of(rendered, deep=False)}
+
+
+# --- local overrides never reach Railway ---------------------------------------------------------------------
+
+
+def test_a_local_overlay_or_a_set_is_refused_before_anything_runs(railway, make_project):
+    spec = make_project({"staging": "targets: [railway]\nrailway: {repo: acme/chat}\n"})
+    pipeline.write(pipeline.render_environment(spec, "staging"))
+    local = spec.parent / "environments" / "staging.local.yaml"
+    local.write_text("services:\n  whatsapp:\n    driver: sandbox\n")
+    for action in ("plan", "apply"):
+        result = railway.run(action, "staging", spec=str(spec))
+        assert result.returncode == 2, result.stderr
+        assert "environments/staging.local.yaml would change what reaches Railway" in result.stderr
+    local.unlink()
+    result = railway.run("plan", "staging", "--set", "services.web.port=6000", spec=str(spec))
+    assert result.returncode == 2 and "--set services.web.port would change what reaches Railway" in result.stderr
+    assert railway.calls() == []
+    assert railway.run("plan", "staging", spec=str(spec)).returncode == 0
+
+
+def test_legacy_config_is_a_spec_error_naming_the_cutoff(make_project):
+    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true, repo: acme/chat}\n"})
+    result = subprocess.run(
+        [sys.executable, "-m", "deploytool", "--spec", str(spec), "validate", "prod"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "2026-12-01" in result.stderr and ".railway/railway.py" in result.stderr
+    assert "environments/prod.yaml:2" in result.stderr and "railway.legacy_config" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["${{shared.OPS_API_KEY}}", "x ${{Postgres.DATABASE_URL}}", "${{ web.PORT }}"])
+def test_a_railway_reference_in_a_plain_value_is_refused(make_project, value):
+    overlay = "targets: [railway]\nrailway: {repo: acme/chat}\n"
+    overlay += f"services:\n  whatsapp:\n    env:\n      Y: {json.dumps(value)}\n"
+    spec = make_project({"staging": overlay})
+    rendered = pipeline.render_environment(spec, "staging")
+    [finding] = [f for f in pipeline.findings_of(rendered, deep=False) if f.code == "RAILWAY_REFERENCE"]
+    assert finding.severity == "error" and "services.whatsapp.env.Y" in str(finding)
+    assert "environments/staging.yaml:6" in str(finding)
+
+
+def test_a_dollar_without_braces_reaches_the_variable_literally(make_project):
+    overlay = (
+        "targets: [railway]\nrailway: {repo: acme/chat}\nservices:\n  whatsapp:\n    env:\n      Y: 'a$b ${c} {{d}}'\n"
+    )
+    spec = make_project({"staging": overlay})
+    rendered = pipeline.render_environment(spec, "staging")
+    source = next(a.content for a in rendered.artifacts if a.path == RAILWAY_FILE)
+    [context] = [railway_iac.Context("staging")]
+    graphs = railway_iac.evaluate(source, [context])
+    whatsapp = next(r for r in graphs[context] if r["address"] == "service.whatsapp")
+    assert whatsapp["variables"]["Y"] == {"type": "literal", "value": "a$b ${c} {{d}}"}
+
+
+def test_whatsapp_redeploys_never_overlap_and_drain_for_the_shutdown_timeout(make_project):
+    overlay = (
+        "targets: [railway]\nrailway: {repo: acme/chat}\n"
+        "services:\n  whatsapp:\n    env:\n      SHUTDOWN_TIMEOUT_MS: '30000'\n"
+    )
+    spec = make_project({"staging": overlay})
+    rendered = pipeline.render_environment(spec, "staging")
+    source = next(a.content for a in rendered.artifacts if a.path == RAILWAY_FILE)
+    context = railway_iac.Context("staging")
+    graph = railway_iac.evaluate(source, [context])[context]
+    deploy = next(r for r in graph if r["address"] == "service.whatsapp")["deploy"]
+    assert deploy["overlapSeconds"] == 0 and deploy["drainingSeconds"] >= 30
+    web = next(r for r in graph if r["address"] == "service.web")["deploy"]
+    assert "overlapSeconds" not in web  # the web app may overlap: it holds no session
+    broken = source.replace('"overlapSeconds": 0', '"overlapSeconds": 20')
+    findings = check_project_file(broken, layouts_of(rendered.plan, rendered.ctx))
+    assert any("must not overlap its old deployment" in f.message for f in findings)
+
+
+def test_a_railway_file_deploytool_did_not_write_is_never_overwritten(make_project):
+    spec = make_project({"staging": "targets: [railway]\nrailway: {repo: acme/chat}\n"})
+    (spec.parent / ".railway").mkdir()
+    (spec.parent / ".railway" / "railway.py").write_text("# ours\n")
+    rendered = pipeline.render_environment(spec, "staging")
+    codes = {f.code for f in pipeline.findings_of(rendered, deep=False) if f.severity == "error"}
+    assert "RAILWAY_FILE_OWNER" in codes

@@ -21,7 +21,7 @@ from deploytool.output import files as output_files
 from deploytool.render import yamltext
 from deploytool.render.yamltext import dump_yaml
 from deploytool.targets.compose import check_compose_document, compose_binary
-from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli, legacy_config
+from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli
 from tests.conftest import REPO
 
 ENVS = ["dev", "staging", "prod"]
@@ -318,8 +318,8 @@ def test_no_secret_values_in_committed_artifacts(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("env", "railway_env"), [("prod", "production"), ("staging", "staging")])
 def test_railway_graph_as_the_railway_cli_evaluates_it(env, railway_env):
     rendered = rendered_repo(env)
-    # exactly what Railway's CLI does: import the file, call main() with NO context, to_graph()
-    graph = evaluate_like_cli(artifact(rendered, RAILWAY_FILE))
+    # as Railway's CLI does: evaluated with each environment's context, then scoped to this one
+    graph = evaluate_like_cli(artifact(rendered, RAILWAY_FILE), railway_env)
     resources = {r["address"]: r for r in graph["resources"]}
     plan = rendered.plan
     assert plan.railway.environment == railway_env
@@ -345,80 +345,29 @@ def test_railway_graph_as_the_railway_cli_evaluates_it(env, railway_env):
     assert web["deploy"]["preDeployCommand"] == ["python -m flask_service migrate"]
     assert web["deploy"]["healthcheckPath"] == "/health"
     assert web["build"]["builder"] == "DOCKERFILE"
-    assert list(check_railway_graph(plan, graph)) == []
+    assert list(check_railway_graph(plan, graph["resources"], railway_env)) == []
 
 
-def test_each_railway_environment_has_its_own_file_and_none_is_found_by_default():
+def test_one_railway_file_for_the_project_beside_the_spec():
     staging, prod = rendered_repo("staging"), rendered_repo("prod")
-    assert artifact(staging, RAILWAY_FILE) != artifact(prod, RAILWAY_FILE)
-    assert f"deploy/staging/{RAILWAY_FILE}" in {a.path for a in staging.artifacts}
-    # No project-wide .railway/railway.py: the CLI, run from the repository root, finds nothing to apply
-    # instead of guessing an environment's layout.
-    assert not (REPO / ".railway" / "railway.py").exists()
+    assert artifact(staging, RAILWAY_FILE) == artifact(prod, RAILWAY_FILE)
+    assert RAILWAY_FILE == ".railway/railway.py" and RAILWAY_FILE in {a.path for a in staging.artifacts}
+    assert not any(a.path.startswith("deploy/") and a.path.endswith("railway.py") for a in prod.artifacts)
+    # the CLI, run from the repository root, finds it (the committed file is the rendered one)
+    assert (REPO / RAILWAY_FILE).read_text() == artifact(prod, RAILWAY_FILE)
 
 
 def test_the_old_context_switching_file_fails_validation():
-    """The old layout: one file whose main(ctx=None) falls back to production. Evaluated the way the CLI
-    does (no context) for staging, it yields production's shards: validate must fail on it."""
+    """The layout before per-environment files: one file whose bodies switch on ctx.environment and that
+    declares production's shards only there. Under the current CLI's scope rules it fails for staging."""
     old = (Path(__file__).parent / "data" / "railway_context_switching.py").read_text()
-    staging = rendered_repo("staging").plan
-    graph = evaluate_like_cli(old)
-    codes = {f.code for f in check_railway_graph(staging, graph)}
-    assert "RAILWAY_GRAPH" in codes
-    prod = rendered_repo("prod").plan
-    layout = [f for f in check_railway_graph(prod, graph) if "missing" in f.message or "does not have" in f.message]
-    assert layout == []  # its layout was only ever right for production
-
-
-def test_railway_file_refuses_a_context_for_another_environment(tmp_path):
-    from railway_sdk import create_railway_context
-
-    path = tmp_path / "railway.py"
-    path.write_text(artifact(rendered_repo("prod"), RAILWAY_FILE))
-    namespace: dict[str, object] = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)
-    main = namespace["main"]
-    assert callable(main)
-    with pytest.raises(ValueError, match="describes Railway environment 'production', not 'staging'"):
-        main(create_railway_context(environment="staging"))
+    with pytest.raises(ValueError, match="is declared when evaluating"):
+        evaluate_like_cli(old, "staging", ["production", "staging"])
 
 
 def test_railway_routes_through_private_domains():
     plan_graph_text = artifact(rendered_repo("staging"), RAILWAY_FILE)
     assert "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}" in plan_graph_text
-
-
-def test_legacy_railway_json_uses_only_documented_keys(make_project):
-    # Railway's config-as-code keys (its docs; the format is read until 2026-12-01).
-    build_keys = {"builder", "dockerfilePath", "watchPatterns"}
-    deploy_keys = {
-        "startCommand",
-        "preDeployCommand",
-        "healthcheckPath",
-        "healthcheckTimeout",
-        "restartPolicyType",
-        "restartPolicyMaxRetries",
-        "numReplicas",
-        "requiredMountPath",
-    }
-    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true, repo: acme/chat}\n"})
-    rendered = pipeline.render_environment(spec, "prod")
-    legacy = [a for a in rendered.artifacts if a.path.endswith("railway.json")]
-    assert {Path(a.path).parent.name for a in legacy} == {"web", "whatsapp"}
-    for item in legacy:
-        data = json.loads(item.content)
-        assert set(data) == {"$schema", "build", "deploy"}
-        assert set(data["build"]) <= build_keys and set(data["deploy"]) <= deploy_keys
-        assert data["deploy"]["restartPolicyType"] in ("ON_FAILURE", "ALWAYS", "NEVER")
-    assert legacy_config(rendered.plan.service("whatsapp"))["deploy"]["numReplicas"] == 1
-
-
-def test_legacy_config_warns_on_render(make_project, capsys):
-    from deploytool.cli import main
-
-    spec = make_project({"prod": "targets: [railway]\nrailway: {legacy_config: true, repo: acme/chat}\n"})
-    assert main(["--spec", str(spec), "render", "prod"]) == 0
-    assert "2026-12-01" in capsys.readouterr().err
 
 
 # --- writing: atomic, idempotent, check -----------------------------------------------------------

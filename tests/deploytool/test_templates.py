@@ -73,6 +73,15 @@ def railway_source(rendered: pipeline.Rendered) -> str:
     return next(a.content for a in rendered.artifacts if a.path.endswith(RAILWAY_FILE))
 
 
+def layout_names(source: str) -> list[Any]:
+    """The Railway environment names the generated file's `LAYOUTS = {<literal>: <function>}` maps."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["LAYOUTS"]:
+            assert isinstance(node.value, ast.Dict)
+            return [ast.literal_eval(key) for key in node.value.keys if key is not None]
+    raise AssertionError("no LAYOUTS in the file")
+
+
 def constant(source: str, name: str) -> Any:
     """The value a top-level `NAME = <literal>` of the generated file assigns."""
     for node in ast.parse(source).body:
@@ -112,7 +121,7 @@ def test_a_railway_environment_name_is_never_code(make_project, tmp_path, enviro
     assert result.returncode in (0, 1, 2) and "Traceback" not in output, output
     if result.returncode != 2:  # the spec accepted the name: the file carries it only as a literal
         source = railway_source(pipeline.render_environment(spec, "staging"))
-        assert constant(source, "ENVIRONMENT") == environment
+        assert layout_names(source) == [environment]
         assert [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import)] == []
 
 
@@ -131,13 +140,13 @@ def test_a_python_template_cannot_write_a_raw_value(make_project, tmp_path, monk
     folder = copy_templates(tmp_path)
     template = folder / "railway.py.j2"
     text = template.read_text()
-    assert "{{ env.env_name|literal }}" in text
-    template.write_text(text.replace("{{ env.env_name|literal }}", "{{ env.env_name }}", 1))
+    assert "{{ env.project|literal }}" in text
+    template.write_text(text.replace("{{ env.project|literal }}", "{{ env.project }}", 1))
     monkeypatch.setenv(TEMPLATES_ENV, str(folder))
     with pytest.raises(TypeError, match="without the `literal` or `identifier` filter"):
         pipeline.render_environment(spec, "staging")
     # a filter whose output is text (not a PySource) is refused the same way
-    template.write_text(text.replace("{{ env.env_name|literal }}", "{{ env.env_name|literal|upper }}", 1))
+    template.write_text(text.replace("{{ env.project|literal }}", "{{ env.project|literal|upper }}", 1))
     templating.environment.cache_clear()  # the same folder: drop the compiled template it holds
     with pytest.raises(TypeError, match="without the `literal` or `identifier` filter"):
         pipeline.render_environment(spec, "staging")
@@ -260,7 +269,7 @@ def test_code_compiled_without_the_python_rules_is_never_loaded(make_project, tm
     spec = make_project({"staging": RAILWAY_OVERLAY})
     folder = copy_templates(tmp_path)
     template = folder / "railway.py.j2"
-    template.write_text(template.read_text().replace("{{ env.env_name|literal }}", "{{ env.env_name }}", 1))
+    template.write_text(template.read_text().replace("{{ env.project|literal }}", "{{ env.project }}", 1))
     monkeypatch.setenv(TEMPLATES_ENV, str(folder))
     text = templating.environment("text", folder)  # no `finalize`: the filters alone, as another program has
     text.filters.update(literal=templating.literal, identifier=templating.identifier)
@@ -315,6 +324,11 @@ def shape(source: str) -> str:
             node.id = names.setdefault(node.id, f"name{len(names)}")
             return node
 
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+            node.name = names.setdefault(node.name, f"name{len(names)}")  # a layout's is named after its env
+            self.generic_visit(node)
+            return node
+
     return ast.dump(Blank().visit(ast.parse(source)))
 
 
@@ -347,16 +361,18 @@ def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
     plan, ctx, baseline = full_plan
     draw = lambda: data.draw(NASTY)  # noqa: E731
     services = []
-    for svc in plan.services:
+    for index, svc in enumerate(plan.services):
         # what an instance takes from its spec as is lives in `svc.spec`; the rest are the instance's own fields
         from_spec: dict[str, Any] = {"dockerfile": draw(), "volume_path": "/" + draw()}
         for field in ("source", "start", "pre_deploy", "image"):
             if getattr(svc, field):
                 from_spec[field] = draw()
-        changes: dict[str, Any] = {"name": draw(), "spec": svc.spec.model_copy(update=from_spec)}
+        # distinct names (a suffix per service): the file declares each resource once, so equal names would
+        # merge two resources and change the file's shape for a reason that is not the value's
+        changes: dict[str, Any] = {"name": f"{draw()}{index}", "spec": svc.spec.model_copy(update=from_spec)}
         for field in ("health_path", "volume"):
             if getattr(svc, field):
-                changes[field] = draw()
+                changes[field] = draw() + (str(index) if field == "volume" else "")
         env = []
         for name, value in svc.env:
             if isinstance(value, Plain):
@@ -369,11 +385,12 @@ def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
     fuzzed = _replace(plan, project=draw(), env_name=draw(), services=tuple(services), railway=railway)
     # an output folder the file system can name (no NUL, no lone surrogate): it reaches a comment
     out = draw().replace("\x00", "").encode("utf-8", "ignore").decode() or "out"
-    fuzzed_ctx = dataclasses.replace(ctx, out=ctx.root / out)
+    # no peers: the file is rendered from the fuzzed plan itself
+    fuzzed_ctx = dataclasses.replace(ctx, out=ctx.root / out, peers=None)
     (artifact,) = [a for a in plugin(Target.railway).render(fuzzed, fuzzed_ctx) if a.path.endswith(RAILWAY_FILE)]
     source = artifact.content
     assert shape(source) == shape(baseline)  # same statements and calls; only constants (and names) differ
-    assert constant(source, "ENVIRONMENT") == railway.environment
+    assert layout_names(source) == [railway.environment]
     assert constant(source, "PROJECT") == fuzzed.project
     # and running it the way Railway's CLI does runs no code of the spec's (the sdk may refuse odd values)
     MARKER.unlink(missing_ok=True)

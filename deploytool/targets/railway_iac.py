@@ -1,0 +1,242 @@
+"""How Railway's current CLI evaluates `.railway/railway.py` and scopes it per environment: a model written
+from the facts of railwayapp/cli's source (none of its code), so `validate` sees what `railway config plan`
+would see for every environment of a project.
+
+Modelled (railwayapp/cli, `src/iac/eval.rs` 86fedb2, `src/iac/environments.rs` c887aab):
+- `evaluate_python`: the file is imported from its path; `RAILWAY_IAC_CONTEXT` (JSON: command, projectId,
+  projectName, environmentId, environment, environmentName, pr) becomes railway-sdk's context; the first of
+  `main`, `Railway`, `default` is called with that context when it takes a parameter, bare otherwise, and
+  `to_graph()` gives the graph.
+- `evaluation_contexts`: the target environment first, then every other persistent environment with
+  `pr: null` (a persistent target is not evaluated twice).
+- `plan_scope`: a resource declared in only some evaluations is an error; its `environments` must be the same
+  in every evaluation and an array of names, each a project environment; the target keeps the resources whose
+  `environments` is absent or names it, and the rest are excluded there (planned for removal if they exist).
+Not read in that source, so modelled as an assumption: a PR environment's scope is matched against the
+environment it was copied from (its `sourceEnvironment` in `railway environment list --json`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploytool.errors import UserError
+
+CLI_SOURCE = "railwayapp/cli src/iac/eval.rs 86fedb2, src/iac/environments.rs c887aab"
+# A persistent environment the spec does not describe (someone's `qa`): it must evaluate and get nothing.
+UNKNOWN_ENVIRONMENT = "deploytool-check-unknown"
+SDK_MISSING = "railway-sdk is not installed (`pip install railway-sdk`; scripts/bootstrap --dev installs it)"
+
+
+class LayoutError(UserError):
+    """The spec's environments cannot share one Railway project file as written."""
+
+
+class EvaluationFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Context:
+    """One evaluation's `RAILWAY_IAC_CONTEXT`."""
+
+    environment: str
+    pr: Mapping[str, Any] | None = field(default=None, compare=False)
+    match_name: str | None = None  # whose `environments` entry a PR environment matches (its source)
+    command: str = "plan"
+
+    @property
+    def label(self) -> str:
+        if self.pr is not None:
+            return f"PR environment {self.environment} (copies {self.match_name})"
+        if self.environment == UNKNOWN_ENVIRONMENT:
+            return "a Railway environment the spec does not describe"
+        return self.environment
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "projectId": None,
+            "projectName": None,
+            "environmentId": f"id-{self.environment}",
+            "environment": self.environment,
+            "environmentName": self.environment,
+            "pr": dict(self.pr) if self.pr is not None else None,
+        }
+
+
+def pr_context(base: str, number: int = 1) -> Context:
+    """A PR environment's context, as Railway names them (`<project>-pr-N`), copied from `base`."""
+    return Context(f"pr-{number}", pr={"number": number, "branch": "deploytool-check", "base": "main"}, match_name=base)
+
+
+def evaluate(source: str, contexts: Sequence[Context]) -> dict[Context, list[dict[str, Any]]]:
+    """The resources of the graph each context gets. The file is executed afresh for every context, as the CLI
+    runs a new interpreter for each."""
+    from railway_sdk import create_railway_context
+
+    graphs: dict[Context, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="deploytool-railway-") as scratch:
+        path = Path(scratch) / ".railway" / "railway.py"
+        path.parent.mkdir()
+        path.write_text(source, encoding="utf-8")
+        for context in contexts:
+            try:
+                graph = _evaluate_once(path, create_railway_context(context.payload()))
+            except Exception as exc:  # what Railway's CLI would print: the evaluation failed
+                raise EvaluationFailed(f"evaluation for {context.label} failed: {exc!r}") from None
+            resources = graph.get("resources")
+            if not isinstance(resources, list):
+                raise EvaluationFailed(f"evaluation for {context.label} gave no resources list")
+            graphs[context] = [r for r in resources if isinstance(r, dict)]
+    return graphs
+
+
+def _evaluate_once(path: Path, ctx: Any) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("railway_iac_user", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    candidate = getattr(module, "main", None) or getattr(module, "Railway", None) or getattr(module, "default", None)
+    if callable(candidate):
+        try:
+            takes_context = bool(inspect.signature(candidate).parameters)
+        except (TypeError, ValueError):
+            takes_context = True
+        project = candidate(ctx) if takes_context else candidate()
+    else:
+        project = candidate
+    if hasattr(project, "to_graph"):
+        project = project.to_graph()
+    if not isinstance(project, dict):
+        raise ValueError("the file defines no main, Railway or default project")
+    # the CLI reads the graph back from JSON: anything that does not survive that is not what Railway gets
+    loaded: dict[str, Any] = json.loads(json.dumps(project, default=str))
+    return loaded
+
+
+@dataclass(frozen=True)
+class Scope:
+    diagnostics: list[str]
+    resources: list[dict[str, Any]]  # what the target keeps, without `environments`
+    excluded: list[str]  # addresses declared but not in the target
+
+
+def _address(resource: Mapping[str, Any]) -> str:
+    return str(resource.get("address") or f"{resource.get('type', 'service')}.{resource.get('name', 'web')}")
+
+
+def _display(resource: Mapping[str, Any]) -> str:
+    return str(resource.get("name") or _address(resource))
+
+
+def _environments_text(resource: Mapping[str, Any]) -> str:
+    value = resource.get("environments")
+    return "omitted" if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def plan_scope(
+    evaluations: Sequence[tuple[str, list[dict[str, Any]], bool]],
+    project_environments: Sequence[str],
+    match_name: str,
+    check_names: bool = True,
+) -> Scope:
+    """The scope rules of Railway's CLI over (environment name, resources, is_target) evaluations."""
+    if not evaluations:
+        return Scope([], [], [])
+    diagnostics: list[str] = []
+    names = [name for name, _, _ in evaluations]
+    present: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for name, resources, _ in evaluations:
+        for address in dict.fromkeys(_address(r) for r in resources):
+            present.setdefault(address, []).append(name)
+        for resource in resources:
+            shown.setdefault(_address(resource), _display(resource))
+    conditional = {a for a, where in present.items() if len(where) != len(evaluations)}
+    for address in sorted(conditional):
+        where = present[address]
+        missing = ", ".join(n for n in names if n not in where)
+        diagnostics.append(
+            f"{shown[address]} is declared when evaluating {', '.join(where)} but not {missing}. "
+            f"Use environments: {json.dumps(where, separators=(',', ':'))} instead of a conditional."
+        )
+    fields: dict[str, list[tuple[str, str]]] = {}
+    for name, resources, _ in evaluations:
+        seen: set[str] = set()
+        for resource in resources:
+            address = _address(resource)
+            if address in seen or address in conditional:
+                continue
+            seen.add(address)
+            fields.setdefault(address, []).append((name, _environments_text(resource)))
+    differing = {a for a, values in fields.items() if len({v for _, v in values}) > 1}
+    for address in sorted(differing):
+        listed = ", ".join(f"{n} {v}" for n, v in fields[address])
+        diagnostics.append(f"{shown[address]} environments differ across evaluations: {listed}.")
+    target = next((resources for _, resources, is_target in evaluations if is_target), evaluations[0][1])
+    kept: list[dict[str, Any]] = []
+    excluded: list[str] = []
+    seen = set()
+    known = set(project_environments)
+    for resource in target:
+        address = _address(resource)
+        if address in seen or address in conditional or address in differing:
+            continue
+        seen.add(address)
+        value = resource.get("environments")
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            diagnostics.append(f"environments on {_display(resource)} must be an array of environment names.")
+            continue
+        if check_names and value is not None:
+            listed = ", ".join(sorted(known)) or "none"
+            diagnostics += [
+                f'Unknown environment "{v}" on {_display(resource)}. Project environments: {listed}.'
+                for v in value
+                if v not in known
+            ]
+        if value is None or match_name in value:
+            kept.append({k: v for k, v in resource.items() if k != "environments"})
+        else:
+            excluded.append(address)
+    if diagnostics:
+        return Scope(diagnostics, [], [])
+    return Scope(diagnostics, kept, excluded)
+
+
+def plan_for(
+    target: Context,
+    contexts: Sequence[Context],
+    graphs: Mapping[Context, list[dict[str, Any]]],
+    persistent: Sequence[str],
+) -> Scope:
+    """What `railway config plan` linked to `target` keeps: the target's evaluation plus every other persistent
+    environment's (`evaluation_contexts`), through `plan_scope`."""
+    evaluations = [(target.environment, graphs[target], True)]
+    evaluations += [
+        (c.environment, graphs[c], False) for c in contexts if c.pr is None and c.environment != target.environment
+    ]
+    match = target.match_name if target.pr is not None and target.match_name else target.environment
+    return plan_scope(evaluations, [*persistent], match)
+
+
+def cli_source_line() -> str:
+    """For `doctor`: which CLI source the evaluator models."""
+    return f"models {CLI_SOURCE}"
+
+
+def sdk_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("railway-sdk")
+    except Exception:
+        return None
