@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytool.checks import TargetChecks, check_plan, start_artifact_checks
-from deploytool.errors import CheckFailed, UserError
+from deploytool.errors import CheckFailed
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
@@ -42,13 +42,12 @@ def default_out(spec_path: Path, env_name: str) -> Path:
 
 
 def read_lock(loaded: LoadedSpec) -> dict[str, int]:
+    from deploytool.safeio import read_text
+
     path = loaded.root / lock_path(loaded.env_name)
-    if not path.exists():
+    text = read_text(Path(display(path)), "keeps the shard lock")  # no link followed, no FIFO waited on
+    if text is None:
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{display(path)}: cannot read: {exc}") from None
     spec = loaded.spec
     max_shard = max(len(spec.tenant_ids()), spec.topology.shards or 1)
     return parse_lock(text, display(path), loaded.env_name, max_shard)

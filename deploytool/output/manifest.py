@@ -9,19 +9,17 @@ from pydantic import ValidationError
 
 from deploytool.errors import UserError, first_problem
 from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest, ManifestFiles
+from deploytool.safeio import read_text
+
+MANIFEST_WHAT = "keeps the manifest"
 
 
 def read_manifest(out_dir: Path, hint: str = "render the output folder again") -> Manifest:
     """The manifest in `out_dir`; UserError naming the file and field when it is missing, foreign or bad."""
     path = out_dir / MANIFEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    text = read_text(path, MANIFEST_WHAT)
+    if text is None:
+        raise UserError(f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)")
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as exc:
@@ -33,11 +31,12 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
     older deploytool wrote it (its entries are then not trusted, so nothing is removed). Anything else that
     does not validate is an error: a hand-edited manifest must never steer what `render` deletes."""
     path = out_dir / MANIFEST
-    if not path.is_file():
+    text = read_text(path, MANIFEST_WHAT, lenient=True)
+    if text is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(text)
+    except ValueError:
         data = None
     if isinstance(data, dict) and data.get("version") == 2:  # env files per process: still removed when stale
         try:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name
+from deploytool.safeio import read_text
 from deploytool.spec.model import ServiceKind, Spec
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -69,17 +70,18 @@ def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> Loade
     """Load base spec + overlay for `env_name` (+ the local overlay, + each `--set PATH=VALUE`); raise
     UserError naming file, field and line (or the `--set` argument)."""
     check_env_name(env_name)
-    if not spec_path.is_file():
+    # the spec file is the one the caller named (or found): a link to it is theirs; overlays are never links
+    base_text = _read_spec_file(spec_path, follow=True)
+    if base_text is None:
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
     overlay_path = environments_dir(spec_path) / f"{env_name}.yaml"
-    if overlay_path.exists() and not overlay_path.is_file():
-        raise UserError(f"{display(overlay_path)}: is a folder, not an overlay file")
-    if not overlay_path.is_file():
+    overlay_text = _read_spec_file(overlay_path)
+    if overlay_text is None:
         known = ", ".join(available_environments(spec_path)) or "none"
         raise UserError(f"{display(overlay_path)}: no such environment {env_name!r} (known: {known})")
 
-    base, base_origins = read_yaml(spec_path)
-    overlay, overlay_origins = read_yaml(overlay_path)
+    base, base_origins = read_yaml(spec_path, base_text)
+    overlay, overlay_origins = read_yaml(overlay_path, overlay_text)
     merged, origins = merge(base, base_origins, overlay, overlay_origins)
     merged, origins, overrides = apply_overrides(spec_path, env_name, merged, origins, sets)
     try:
@@ -92,7 +94,7 @@ def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> Loade
         spec=spec,
         env_name=env_name,
         root=spec_path.parent,
-        files=(spec_path, overlay_path, *((local,) if local.is_file() else ())),
+        files=(spec_path, overlay_path, *((local,) if display(local) in overrides else ())),
         origins=origins,
         overrides=overrides,
     )
@@ -131,10 +133,9 @@ def apply_overrides(
     field they set keeps its origin: `environments/dev.local.yaml:3`, or `--set services.web.port`."""
     applied: list[str] = []
     local = local_overlay_path(spec_path, env_name)
-    if local.exists():
-        if not local.is_file():
-            raise UserError(f"{display(local)}: is a folder, not an overlay file")
-        data, data_origins = read_yaml(local)
+    local_text = _read_spec_file(local)
+    if local_text is not None:
+        data, data_origins = read_yaml(local, local_text)
         merged, origins = merge(merged, origins, data, data_origins)
         applied.append(display(local))
     for text in sets:
@@ -225,16 +226,24 @@ def display(path: Path) -> str:
 # Aliases may repeat a subtree; past this many extra nodes (after expansion) a spec is an alias bomb
 # (9 levels x 9 aliases is 387 million nodes from a 1 kB file). Plain specs of any size are unaffected.
 MAX_ALIAS_EXPANSION = 100_000
+# A spec of 100,000 tenants written one per line is a few MB (a 50 MB one still loads); larger is not a spec.
+MAX_SPEC_BYTES = 128 * 1024 * 1024
 # Nesting deeper than this is never a spec, and the YAML composer and the merge are recursive.
 MAX_DEPTH = 64
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+def _read_spec_file(path: Path, follow: bool = False) -> str | None:
+    """The text of a spec file or overlay, None when there is none; a link (unless `follow`), a FIFO, a folder
+    or a file too large for a spec is a UserError naming the file, never a hang."""
+    return read_text(Path(display(path)), "reads the spec", follow=follow, limit=MAX_SPEC_BYTES)
+
+
+def read_yaml(path: Path, text: str | None = None) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     name = display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{name}: cannot read: {exc}") from None
+    if text is None:
+        text = _read_spec_file(path)
+        if text is None:
+            raise UserError(f"{name}: not found")
     try:
         _check_depth(text, name)
         loader = _SpecLoader(text)

@@ -1,0 +1,191 @@
+"""Hardening, round 4 (issue 28): each test names the class of a finding and tries it with variants beyond the
+issue's own reproduction; each failed on 7421ced."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploytool.cli import main
+from tests.deploytool.test_hardening_findings import SHARDED, no_traceback
+
+VICTIM_TEXT = "victim: must stay as it is\n"
+
+
+def cli(spec: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """deploytool in its own process, so a FIFO that would hang it fails the test instead of the run."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "deploytool", "--spec", str(spec), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"deploytool {' '.join(args)} hung")
+
+
+# --- F1 + F8: one way to open a file deploytool did not just create -------------------------------------------
+
+
+def _state(out: Path) -> None:
+    (out / ".run").mkdir(exist_ok=True)
+    (out / ".run" / "state.json").write_text(json.dumps({"runner": "procfile", "environment": "dev", "version": 1}))
+
+
+# (path relative to the project, what is there before, the command that opens it). Every path the CLI opens
+# in a project folder: the spec's overlays and lock, the manifest, the run state and its lock, the logs, the
+# local secrets (read through a link on purpose: see below), the compose file, `.gitignore`.
+DEV = "deploy/dev"
+OPENED: list[tuple[str, str, tuple[str, ...]]] = [
+    ("environments/dev.yaml", "", ("validate", "dev")),
+    ("environments/dev.local.yaml", "", ("validate", "dev")),
+    ("environments/prod.lock.json", "", ("render", "prod")),
+    (f"{DEV}/deploytool-manifest.json", "rendered", ("ps", "dev")),
+    (f"{DEV}/deploytool-manifest.json", "rendered", ("logs", "dev", "web")),
+    (f"{DEV}/deploytool-manifest.json", "rendered", ("run", "dev", "web", "--", "true")),
+    (f"{DEV}/deploytool-manifest.json", "rendered", ("render", "dev")),
+    (f"{DEV}/.run/state.json", "rendered", ("ps", "dev")),
+    (f"{DEV}/.run/state.json", "rendered", ("down", "dev")),
+    (f"{DEV}/.run/lock", "state", ("down", "dev")),
+    (f"{DEV}/.run/logs/web.log", "rendered", ("logs", "dev", "web")),
+    (f"{DEV}/.run/logs/web.log", "rendered", ("up", "dev")),
+    (f"{DEV}/.run/logs/web.log", "state", ("restart", "dev", "web")),
+    (f"{DEV}/.secrets.env", "rendered", ("run", "dev", "web", "--", "true")),
+    (f"{DEV}/docker-compose.yml", "rendered", ("run", "dev", "web", "--runner", "compose", "--", "true")),
+]
+KINDS = {"link": "a symbolic link", "fifo": "a named pipe (FIFO)", "folder": "a folder"}
+
+
+def _plant(path: Path, kind: str, victim: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    if kind == "link":
+        path.symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize(("rel", "before", "args"), OPENED, ids=[f"{r}:{a[0]}" for r, _, a in OPENED])
+def test_a_link_fifo_or_folder_at_any_path_deploytool_opens_is_refused(make_project, rel, before, args, kind):
+    spec = make_project({"dev": "targets: [local, compose]\n", "prod": SHARDED})
+    root = spec.parent
+    victim = root / "docs-victim"
+    victim.write_text(VICTIM_TEXT)
+    victim.chmod(0o644)
+    if before:
+        assert main(["--spec", str(spec), "render", "dev"]) == 0
+    if before == "state":
+        _state(root / DEV)
+    if rel.endswith(".secrets.env") and kind == "link":
+        # the one path read through a link on purpose (README: secrets kept elsewhere); a link to a FIFO is not
+        os.mkfifo(root / "elsewhere-fifo")
+        victim = root / "elsewhere-fifo"
+    _plant(root / rel, kind, victim)
+    result = cli(spec, *args)
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    what = "a named pipe (FIFO)" if victim.name == "elsewhere-fifo" else KINDS[kind]
+    assert f"{Path(rel).name}: is {what}" in result.stderr, result.stderr
+    no_traceback(result.stderr)
+    if victim.name == "docs-victim":
+        assert victim.read_text() == VICTIM_TEXT and stat.S_IMODE(victim.stat().st_mode) == 0o644
+        assert VICTIM_TEXT not in result.stdout + result.stderr
+    planted = (root / rel).lstat().st_mode
+    assert {"link": stat.S_ISLNK, "fifo": stat.S_ISFIFO, "folder": stat.S_ISDIR}[kind](planted)  # left as it was
+
+
+@pytest.mark.parametrize("plant", ["link", "other-user", "file"])
+@pytest.mark.parametrize("args", [("up", "dev"), ("logs", "dev", "web"), ("restart", "dev", "web")])
+def test_a_log_folder_made_beforehand_that_is_not_deploytools_own_is_refused(make_project, plant, args):
+    spec = make_project({"dev": "targets: [local]\n"})
+    root = spec.parent
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    out = root / DEV
+    if args[0] == "restart":
+        _state(out)
+    (out / ".run").mkdir(exist_ok=True)
+    logs = out / ".run" / "logs"
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "web.log").write_text(VICTIM_TEXT)
+    if plant == "link":
+        logs.symlink_to(elsewhere)
+    elif plant == "file":
+        logs.write_text("")
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        logs.mkdir()
+        os.chown(logs, 65534, 65534)
+    result = cli(spec, *args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "logs: " in result.stderr and ("belongs to another user" in result.stderr or "is a" in result.stderr)
+    no_traceback(result.stderr)
+    assert (elsewhere / "web.log").read_text() == VICTIM_TEXT
+    assert VICTIM_TEXT not in result.stdout
+
+
+def test_a_spec_file_reached_through_a_link_still_loads_but_never_a_fifo(make_project, tmp_path, capsys):
+    spec = make_project()
+    link = tmp_path / "linked.yaml"
+    link.symlink_to(spec)  # --spec names the file the caller chose: a link to it is theirs
+    assert main(["--spec", str(spec), "validate", "dev"]) == 0
+    capsys.readouterr()
+    spec.rename(tmp_path / "real.yaml")
+    os.mkfifo(spec)
+    result = cli(spec, "validate", "dev")
+    assert result.returncode == 2 and "deploytool.yaml: is a named pipe (FIFO)" in result.stderr
+
+
+# --- F13 + F8: init and a .gitignore that is not a plain file --------------------------------------------------
+
+INIT = ("init", ".", "--project", "p", "--tenants", "1", "--targets", "local")
+
+
+def test_init_leaves_a_linked_gitignore_alone(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    victim = tmp_path / "victim-gi"
+    victim.write_text(VICTIM_TEXT)
+    (project / ".gitignore").symlink_to("../victim-gi")
+    result = cli(project / "deploytool.yaml", *INIT, cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == VICTIM_TEXT
+    assert (project / ".gitignore").is_symlink()
+    assert "left alone" in result.stdout and (project / "deploytool.yaml").is_file()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_init_refuses_a_gitignore_that_is_not_a_file_before_writing_anything(tmp_path, kind):
+    project = tmp_path / "project"
+    project.mkdir()
+    _plant(project / ".gitignore", kind, tmp_path)
+    result = cli(project / "deploytool.yaml", *INIT, cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert f".gitignore: is {KINDS[kind]}" in result.stderr
+    no_traceback(result.stderr)
+    assert sorted(p.name for p in project.iterdir()) == [".gitignore"]  # nothing written
+
+
+def test_init_extends_a_gitignore_as_a_whole_keeping_its_mode(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".gitignore").write_text("node_modules/\n")
+    (project / ".gitignore").chmod(0o640)
+    result = cli(project / "deploytool.yaml", *INIT, cwd=project)
+    assert result.returncode == 0, result.stderr
+    text = (project / ".gitignore").read_text()
+    assert text.startswith("node_modules/\n\n# deploytool:") and ".run/" in text
+    assert stat.S_IMODE((project / ".gitignore").stat().st_mode) == 0o640
