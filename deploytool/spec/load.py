@@ -162,16 +162,20 @@ def parse_set(text: str) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
             "(e.g. --set services.web.port=5202)"
         )
     name = f"--set {key}"
-    try:  # as read_yaml reads a file: depth and alias expansion are bounded here too
+    try:  # as read_yaml reads a file: depth, recursion, alias expansion and integers are bounded here too
         _check_depth(value_text, name)
-        loader = _Loader(value_text)
+        loader = _SpecLoader(value_text)
         try:
             node = loader.get_single_node()
             if node is not None:
-                _check_expansion(node, name)
+                _check_expansion(node, name, lines=False)
             value = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except _IntegerTooLong as exc:
+        raise UserError(
+            f"{name}: an integer of {exc.length:,} characters; a spec's numbers have at most {MAX_INT_CHARS}"
+        ) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "not a YAML value"
         raise UserError(f"{name}: invalid YAML value: {problem}") from None
@@ -294,6 +298,48 @@ class _IntegerTooLong(Exception):
 class _SpecLoader(_Loader):  # type: ignore[misc]
     """The safe loader, refusing integers too long for anything a spec holds before converting them."""
 
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Merge keys as YAML defines them: the mapping's own keys win, then the merged mappings in the order
+        written (`<<: [*a, *b]`: a key in both comes from a). PyYAML 6.0.4 dedups the merged keys by the
+        identity of their text, so a key of more than one character came from the last mapping instead."""
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        seen: set[object] = set()
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                if key_node.tag == "tag:yaml.org,2002:value":
+                    key_node.tag = "tag:yaml.org,2002:str"
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, yaml.MappingNode):
+                sources = [value_node]
+            elif isinstance(value_node, yaml.SequenceNode):
+                sources = list(value_node.value)
+            else:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping or list of mappings for merging, but found {value_node.id}",
+                    value_node.start_mark,
+                )
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping for merging, but found {source.id}",
+                        source.start_mark,
+                    )
+                self.flatten_mapping(source)
+                for pair in source.value:
+                    key = _merge_key(pair[0])
+                    if key not in seen:
+                        seen.add(key)
+                        merged.append(pair)
+        if merged:
+            # the merged pairs first: the mapping is built in order, so its own keys (later) override them
+            node.value = merged + own
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(node.value) > MAX_INT_CHARS:
             raise _IntegerTooLong(node.start_mark.line + 1, len(node.value))
@@ -302,6 +348,11 @@ class _SpecLoader(_Loader):  # type: ignore[misc]
 
 
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+
+def _merge_key(node: yaml.Node) -> object:
+    """What makes two merged keys the same key: a scalar's tag and text (`1` and `"1"` differ), else the node."""
+    return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -317,24 +368,39 @@ def _check_depth(text: str, name: str) -> None:
             depth -= 1
 
 
-def _check_expansion(root: yaml.Node, name: str) -> None:
-    """Refuse a document whose aliases expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+def _check_expansion(root: yaml.Node, name: str, lines: bool = True) -> None:
+    """Refuse a document whose aliases refer to a node that contains them (`x: &a [*a]`: infinite once expanded,
+    and every walk over it would never end) or expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+
+    def where(node: yaml.Node) -> str:
+        return f"{name}:{node.start_mark.line + 1}" if lines else name
+
     sizes: dict[int, int] = {}  # expanded size of each distinct node, computed once (post-order, no recursion)
+    open_nodes: set[int] = set()  # on the current path from the root: an alias to one of them is a cycle
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
+            continue
         if id(node) in sizes:
             continue
         children = _children(node)
-        if not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-            continue
-        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise UserError(
+                    f"{where(node)}: an alias refers to the anchored value that contains it (recursive, e.g. "
+                    "`x: &a [*a]`); a spec value is never infinite: write it out"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
     extra = sizes[id(root)] - len(sizes)
     if extra > MAX_ALIAS_EXPANSION:
         raise UserError(
-            f"{name}:{root.start_mark.line + 1}: aliases expand this file by {extra:,} nodes "
+            f"{where(root)}: aliases expand this file by {extra:,} nodes "
             f"(at most {MAX_ALIAS_EXPANSION:,}); write the values out or use fewer anchors"
         )
 

@@ -189,3 +189,155 @@ def test_init_extends_a_gitignore_as_a_whole_keeping_its_mode(tmp_path):
     text = (project / ".gitignore").read_text()
     assert text.startswith("node_modules/\n\n# deploytool:") and ".run/" in text
     assert stat.S_IMODE((project / ".gitignore").stat().st_mode) == 0o640
+
+
+# --- F10: what a program prints for --version never reaches the terminal unless it is one line of text ---------
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        os.urandom(3000),
+        b"railway 4.0.0\x1b]0;pwned\x07\n",
+        b"\x1b[2J\x1b[Hrailway 4.0.0\n",
+        b"railway \xff\xfe\n",
+        b"r" * 5000 + b"\n",
+        b"\x00\x01\x02\n",
+    ],
+    ids=["random", "osc-title", "clear-screen", "bad-utf8", "too-long", "control"],
+)
+@pytest.mark.parametrize("program", ["railway", "node"])
+def test_a_junk_version_line_is_reported_unreadable_never_echoed(tmp_path, monkeypatch, capsys, output, program):
+    from deploytool import doctor
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "junk").write_bytes(output)
+    for name in ("railway", "node"):
+        script = folder / name
+        plain = "echo v22.1.0" if name == "node" else "echo railway"
+        body = f"exec /bin/cat {folder / 'junk'}" if name == program else plain
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(doctor, "base_path", lambda environ: environ["PATH"])
+    monkeypatch.chdir(tmp_path)
+    code = main(["doctor"])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    line = next(line for line in captured.out.splitlines() if line.split()[1:2] == [program])
+    assert "unreadable --version output" in line
+    assert all(ch.isprintable() for ch in text.replace("\n", "")), repr(text)
+    assert code == (1 if program == "node" else 0)
+
+
+# --- F2: a self-referencing alias is refused with file and line, in every file and in --set ---------------------
+
+RECURSIVE = "x: &a [*a]\n"
+
+
+def _validate(spec: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "deploytool", "--spec", str(spec), "validate", "dev", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("validate never ended on a recursive alias")
+
+
+@pytest.mark.parametrize("where", ["deploytool.yaml", "environments/dev.yaml", "environments/dev.local.yaml"])
+def test_a_recursive_alias_in_any_spec_file_is_exit_2_with_its_line(make_project, where):
+    spec = make_project({"dev": "targets: [local]\n"})
+    path = spec.parent / where
+    path.write_text((path.read_text() if path.exists() else "") + "\n" + RECURSIVE)
+    line = path.read_text().splitlines().index(RECURSIVE.strip()) + 1
+    result = _validate(spec)
+    assert result.returncode == 2, result.stderr
+    assert f"{where}:{line}: an alias refers to the anchored value that contains it" in result.stderr
+    no_traceback(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x-a: &a {b: *a}\n",
+        "x-a: &a [[[[*a]]]]\n",
+        "x-a: &a {b: [1, {c: *a}]}\n",
+        "x-a: &a {<<: *a}\n",
+        "x-a: &a {b: &b [*b, *a]}\n",
+        "services:\n  web:\n    env: &e {A: *e}\n",
+    ],
+    ids=["mapping", "deep-list", "mixed", "merge", "two-anchors", "in-a-field"],
+)
+def test_every_shape_of_recursive_alias_is_refused(make_project, text):
+    spec = make_project({"dev": "targets: [local]\n" + text})
+    result = _validate(spec)
+    assert result.returncode == 2, result.stderr
+    assert "environments/dev.yaml:" in result.stderr and "an alias refers to" in result.stderr
+    no_traceback(result.stderr)
+
+
+@pytest.mark.parametrize("value", ["&a [*a]", "&a {b: *a}", "&a {<<: *a}", f"[{'9' * 200}]"])
+def test_a_recursive_or_unbounded_set_value_is_exit_2_naming_the_argument(make_project, value):
+    spec = make_project({"dev": "targets: [local]\n"})
+    result = _validate(spec, "--set", f"services.web.env={value}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --set services.web.env: "), result.stderr
+    no_traceback(result.stderr)
+
+
+def test_a_shared_but_not_recursive_anchor_still_loads(make_project, capsys):
+    spec = make_project({"dev": "targets: [local]\nservices:\n  web: {env: &e {A: '1'}}\n  whatsapp: {env: *e}\n"})
+    assert main(["--spec", str(spec), "validate", "dev"]) == 0, capsys.readouterr().err
+
+
+# --- F11: list merges follow YAML's order: the first mapping that has a key gives it ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("merge", "expected"),
+    [
+        ('[{env: {A: "1"}}, {env: {B: "2"}}]', {"A": "1"}),
+        ('[{env: {LONGER_NAME: "1"}}, {env: {LONGER_NAME: "2"}}]', {"LONGER_NAME": "1"}),
+        ("[*one, *two]", {"ONE": "1"}),
+        ("[*two, *one]", {"TWO": "2"}),
+        ("[*two, {env: {X: y}}, *one]", {"TWO": "2"}),
+        ("*one", {"ONE": "1"}),
+    ],
+)
+def test_list_merges_follow_yaml_order_first_wins(make_project, merge, expected):
+    from deploytool.spec.load import read_yaml
+
+    overlay = (
+        'x-one: &one {env: {ONE: "1"}}\nx-two: &two {env: {TWO: "2"}}\n'
+        f"services:\n  whatsapp:\n    driver: sandbox\n    <<: {merge}\n"
+    )
+    spec = make_project({"dev": overlay})  # `x-*` keys are no spec fields: read through the loader alone
+    data, _ = read_yaml(spec.parent / "environments" / "dev.yaml")
+    assert data["services"]["whatsapp"]["env"] == expected
+
+
+def test_the_issues_list_merge_validates_with_the_first_mapping(make_project, capsys):
+    overlay = 'services: {whatsapp: {driver: sandbox, volume: false, <<: [{env: {A: "1"}}, {env: {B: "2"}}]}}\n'
+    spec = make_project({"dev": "stage: development\ntargets: [local]\n" + overlay})
+    assert main(["--spec", str(spec), "show", "dev"]) == 0, capsys.readouterr().err
+    from deploytool.spec.load import load_spec
+
+    assert dict(load_spec(spec, "dev").spec.services["whatsapp"].env) == {"A": "1"}
+
+
+def test_a_key_of_the_mapping_itself_wins_over_every_merge(make_project):
+    from deploytool.spec.load import read_yaml
+
+    overlay = (
+        'x-a: &a {port: 5101, env: {A: "a"}}\nservices:\n  whatsapp:\n    <<: [*a, {port: 5102}]\n    port: 5103\n'
+    )
+    spec = make_project({"dev": overlay})
+    data, origins = read_yaml(spec.parent / "environments" / "dev.yaml")
+    assert data["services"]["whatsapp"] == {"port": 5103, "env": {"A": "a"}}
+    assert origins[("services", "whatsapp", "port")].line == 5
