@@ -722,12 +722,7 @@ def tenants_move(
     """Pin TENANT to shard N (the lock), re-render, and on a running ENV move its session without a new scan."""
     from deploytool import tenants
 
-    lay = tenants.layout(_spec(ctx), env, out)
-    step = tenants.check_move(lay, tenant, shard)
-    if step is None:
-        _echo(f"{env}: tenant {tenant} is on {lay.service_of(shard)} already; nothing to do")
-        return
-    tenants.move(lay, [step], os.environ, timeout, _echo)
+    tenants.move_command(_spec(ctx), env, out, tenant, shard, os.environ, timeout, _echo)
 
 
 @tenants_app.command("rebalance")
@@ -743,18 +738,7 @@ def tenants_rebalance(
     """Print the fewest moves that even out ENV's shards; --apply makes them, as `tenants move` does."""
     from deploytool import tenants
 
-    lay = tenants.layout(_spec(ctx), env, out)
-    lay.require_sharded("tenants rebalance")
-    moves = tenants.rebalance_moves(lay.assignment, lay.shards, list(lay.plan.tenants))
-    if not moves:
-        _echo(f"{env}: shards are even; nothing to move")
-        return
-    if not apply:
-        for step in moves:
-            _echo(step.line(lay.service_of))
-        _echo(f"{env}: {len(moves)} move(s); run again with --apply to make them")
-        return
-    tenants.move(lay, moves, os.environ, timeout, _echo)
+    tenants.rebalance_command(_spec(ctx), env, out, apply, os.environ, timeout, _echo)
 
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away

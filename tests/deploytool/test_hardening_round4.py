@@ -341,3 +341,141 @@ def test_a_key_of_the_mapping_itself_wins_over_every_merge(make_project):
     data, origins = read_yaml(spec.parent / "environments" / "dev.yaml")
     assert data["services"]["whatsapp"] == {"port": 5103, "env": {"A": "a"}}
     assert origins[("services", "whatsapp", "port")].line == 5
+
+
+# --- F3: tenants move and rebalance hold the folder's lock before touching a shard; an interrupted move finishes -
+
+TENANTS_SHARDED = (
+    "stage: production\ntenants: ['1', '2', '3', '4', '5']\ntopology: {kind: sharded, max_tenants_per_shard: 3}\n"
+)
+
+
+class _Response:
+    def __init__(self, code: int, data: dict[str, object] | None = None) -> None:
+        self.status_code, self.ok, self._data, self.text = code, code < 400, data or {}, json.dumps(data or {})
+
+    def json(self) -> dict[str, object]:
+        return self._data
+
+
+class _Node:
+    """The shards' HTTP API as a move uses it, recording every call (a shard that is told nothing changes)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def request(self, method: str, url: str, **_: object) -> _Response:
+        self.calls.append((method, url))
+        if url.endswith("/health"):
+            return _Response(200, {"session_store": "postgres"})
+        if url.endswith("/release"):
+            return _Response(200)
+        if url.endswith("/connect"):
+            return _Response(202)
+        return _Response(200, {"state": "connected", "me": "+15550001"})
+
+
+class _Runner:
+    name = "procfile"
+
+    def __init__(self, fail: str | None = None) -> None:
+        self.fail, self.restarts = fail, []  # type: ignore[var-annotated]
+
+    def restart(self, out: Path, environ: object, service: str, timeout: float, on_event: object) -> object:
+        from deploytool.errors import CheckFailed
+
+        self.restarts.append(service)
+        if service == self.fail:
+            raise CheckFailed(f"deploytool up failed: {service} was not healthy within 1s")
+        return type("Status", (), {"state": "healthy"})()
+
+    def copy_auth(self, *args: object) -> bool:
+        return False
+
+    def remove_auth(self, *args: object) -> None:
+        raise AssertionError("nothing to remove with the PostgreSQL store")
+
+
+@pytest.fixture
+def running_sharded(make_project, monkeypatch):
+    """A sharded environment that `tenants` sees running here, its shards and runner stand-ins."""
+    from deploytool import tenants
+
+    spec = make_project({"prod": TENANTS_SHARDED})
+    assert main(["--spec", str(spec), "render", "prod"]) == 0
+    node, state = _Node(), {"runner": _Runner()}
+
+    def fake_live(lay, environ):
+        urls = {s.name: f"http://127.0.0.1:1/{s.name}" for s in lay.plan.services}
+        return tenants.Live(lay.out, state["runner"], environ, urls, "key", node)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tenants, "live", fake_live)
+    return spec, node, state
+
+
+def _lock_of(spec: Path) -> dict[str, int]:
+    return json.loads((spec.parent / "environments" / "prod.lock.json").read_text())["assignments"]
+
+
+def _hold_folder_lock(out: Path):  # type: ignore[no-untyped-def]
+    import fcntl
+
+    (out / ".run").mkdir(exist_ok=True)
+    handle = open(out / ".run" / "lock", "a")  # noqa: SIM115 - held for the test's length
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another deploytool process would
+    return handle
+
+
+@pytest.mark.parametrize(
+    "args", [("tenants", "move", "prod", "1", "--shard", "2"), ("tenants", "rebalance", "prod", "--apply")]
+)
+@pytest.mark.parametrize("running", [True, False])
+def test_a_second_move_while_one_works_is_refused_before_it_changes_anything(
+    running_sharded, monkeypatch, capsys, args, running
+):
+    from deploytool import tenants
+
+    spec, node, _ = running_sharded
+    if not running:
+        monkeypatch.setattr(tenants, "live", lambda lay, environ: None)
+    if args[1] == "rebalance":
+        lock = {"1": 1, "2": 1, "3": 1, "4": 1, "5": 2}
+        (spec.parent / "environments" / "prod.lock.json").write_text(
+            json.dumps({"version": 1, "env": "prod", "assignments": lock})
+        )
+    before = (spec.parent / "environments" / "prod.lock.json").read_bytes()
+    held = _hold_folder_lock(spec.parent / DEV.replace("dev", "prod"))
+    try:
+        assert main(["--spec", str(spec), *args]) == 2
+    finally:
+        held.close()
+    err = capsys.readouterr().err
+    assert "another deploytool command" in err and "nothing was changed" in err
+    assert node.calls == []  # no shard was asked to release anything
+    assert (spec.parent / "environments" / "prod.lock.json").read_bytes() == before
+
+
+def test_an_interrupted_move_says_how_to_finish_and_running_it_again_finishes_it(running_sharded, capsys):
+    spec, node, state = running_sharded
+    state["runner"] = _Runner(fail="whatsapp-shard-2")  # the new shard does not come back
+    args = ["--spec", str(spec), "tenants", "move", "prod", "1", "--shard", "2"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "the move of tenant 1 to whatsapp-shard-2 is not finished; run " in err
+    assert "`deploytool tenants move prod 1 --shard 2` to finish it" in err
+    assert _lock_of(spec)["1"] == 2  # released on shard 1, the lock already names shard 2
+    # another move first is refused: the half-done one comes first
+    assert main(["--spec", str(spec), "tenants", "move", "prod", "2", "--shard", "2"]) == 2
+    assert "finish it first: `deploytool tenants move prod 1 --shard 2`" in capsys.readouterr().err
+    assert main(["--spec", str(spec), "tenants", "rebalance", "prod", "--apply"]) == 2
+    capsys.readouterr()
+    node.calls.clear()
+    state["runner"] = _Runner()
+    assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "finishing the interrupted move of tenant 1" in out and "connected on whatsapp-shard-2" in out
+    assert ("POST", "http://127.0.0.1:1/whatsapp-shard-2/tenants/1/connect") in node.calls
+    assert state["runner"].restarts[-1] == "web"  # web follows the new route
+    assert not (spec.parent / "deploy" / "prod" / ".run" / "tenant-move.json").exists()
+    assert main(args) == 0  # and now it is simply done
+    assert "already; nothing to do" in capsys.readouterr().out
