@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytool.checks import TargetChecks, check_plan, start_artifact_checks
-from deploytool.errors import CheckFailed
+from deploytool.checks.plan_checks import ports_out_of_range
+from deploytool.errors import CheckFailed, UserError
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
@@ -56,7 +57,11 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
 def plan_environment(spec_path: Path, env_name: str, sets: Sequence[str] = ()) -> tuple[LoadedSpec, Plan]:
     loaded = load_spec(spec_path, env_name, sets)
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
-    return loaded, build_plan(loaded.spec, env_name, lock)
+    plan = build_plan(loaded.spec, env_name, lock)
+    out_of_range = ports_out_of_range(plan)  # before rendering: no target, nor the manifest, holds such a port
+    if out_of_range:
+        raise UserError("\n".join(str(replace(f, where=loaded.locate(f.field))) for f in out_of_range))
+    return loaded, plan
 
 
 def render_environment(spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = ()) -> Rendered:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploytool.cli import main
+from tests.conftest import BASE_SPEC
 from tests.deploytool.test_hardening_findings import SHARDED, no_traceback
 
 VICTIM_TEXT = "victim: must stay as it is\n"
@@ -479,3 +480,61 @@ def test_an_interrupted_move_says_how_to_finish_and_running_it_again_finishes_it
     assert not (spec.parent / "deploy" / "prod" / ".run" / "tenant-move.json").exists()
     assert main(args) == 0  # and now it is simply done
     assert "already; nothing to do" in capsys.readouterr().out
+
+
+# --- F6: every tenant id the spec accepts works in every topology, or is refused at its line ---------------------
+
+TOPOLOGIES = {
+    "per-port": "topology: {kind: per-port}\n",
+    "shared": "topology: {kind: shared}\n",
+    "sharded": "topology: {kind: sharded, max_tenants_per_shard: 2}\n",
+}
+
+
+@pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
+@pytest.mark.parametrize("tenant", ["A", "_", "a_b", "a" * 64, "a" * 31, "Zz-9", "-", "1"])
+def test_every_tenant_id_the_spec_accepts_renders_or_is_refused_at_its_line(make_project, capsys, topology, tenant):
+    overlay = (
+        f"stage: development\ntargets: [local, compose]\n{TOPOLOGIES[topology]}tenants:\n  - '2'\n  - '{tenant}'\n"
+    )
+    spec = make_project({"dev": overlay})
+    code = main(["--spec", str(spec), "render", "dev"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "validation error" not in err, err
+    valid_name = tenant == tenant.lower() and "_" not in tenant and len(tenant) <= 31
+    if topology != "per-port" or valid_name:
+        assert code == 0, err
+        manifest = json.loads((spec.parent / DEV / "deploytool-manifest.json").read_text())
+        assert tenant in [route["tenant"] for route in manifest["tenants"]]
+    else:
+        assert code == 2, err
+        assert "environments/dev.yaml:6: tenants.1: per-port gives each tenant a service `whatsapp-<id>`" in err
+
+
+def test_a_range_whose_service_names_would_be_too_long_is_refused_at_its_line(make_project, capsys):
+    base = BASE_SPEC.replace("  whatsapp:\n", "  " + "w" * 36 + ":\n")
+    spec = make_project({"dev": "topology: {kind: per-port}\ntenants: {from: 1, to: 1000}\n"}, base=base)
+    assert main(["--spec", str(spec), "validate", "dev"]) == 2
+    assert "environments/dev.yaml:2: tenants.to: per-port gives each tenant a service" in capsys.readouterr().err
+
+
+# --- F7: every port the allocator can reach is checked before any artifact is built ----------------------------
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    [
+        "topology: {kind: per-port}\nservices: {whatsapp: {port: 65534}}\n",
+        "topology: {kind: per-port}\nservices: {whatsapp: {port: 65535}}\ntenants: ['1', '2']\n",
+        "topology: {kind: sharded, max_tenants_per_shard: 1}\nservices: {whatsapp: {port: 65534}}\n",
+        "topology: {kind: per-port, ports: {'1': 65535}}\nservices: {whatsapp: {port: 65535}}\n",
+    ],
+    ids=["per-port", "per-port-last", "sharded", "explicit"],
+)
+@pytest.mark.parametrize("command", ["validate", "render", "show"])
+def test_a_port_counted_past_65535_is_port_out_of_range_not_a_traceback(make_project, capsys, overlay, command):
+    spec = make_project({"dev": "targets: [local, compose]\n" + overlay})
+    assert main(["--spec", str(spec), command, "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "PORT_OUT_OF_RANGE" in err and "is outside 1-65535" in err and "environments/dev.yaml:" in err, err
+    assert "validation error" not in err and not (spec.parent / DEV).exists()
