@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from deploytool.errors import UserError
 
@@ -171,3 +173,36 @@ def check_own_folder(path: Path, what: str) -> bool:
         return False
     own_folder(path, what)
     return True
+
+
+def load_json(text: str | bytes, where: str) -> Any:
+    """JSON as deploytool's own files hold it: a key written twice in one object (Python's json would keep the
+    last silently, so a hand edit could hide one entry behind another) and NaN or Infinity are UserErrors."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(items)
+        if len(found) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    raise UserError(f"{where}: key {key!r} is written twice in one object; keep one")
+                seen.add(key)
+        return found
+
+    def constant(name: str) -> Any:
+        raise UserError(f"{where}: {name} is not a JSON number")
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except RecursionError:
+        raise UserError(f"{where}: nested too deeply to be one of deploytool's files") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UserError(f"{where}: not valid JSON ({exc})") from None
+
+
+def whole_number(value: Any) -> Any:
+    """A pydantic BeforeValidator for an int field read from a file: `true` and `1.0` are no numbers there
+    (pydantic takes both for an int, and `true` for `Literal[1]` even in strict mode). None passes (optional)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"expected a whole number, got {json.dumps(value)[:40]}")
+    return value

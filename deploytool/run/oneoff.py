@@ -70,8 +70,7 @@ def run_here(out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequ
             f"service {svc.name}: no process environment in {out_dir}: the environment has no target that runs "
             "as processes (add `local` to `targets`, render again, or use --runner compose)"
         )
-    if not manifest.root.is_dir():
-        raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
+    manifest.require_project_root()
     env = process_env(svc, out_dir, environ)
     return _wait(argv, manifest.root, env.values, f"on the PATH of service {svc.name}, in {manifest.root}")
 

@@ -41,7 +41,7 @@ def _auth_dir(out_dir: Path, service: str) -> Path:
     auth = (entry.env or {}).get("AUTH_ROOT") if entry else None
     if not auth:
         raise UserError(f"service {service!r}: no AUTH_ROOT in the manifest")
-    return manifest.root / auth
+    return manifest.require_project_root() / auth
 
 
 class ProcfileRunner:

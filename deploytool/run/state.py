@@ -11,13 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from deploytool.errors import UserError, first_problem
 from deploytool.output.fs import write_atomic
 from deploytool.run.procs import owned
-from deploytool.safeio import check_own_folder, open_regular, own_folder, read_bytes
+from deploytool.safeio import check_own_folder, load_json, open_regular, own_folder, read_bytes, whole_number
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
@@ -46,7 +46,7 @@ class RunState:
     runner: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]  # procfile | compose
     environment: str
     processes: tuple[ProcessRecord, ...] = ()
-    version: Literal[1] = STATE_VERSION
+    version: Annotated[Literal[1], BeforeValidator(whole_number)] = STATE_VERSION
 
 
 _STATE = TypeAdapter(RunState)
@@ -77,6 +77,7 @@ def read_state(out_dir: Path) -> RunState | None:
     if data is None:
         return None
     try:
+        load_json(data, str(path))  # a key written twice is refused (JSON mode would keep the last one)
         return _STATE.validate_json(data)
     except ValidationError as exc:
         raise UserError(

@@ -538,3 +538,115 @@ def test_a_port_counted_past_65535_is_port_out_of_range_not_a_traceback(make_pro
     err = capsys.readouterr().err
     assert "PORT_OUT_OF_RANGE" in err and "is outside 1-65535" in err and "environments/dev.yaml:" in err, err
     assert "validation error" not in err and not (spec.parent / DEV).exists()
+
+
+# --- F12: the lock, the manifest and the run state are read strictly: numbers are numbers, keys are written once -
+
+
+def _sharded_lock(spec: Path) -> Path:
+    return spec.parent / "environments" / "prod.lock.json"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version": true, "env": "prod", "assignments": {"1": 1}}',
+        '{"version": 1.0, "env": "prod", "assignments": {"1": 1}}',
+        '{"version": 1, "env": "prod", "assignments": {"1": true}}',
+        '{"version": 1, "env": "prod", "assignments": {"1": 1.0}}',
+        '{"version": 1, "env": "prod", "assignments": {"1": 1, "1": 2}}',
+        '{"version": 1, "env": "prod", "env": "prod", "assignments": {"1": 1}}',
+        '{"version": 1, "env": "prod", "assignments": {"1": NaN}}',
+    ],
+    ids=["version-true", "version-float", "shard-true", "shard-float", "duplicate-tenant", "duplicate-key", "nan"],
+)
+def test_a_lock_with_a_non_number_or_a_duplicate_key_is_exit_2(make_project, capsys, text):
+    spec = make_project({"prod": SHARDED})
+    _sharded_lock(spec).write_text(text)
+    assert main(["--spec", str(spec), "render", "prod"]) == 2
+    err = capsys.readouterr().err
+    assert "environments/prod.lock.json: " in err and "Traceback" not in err
+    assert _sharded_lock(spec).read_text() == text  # not rewritten
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text.replace('"version": 3', '"version": true'),
+        lambda text: text.replace('"version": 3', '"version": 3.0'),
+        lambda text: text.replace('"port": 5002', '"port": 5002.0'),
+        lambda text: text.replace('"port": 5002', '"port": true'),
+        lambda text: text.replace('"environment": "dev",', '"environment": "dev", "environment": "dev",'),
+        lambda text: text.replace('"name": "web",', '"name": "web", "name": "whatsapp-1",'),
+    ],
+    ids=["version-true", "version-float", "port-float", "port-true", "duplicate-top", "duplicate-service-key"],
+)
+@pytest.mark.parametrize("command", [("ps", "dev"), ("render", "dev"), ("run", "dev", "web", "--", "true")])
+def test_a_manifest_with_a_non_number_or_a_duplicate_key_is_exit_2(make_project, capsys, edit, command):
+    spec = make_project({"dev": "targets: [local]\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    path = spec.parent / DEV / "deploytool-manifest.json"
+    text = path.read_text()
+    edited = edit(text)
+    assert edited != text
+    path.write_text(edited)
+    capsys.readouterr()
+    assert main(["--spec", str(spec), *command]) == 2
+    err = capsys.readouterr().err
+    assert "deploytool-manifest.json: " in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"runner": "procfile", "environment": "dev", "version": true}',
+        '{"runner": "procfile", "environment": "dev", "version": 1.0}',
+        '{"runner": "procfile", "runner": "compose", "environment": "dev", "version": 1}',
+    ],
+)
+def test_a_run_state_with_a_non_number_or_a_duplicate_key_is_exit_2(make_project, capsys, text):
+    spec = make_project({"dev": "targets: [local]\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    (spec.parent / DEV / ".run").mkdir()
+    (spec.parent / DEV / ".run" / "state.json").write_text(text)
+    capsys.readouterr()
+    assert main(["--spec", str(spec), "ps", "dev"]) == 2
+    assert "state.json: " in capsys.readouterr().err
+
+
+# --- F14: processes run only in the project the output folder was rendered from -------------------------------
+
+
+@pytest.mark.parametrize("root", ["/", "/tmp", "../../..", "..", "elsewhere", "../../../etc", "//x", "a\\\\b"])
+@pytest.mark.parametrize("command", [("run", "dev", "web", "--", "pwd"), ("up",), ("restart",)])
+def test_a_manifest_root_other_than_its_project_is_refused_before_anything_runs(
+    make_project, capsys, tmp_path, root, command
+):
+    spec = make_project({"dev": "targets: [local]\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    path = spec.parent / DEV / "deploytool-manifest.json"
+    data = json.loads(path.read_text())
+    assert data["root"] == "../.."
+    data["root"] = root
+    for service in data["services"]:
+        service["process"]["env"]["LD_PRELOAD"] = str(tmp_path / "evil.so")
+    (spec.parent / DEV / "elsewhere").mkdir()
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    if command[0] == "run":
+        assert main(["--spec", str(spec), *command]) == 2
+        captured = capsys.readouterr()
+        assert "deploytool-manifest.json: root: " in captured.err, captured.err
+        assert captured.out == ""
+    else:  # the runner itself (the CLI's `up` renders first, which writes the right root again)
+        from deploytool.errors import UserError
+        from deploytool.run import supervisor
+
+        if command[0] == "restart":
+            _state(spec.parent / DEV)
+        with pytest.raises(UserError, match=r"deploytool-manifest\.json: root: "):
+            if command[0] == "up":
+                supervisor.up(spec.parent / DEV, dict(os.environ))
+            else:
+                supervisor.restart(spec.parent / DEV, dict(os.environ), "web")
+        assert command[0] == "restart" or not (spec.parent / DEV / ".run" / "state.json").exists()
