@@ -650,3 +650,34 @@ def test_a_manifest_root_other_than_its_project_is_refused_before_anything_runs(
             else:
                 supervisor.restart(spec.parent / DEV, dict(os.environ), "web")
         assert command[0] == "restart" or not (spec.parent / DEV / ".run" / "state.json").exists()
+
+
+# --- F9: a full or closed stdout is one line on stderr and exit 1, never a traceback -----------------------------
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+@pytest.mark.parametrize(
+    "args", [("validate", "dev"), ("show", "dev"), ("schema",), ("--version",), ("render", "dev", "--check")]
+)
+def test_a_full_or_closed_stdout_is_one_line_and_exit_1(make_project, args, stdout):
+    spec = make_project({"dev": "targets: [local]\n"})
+    if args[0] == "render":
+        assert main(["--spec", str(spec), "render", "dev"]) == 0
+    command = [sys.executable, "-c", "from deploytool.cli import entry; entry()", "--spec", str(spec), *args]
+    if stdout == "full":
+        with open("/dev/full", "w") as full:
+            result = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    else:
+        result = subprocess.run(
+            command,
+            stdout=None,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+            close_fds=True,
+            preexec_fn=lambda: os.close(1),
+        )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: stdout: "), result.stderr
