@@ -62,6 +62,8 @@ OPENED: list[tuple[str, str, tuple[str, ...]]] = [
     (f"{DEV}/.run/logs/web.log", "state", ("restart", "dev", "web")),
     (f"{DEV}/.secrets.env", "rendered", ("run", "dev", "web", "--", "true")),
     (f"{DEV}/docker-compose.yml", "rendered", ("run", "dev", "web", "--runner", "compose", "--", "true")),
+    ("deploy/prod/.run/tenant-move.json", "prod", ("tenants", "move", "prod", "1", "--shard", "2")),
+    ("deploy/prod/.run/lock", "prod", ("tenants", "move", "prod", "1", "--shard", "2")),
 ]
 KINDS = {"link": "a symbolic link", "fifo": "a named pipe (FIFO)", "folder": "a folder"}
 
@@ -87,7 +89,7 @@ def test_a_link_fifo_or_folder_at_any_path_deploytool_opens_is_refused(make_proj
     victim.write_text(VICTIM_TEXT)
     victim.chmod(0o644)
     if before:
-        assert main(["--spec", str(spec), "render", "dev"]) == 0
+        assert main(["--spec", str(spec), "render", "prod" if before == "prod" else "dev"]) == 0
     if before == "state":
         _state(root / DEV)
     if rel.endswith(".secrets.env") and kind == "link":
