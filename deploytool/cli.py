@@ -21,7 +21,7 @@ from typer._click.core import ParameterSource
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
-from deploytool.errors import CheckFailed, DeploytoolError, UserError
+from deploytool.errors import CheckFailed, DeploytoolError, OutputFailed, UserError
 
 if TYPE_CHECKING:
     from deploytool.pipeline import Rendered
@@ -176,7 +176,14 @@ def _warn_overrides(env: str, rendered: Rendered) -> None:
 
 
 def _echo(text: str = "") -> None:
-    typer.echo(text)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): what the command says would be lost unseen
+        raise OutputFailed("error: stdout: closed; nothing can be printed (run it with stdout open)")
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head -1`): `entry` ends quietly, as a shell pipeline does
+    except OSError as exc:  # `>/dev/full`, an I/O error: one line on stderr, not a traceback
+        raise OutputFailed(f"error: stdout: cannot write: {exc.strerror or exc}") from None
 
 
 def _warn(text: str) -> None:
@@ -767,12 +774,7 @@ def tenants_move(
     """Pin TENANT to shard N (the lock), re-render, and on a running ENV move its session without a new scan."""
     from deploytool import tenants
 
-    lay = tenants.layout(_spec(ctx), env, out)
-    step = tenants.check_move(lay, tenant, shard)
-    if step is None:
-        _echo(f"{env}: tenant {tenant} is on {lay.service_of(shard)} already; nothing to do")
-        return
-    tenants.move(lay, [step], os.environ, timeout, _echo)
+    tenants.move_command(_spec(ctx), env, out, tenant, shard, os.environ, timeout, _echo)
 
 
 @tenants_app.command("rebalance")
@@ -788,18 +790,7 @@ def tenants_rebalance(
     """Print the fewest moves that even out ENV's shards; --apply makes them, as `tenants move` does."""
     from deploytool import tenants
 
-    lay = tenants.layout(_spec(ctx), env, out)
-    lay.require_sharded("tenants rebalance")
-    moves = tenants.rebalance_moves(lay.assignment, lay.shards, list(lay.plan.tenants))
-    if not moves:
-        _echo(f"{env}: shards are even; nothing to move")
-        return
-    if not apply:
-        for step in moves:
-            _echo(step.line(lay.service_of))
-        _echo(f"{env}: {len(moves)} move(s); run again with --apply to make them")
-        return
-    tenants.move(lay, moves, os.environ, timeout, _echo)
+    tenants.rebalance_command(_spec(ctx), env, out, apply, os.environ, timeout, _echo)
 
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
@@ -856,15 +847,38 @@ def entry() -> None:
     # freeze per call would keep every object of every call forever.
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)
+    code = 0
     try:
         code = main()
-        sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
+        if sys.stdout is not None:
+            sys.stdout.flush()  # inside the try: a reader that went away shows here, not at interpreter exit
     except BrokenPipeError:
         code = PIPE_CLOSED
+    except OSError as exc:  # the last buffered output did not fit (`>/dev/full`): said once, not at exit
+        if code == 0:  # a command that failed has said why on stderr already
+            _warn(f"error: stdout: cannot write: {exc.strerror or exc}")
+            code = OutputFailed.exit_code
+        _discard_stdout()
     if code == PIPE_CLOSED:
         # stdout was closed early (`deploytool show ENV | head -1`): nothing left to say to anyone. Point it
         # at /dev/null so the interpreter's last flush cannot fail again, and exit as a shell's pipeline does.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _discard_stdout()
+    if code == OutputFailed.exit_code and sys.stdout is not None:
+        try:  # an OutputFailed left unwritten text in the buffer: the interpreter's last flush must not fail
+            sys.stdout.flush()
+        except OSError:
+            _discard_stdout()
     sys.exit(code)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null (nothing is left to say to it) so no later flush can fail again."""
+    if sys.stdout is None:
+        return
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

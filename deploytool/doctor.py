@@ -42,16 +42,34 @@ class Check:
         return f"{text}  [{self.needed_by}]"
 
 
+# What a `--version` printed that is not one line of text (random bytes, terminal escapes): never written to the
+# terminal, where an escape could retitle the window or rewrite what is on screen.
+UNREADABLE = "unreadable --version output"
+MAX_VERSION_CHARS = 200
+
+
+def shown(text: str) -> str:
+    """`text` as it may go to a terminal: unchanged when printable, else quoted with its escapes spelled out."""
+    return text if text.isprintable() else ascii(text)
+
+
 def _version_of(command: list[str], environ: Mapping[str, str]) -> str | None:
-    """First line a `--version` prints, None when it does not run or fails."""
+    """First line a `--version` prints, None when it does not run or fails, UNREADABLE when that is not a
+    printable line of UTF-8 text of at most MAX_VERSION_CHARS."""
     try:
-        result = subprocess.run(
-            command, env=dict(environ), capture_output=True, text=True, timeout=VERSION_TIMEOUT_S, check=False
-        )
+        result = subprocess.run(command, env=dict(environ), capture_output=True, timeout=VERSION_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    lines = (result.stdout or result.stderr).strip().splitlines()
-    return lines[0].strip() if result.returncode == 0 and lines else None
+    if result.returncode != 0:
+        return None
+    try:
+        lines = (result.stdout or result.stderr).decode("utf-8").strip().splitlines()
+    except UnicodeDecodeError:
+        return UNREADABLE
+    if not lines:
+        return None
+    first = lines[0].strip()
+    return first if first.isprintable() and len(first) <= MAX_VERSION_CHARS else UNREADABLE
 
 
 def check_python(version: tuple[int, ...]) -> Check:
@@ -69,7 +87,9 @@ def check_node(environ: Mapping[str, str]) -> Check:
         return Check("node", DEFAULT, False, "not on PATH", fix)
     version = _version_of([node, "--version"], environ)
     if version is None:
-        return Check("node", DEFAULT, False, f"{node} --version failed", fix)
+        return Check("node", DEFAULT, False, f"{shown(node)} --version failed", fix)
+    if version == UNREADABLE:
+        return Check("node", DEFAULT, False, f"{shown(node)}: {UNREADABLE}", fix)
     try:
         major = int(version.lstrip("v").split(".")[0])
     except ValueError:
@@ -81,15 +101,19 @@ def check_node(environ: Mapping[str, str]) -> Check:
 
 def check_node_packages(spec: Path | None) -> list[Check]:
     """Each WhatsApp (Node) service folder of the spec with a package.json has its node_modules."""
-    if spec is None or not spec.is_file():
+    if spec is None:
         return []
     import yaml
 
+    from deploytool.errors import UserError
+    from deploytool.safeio import read_text
+
     try:
-        data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+        text = read_text(spec, "reads the spec", follow=True, limit=16 * 1024 * 1024)
+        data = yaml.safe_load(text or "")
         services = data.get("services") or {}
         sources = [s.get("source") for s in services.values() if isinstance(s, dict) and s.get("kind") == "whatsapp"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+    except (UserError, yaml.YAMLError, AttributeError, TypeError):
         return []  # `validate` says what is wrong with the spec; this only looks for installed packages
     checks = []
     for source in (s for s in sources if isinstance(s, str)):
@@ -98,7 +122,7 @@ def check_node_packages(spec: Path | None) -> list[Check]:
             continue
         ok = (folder / "node_modules").is_dir()
         fix = f"npm ci --prefix {folder} (scripts/bootstrap does it)"
-        detail = f"{folder / 'node_modules'}" + ("" if ok else " is not there")
+        detail = shown(f"{folder / 'node_modules'}") + ("" if ok else " is not there")
         checks.append(Check(f"{source} packages", DEFAULT, ok, detail, "" if ok else fix))
     return checks
 
@@ -131,10 +155,15 @@ def _railway_link_file(environ: Mapping[str, str], cwd: Path) -> str | None:
     home = environ.get("HOME")
     if not home:
         return None
-    try:
-        config = json.loads((Path(home) / ".railway" / "config.json").read_text(encoding="utf-8"))
+    from deploytool.errors import UserError
+    from deploytool.safeio import read_text
+
+    try:  # Railway's own file: a link to it is fine, a FIFO is never waited on
+        config = json.loads(
+            read_text(Path(home) / ".railway" / "config.json", "reads Railway's link", follow=True) or "{}"
+        )
         projects = config.get("projects") or {}
-    except (OSError, ValueError, AttributeError):
+    except (UserError, ValueError, AttributeError):
         return None
     here = cwd.resolve()
     for folder in (here, *here.parents):
@@ -152,14 +181,15 @@ def check_railway(environ: Mapping[str, str], cwd: Path) -> list[Check]:
         return [Check("railway", RAILWAY, False, "the Railway CLI is not on PATH", INSTALL_HINT)]
     version = _version_of([cli, "--version"], environ) or "version unknown"
     tested = "" if TESTED_CLI_VERSION in version else f"; deploytool was tested with {TESTED_CLI_VERSION}"
-    checks = [Check("railway", RAILWAY, True, f"{version} ({cli}){tested}")]
+    checks = [Check("railway", RAILWAY, True, f"{version} ({shown(cli)}){tested}")]
     if environ.get("RAILWAY_TOKEN"):
         link = "RAILWAY_TOKEN (a project token: its own environment)"
     elif environ.get("RAILWAY_PROJECT_ID") and environ.get("RAILWAY_ENVIRONMENT_ID"):
-        link = f"RAILWAY_ENVIRONMENT_ID={environ['RAILWAY_ENVIRONMENT_ID']}"
+        link = f"RAILWAY_ENVIRONMENT_ID={shown(environ['RAILWAY_ENVIRONMENT_ID'])}"
     else:
         name = _railway_link_file(environ, cwd)
-        link = f"environment {name!r} (railway link, ~/.railway/config.json)" if name else ""
+        quoted = repr(name) if name and name.isprintable() else ascii(name)  # no escape reaches the terminal
+        link = f"environment {quoted} (railway link, ~/.railway/config.json)" if name else ""
     fix = "railway login && railway link (or set RAILWAY_TOKEN, or RAILWAY_PROJECT_ID + RAILWAY_ENVIRONMENT_ID)"
     checks.append(Check("railway link", RAILWAY, bool(link), link or "no linked project for this folder", fix))
     return checks

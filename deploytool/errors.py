@@ -23,6 +23,12 @@ class CheckFailed(DeploytoolError):
     exit_code = 1
 
 
+class OutputFailed(DeploytoolError):
+    """Standard output cannot take what a command prints (`>/dev/full`, a closed stdout). Exit code 1."""
+
+    exit_code = 1
+
+
 def first_problem(exc: Any) -> str:
     """`field.path: message` of a pydantic ValidationError's first error (duck-typed: no pydantic import here)."""
     first = exc.errors(include_url=False)[0]

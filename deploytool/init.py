@@ -9,7 +9,9 @@ from pathlib import Path
 
 from deploytool.errors import UserError
 from deploytool.output.files import OLD_SUFFIX, TMP_SUFFIX
+from deploytool.output.fs import write_atomic
 from deploytool.output.secrets import SECRETS_FILE
+from deploytool.safeio import open_regular
 from deploytool.spec.model import SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Target, Topology
 
 
@@ -107,27 +109,50 @@ GITIGNORE_LINES = (
 )
 
 
-def ensure_gitignore(folder: Path) -> str:
-    """Write `.gitignore`, or append the lines it lacks (never changing a line of it): "created", "extended",
-    or "" when it had every line."""
+GITIGNORE_WHAT = "keeps the project's .gitignore"
+
+
+def _gitignore_plan(folder: Path) -> tuple[str, str | None, int]:
+    """What `ensure_gitignore` will do, decided before `init` writes anything: ("left alone" | "" | "created" |
+    "extended", the new text, its mode). A symbolic link there is left alone (it is someone's shared file,
+    outside this folder maybe: never written through); a FIFO, a folder or a device is a UserError."""
     path = folder / GITIGNORE
-    try:
-        existing = path.read_text(encoding="utf-8") if path.exists() else None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
+    if path.is_symlink():
+        return "left alone", None, 0
+    fd = open_regular(path, GITIGNORE_WHAT)
+    if fd is None:
+        existing, mode = None, 0o644
+    else:
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode & 0o777
+            data = handle.read(MAX_GITIGNORE_BYTES + 1)
+        if len(data) > MAX_GITIGNORE_BYTES:
+            raise UserError(f"{path}: larger than {MAX_GITIGNORE_BYTES:,} bytes; not a .gitignore init extends")
+        try:
+            existing = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     present = {line.strip() for line in (existing or "").splitlines()}
     missing = [line for line in GITIGNORE_LINES if line not in present]
     if not missing:
-        return ""
+        return "", None, mode
     block = "\n".join([GITIGNORE_HEADER, *missing]) + "\n"
     if existing:
-        block = ("\n" if existing.endswith("\n") else "\n\n") + block
-    try:
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(block)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write: {exc.strerror}") from None
-    return "created" if existing is None else "extended"
+        block = existing + ("\n" if existing.endswith("\n") else "\n\n") + block
+    return ("created" if existing is None else "extended"), block, mode
+
+
+MAX_GITIGNORE_BYTES = 16 * 1024 * 1024
+
+
+def ensure_gitignore(folder: Path) -> str:
+    """Write `.gitignore`, or add the lines it lacks (never changing a line of it): "created", "extended",
+    "left alone" (a symbolic link there), or "" when it had every line. Written as a whole (a new file
+    renamed over the name), with the mode it had."""
+    done, text, mode = _gitignore_plan(folder)
+    if text is not None:
+        write_atomic(folder / GITIGNORE, text, mode)
+    return done
 
 
 def check_destinations(folder: Path, files: dict[str, str]) -> None:
@@ -151,6 +176,7 @@ def write_new(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
     """Write every file, refusing first (nothing written) if any destination is taken; then make sure
     `.gitignore` keeps what `render` and `up` write out of git. (what was done, path) for each file touched."""
     check_destinations(folder, files)
+    _gitignore_plan(folder)  # a FIFO or a folder at .gitignore: refused before anything is written
     written = []
     for rel, text in files.items():
         path = folder / rel

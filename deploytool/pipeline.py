@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytool.checks import TargetChecks, check_plan, start_artifact_checks
+from deploytool.checks.plan_checks import ports_out_of_range
 from deploytool.errors import CheckFailed, UserError
 from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
@@ -77,13 +78,12 @@ def peer_plans(spec_path: Path) -> Callable[[], Mapping[str, Plan]]:
 
 
 def read_lock(loaded: LoadedSpec) -> dict[str, int]:
+    from deploytool.safeio import read_text
+
     path = loaded.root / lock_path(loaded.env_name)
-    if not path.exists():
+    text = read_text(Path(display(path)), "keeps the shard lock")  # no link followed, no FIFO waited on
+    if text is None:
         return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{display(path)}: cannot read: {exc}") from None
     spec = loaded.spec
     max_shard = max(len(spec.tenant_ids()), spec.topology.shards or 1)
     return parse_lock(text, display(path), loaded.env_name, max_shard)
@@ -95,7 +95,11 @@ def plan_environment(
     """`local`: merge this checkout's `environments/<env>.local.yaml` (false: the committed spec alone)."""
     loaded = load_spec(spec_path, env_name, sets, local)
     lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
-    return loaded, build_plan(loaded.spec, env_name, lock)
+    plan = build_plan(loaded.spec, env_name, lock)
+    out_of_range = ports_out_of_range(plan)  # before rendering: no target, nor the manifest, holds such a port
+    if out_of_range:
+        raise UserError("\n".join(str(replace(f, where=loaded.locate(f.field))) for f in out_of_range))
+    return loaded, plan
 
 
 def render_environment(

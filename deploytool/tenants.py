@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploytool.errors import CheckFailed, UserError
+from deploytool.errors import CheckFailed, DeploytoolError, UserError
 from deploytool.spec.model import ServiceKind, Topology
 
 if TYPE_CHECKING:
@@ -242,8 +242,136 @@ def tenant_rows(lay: Layout, environ: Mapping[str, str]) -> list[tuple[str, str,
     return rows
 
 
-def move(lay: Layout, moves: list[Move], environ: Mapping[str, str], timeout_s: float, say: Say) -> Layout:
-    """Apply `moves` one at a time (lock, render, and the live steps when the environment runs); the new layout."""
+# A live move under way: written before the old shard lets go of the tenant, removed once web follows. A move
+# that was interrupted (Ctrl-C, a shard that did not come back, a connect that timed out) leaves it, and `tenants
+# move` with the same tenant and shard finishes it from there (every step can be made again).
+PENDING_FILE = "tenant-move.json"
+
+
+def _pending_path(lay: Layout) -> Path:
+    from deploytool.run.state import run_dir
+
+    return run_dir(lay.out) / PENDING_FILE
+
+
+def pending_move(lay: Layout) -> dict[str, Any] | None:
+    """The interrupted move recorded in the output folder, None when there is none."""
+    import json
+
+    from deploytool.safeio import read_text
+
+    path = _pending_path(lay)
+    text = read_text(path, "records a tenant move under way")
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), int) for k in ("source", "target")):
+            raise ValueError("not a move record")
+        if not isinstance(data.get("tenant"), str) or data["tenant"] not in lay.assignment:
+            raise ValueError("an unknown tenant")
+    except ValueError as exc:
+        raise UserError(
+            f"{path}: unreadable record of a move under way ({exc}); check `deploytool tenants list "
+            f"{lay.env}`, then delete the file"
+        ) from None
+    return data
+
+
+def finish_hint(lay: Layout, tenant: str, target: int) -> str:
+    return f"deploytool tenants move {lay.env} {tenant} --shard {target}" + (
+        f" --out {lay.out}" if lay.out != _default_out(lay) else ""
+    )
+
+
+def _default_out(lay: Layout) -> Path:
+    from deploytool import pipeline
+
+    return pipeline.default_out(lay.spec_path, lay.env)
+
+
+def move_command(
+    spec_path: Path,
+    env: str,
+    out: Path | None,
+    tenant: str,
+    shard: int,
+    environ: Mapping[str, str],
+    timeout_s: float,
+    say: Say,
+) -> None:
+    """`tenants move`: under the output folder's lock (one move, up, down or restart at a time), with the layout
+    read once the lock is held; a move left unfinished is finished first, or is this one."""
+    from deploytool import pipeline
+    from deploytool.run.state import run_lock
+
+    out = out or pipeline.default_out(spec_path, env)
+    with run_lock(out):
+        lay = layout(spec_path, env, out)
+        pending = pending_move(lay)
+        if pending is not None:
+            if (pending["tenant"], pending["target"]) != (tenant, shard):
+                raise UserError(
+                    f"{env}: the move of tenant {pending['tenant']} to {lay.service_of(pending['target'])} is not "
+                    f"finished; finish it first: `{finish_hint(lay, pending['tenant'], pending['target'])}`"
+                )
+            lay.require_sharded("tenants move")
+            step = Move(tenant, int(pending["source"]), shard)
+            say(
+                f"finishing the interrupted move of tenant {tenant}: {lay.service_of(step.source)} -> "
+                f"{lay.service_of(shard)}"
+            )
+            move(lay, [step], environ, timeout_s, say, resume=pending)
+            return
+        found = check_move(lay, tenant, shard)
+        if found is None:
+            say(f"{env}: tenant {tenant} is on {lay.service_of(shard)} already; nothing to do")
+            return
+        move(lay, [found], environ, timeout_s, say)
+
+
+def rebalance_command(
+    spec_path: Path, env: str, out: Path | None, apply: bool, environ: Mapping[str, str], timeout_s: float, say: Say
+) -> None:
+    """`tenants rebalance`: the moves as the lock says once the folder's lock is held (with --apply)."""
+    from contextlib import nullcontext
+
+    from deploytool import pipeline
+    from deploytool.run.state import run_lock
+
+    out = out or pipeline.default_out(spec_path, env)
+    with run_lock(out) if apply else nullcontext():
+        lay = layout(spec_path, env, out)
+        lay.require_sharded("tenants rebalance")
+        pending = pending_move(lay)
+        if pending is not None:
+            raise UserError(
+                f"{env}: the move of tenant {pending['tenant']} to {lay.service_of(pending['target'])} is not "
+                f"finished; finish it first: `{finish_hint(lay, pending['tenant'], pending['target'])}`"
+            )
+        moves = rebalance_moves(lay.assignment, lay.shards, list(lay.plan.tenants))
+        if not moves:
+            say(f"{env}: shards are even; nothing to move")
+            return
+        if not apply:
+            for step in moves:
+                say(step.line(lay.service_of))
+            say(f"{env}: {len(moves)} move(s); run again with --apply to make them")
+            return
+        move(lay, moves, environ, timeout_s, say)
+
+
+def move(
+    lay: Layout,
+    moves: list[Move],
+    environ: Mapping[str, str],
+    timeout_s: float,
+    say: Say,
+    resume: Mapping[str, Any] | None = None,
+) -> Layout:
+    """Apply `moves` one at a time (lock, render, and the live steps when the environment runs); the new layout.
+
+    The caller holds the output folder's lock (`move_command`, `rebalance_command`)."""
     here = live(lay, environ)
     for step in moves:
         assignment = {**lay.assignment, step.tenant: step.target}
@@ -251,9 +379,23 @@ def move(lay: Layout, moves: list[Move], environ: Mapping[str, str], timeout_s: 
         say(step.line(lay.service_of))
         if here is None:
             write_assignment(lay, assignment)
+            _pending_path(lay).unlink(missing_ok=True)  # nothing runs: the lock and the files are the whole move
             say(f"  {lay.env}: not running here: lock and files updated")
         else:
-            _move_live(lay, here, step.tenant, old, new, assignment, timeout_s, say)
+            try:
+                _move_live(lay, here, step.tenant, old, new, assignment, timeout_s, say, resume)
+            except (DeploytoolError, KeyboardInterrupt) as exc:
+                hint = (
+                    f"{lay.env}: the move of tenant {step.tenant} to {new} is not finished; run "
+                    f"`{finish_hint(lay, step.tenant, step.target)}` to finish it"
+                )
+                if not _pending_path(lay).exists():
+                    raise  # it failed before anything changed
+                if isinstance(exc, KeyboardInterrupt):
+                    say(hint)
+                    raise
+                raise CheckFailed(f"{exc}\n{hint}") from None
+            resume = None
         lay = layout(lay.spec_path, lay.env, lay.out)
     return lay
 
@@ -267,12 +409,32 @@ def _move_live(
     assignment: Mapping[str, int],
     timeout_s: float,
     say: Say,
+    resume: Mapping[str, Any] | None = None,
 ) -> None:
-    before = here.status(old, tenant) or {}
+    """The live steps in order; each can be made again, so an interrupted move is finished by running them again
+    with what the first run saw of the tenant (`resume`: its state and `me` before the old shard let go)."""
+    import json
+
+    from deploytool.output.fs import write_atomic
+    from deploytool.run.state import own_run_dir
+
+    if resume is None:
+        before = here.status(old, tenant) or {}
+        own_run_dir(lay.out)
+        record = {
+            "tenant": tenant,
+            "source": lay.assignment[tenant],
+            "target": assignment[tenant],
+            "state": before.get("state"),
+            "me": before.get("me"),
+        }
+        write_atomic(_pending_path(lay), json.dumps(record, sort_keys=True) + "\n")  # before anything changes
+    else:
+        before = {k: resume.get(k) for k in ("state", "me") if resume.get(k) is not None}
     me = before.get("me")
     postgres = here.postgres_store(old)
     response = here.call("POST", old, f"/tenants/{tenant}/release")
-    if response.status_code not in (200, 404):  # 404: the shard never ran it; nothing to release
+    if response.status_code not in (200, 404):  # 404: the shard never ran it (or let go of it already)
         raise CheckFailed(f"{old}: POST /tenants/{tenant}/release -> HTTP {response.status_code}: {response.text}")
     say(f"  released on {old} (state was {before.get('state', 'unknown')})")
     write_assignment(lay, assignment)
@@ -299,6 +461,7 @@ def _move_live(
     for svc in lay.plan.services:  # web and workers: every process holding the routes
         if "WHATSAPP_TENANT_URLS" in svc.env_dict():
             restart(svc.name)
+    _pending_path(lay).unlink(missing_ok=True)
 
 
 def _restarter(here: Live, timeout_s: float, say: Say) -> Callable[[str], None]:

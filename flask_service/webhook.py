@@ -110,6 +110,7 @@ def receive():  # type: ignore[no-untyped-def]
         return json_error(400, "invalid_json", "The body must be a JSON object")
     if _deeper_than(payload, MAX_DEPTH):
         return json_error(400, "json_too_deep", f"The body is nested more than {MAX_DEPTH} levels deep")
+    payload = _storable(payload)
 
     body_event = payload.get("event")
     if body_event is not None and not (isinstance(body_event, str) and EVENT_RE.fullmatch(body_event)):
@@ -174,6 +175,23 @@ def receive():  # type: ignore[no-untyped-def]
         response.headers["Retry-After"] = "1"
         return response, code
     return jsonify({"status": status}), 200
+
+
+# Valid JSON that no database column takes: a lone surrogate (`"\\ud800"`) is no UTF-8, which SQLite's driver
+# then refuses to encode, and PostgreSQL's text types refuse NUL. Each becomes U+FFFD, so the message is kept
+# (a 500 made node retry and give up, dropping it) and nothing else changes.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every string (keys too) storable in every database; depth is bounded by MAX_DEPTH already."""
+    if isinstance(value, str):
+        return UNSTORABLE_RE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

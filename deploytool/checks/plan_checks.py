@@ -42,6 +42,22 @@ def _reserved_ports(plan: Plan) -> dict[int, str]:
     return reserved
 
 
+def _out_of_range(plan: Plan, svc: ServiceInstance) -> Finding:
+    counted = len(svc.tenants) == 1 or svc.name.startswith(f"{svc.spec_name}-shard-")
+    why = " (ports are counted up from the WhatsApp base port, one per process)" if counted else ""
+    return Finding(
+        "PORT_OUT_OF_RANGE",
+        f"{svc.name}: port {svc.port} is outside 1-65535{why}; lower the base port",
+        field=_port_field(plan, svc),
+    )
+
+
+def ports_out_of_range(plan: Plan) -> list[Finding]:
+    """PORT_OUT_OF_RANGE for every port the plan reached (explicit or counted up past 65535): checked before any
+    artifact is built, since no target (nor the manifest) can hold such a port."""
+    return [_out_of_range(plan, svc) for svc in plan.services if svc.port is not None and not 1 <= svc.port <= 65535]
+
+
 def check_ports(plan: Plan) -> Iterator[Finding]:
     owners: dict[int, list[str]] = defaultdict(list)
     runs_here = [p.target.value for p in plugins_of(plan) if p.runner is not None]
@@ -51,7 +67,7 @@ def check_ports(plan: Plan) -> Iterator[Finding]:
             continue  # listens nowhere (a worker)
         owners[svc.port].append(svc.name)
         if not 1 <= svc.port <= 65535:
-            yield Finding("PORT_OUT_OF_RANGE", f"{svc.name}: port {svc.port} is outside 1-65535")
+            yield _out_of_range(plan, svc)
         elif svc.port < 1024 and runs_here:
             yield Finding(
                 "PORT_PRIVILEGED",

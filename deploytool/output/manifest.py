@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from deploytool.errors import UserError, first_problem
 from deploytool.render.manifest import MANIFEST, MANIFEST_VERSION, Manifest, ManifestFiles
+from deploytool.safeio import load_json, read_text
+
+MANIFEST_WHAT = "keeps the manifest"
 
 
 def read_manifest(out_dir: Path, hint: str = "render the output folder again") -> Manifest:
     """The manifest in `out_dir`; UserError naming the file and field when it is missing, foreign or bad."""
     path = out_dir / MANIFEST
+    text = read_text(path, MANIFEST_WHAT)
+    if text is None:
+        raise UserError(f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)")
+    data = load_json(text, str(path))  # a key written twice is refused, not the last one kept
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(
-            f"{path}: not found; run `deploytool render ENV` first (or pass its folder with --out)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-    try:
-        return Manifest.model_validate_json(text)
+        return Manifest.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"{path}: {first_problem(exc)}; {hint}") from None
 
@@ -33,18 +31,22 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
     older deploytool wrote it (its entries are then not trusted, so nothing is removed). Anything else that
     does not validate is an error: a hand-edited manifest must never steer what `render` deletes."""
     path = out_dir / MANIFEST
-    if not path.is_file():
+    text = read_text(path, MANIFEST_WHAT, lenient=True)
+    if text is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    if isinstance(data, dict) and data.get("version") == 2:  # env files per process: still removed when stale
+        data = load_json(text, str(path))
+    except UserError as exc:  # render never removes files on the word of a manifest it cannot read
+        raise UserError(f"{exc}; it was not written by this deploytool; check it, delete it, then render") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if type(version) is not int:  # `true` or `2.0` is no version: read strictly below, and refused
+        version = None
+    if isinstance(data, dict) and version == 2:  # env files per process: still removed when stale
         try:
             return ManifestFiles.model_validate(data)
         except ValidationError as exc:
             raise UserError(f"{path}: {first_problem(exc)}; render the output folder again") from None
-    if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < MANIFEST_VERSION:
+    if version is not None and version < MANIFEST_VERSION:
         return None
     # render itself cannot fix it: it never removes files on the word of a manifest it cannot trust
     return read_manifest(out_dir, hint="it was not written by this deploytool; check it, delete it, then render")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from deploytool.errors import UserError, first_problem
+from deploytool.safeio import load_json, whole_number
 from deploytool.spec.model import TENANT_ID_PATTERN
 
 LOCK_VERSION: Literal[1] = 1
@@ -26,7 +27,7 @@ class ShardLock(BaseModel):
     # built on first use: only sharded environments read or write a lock
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(whole_number)]
     env: str
     assignments: dict[Annotated[str, Field(pattern=TENANT_ID_PATTERN)], Annotated[StrictInt, Field(ge=1)]]
 
@@ -37,8 +38,9 @@ class ShardLock(BaseModel):
 
 def parse_lock(text: str, where: str, env_name: str, max_shard: int) -> dict[str, int]:
     """The assignments of a lock file's text; UserError naming `where` and the entry when it is wrong."""
+    data = load_json(text, where)  # a key written twice is refused, not the last one kept
     try:
-        lock = ShardLock.model_validate_json(text)
+        lock = ShardLock.model_validate(data)
     except ValidationError as exc:
         raise UserError(
             f"{where}: {first_problem(exc)}; expected "

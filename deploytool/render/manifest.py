@@ -12,10 +12,11 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from deploytool.plan.model import Plan, Role
 from deploytool.render.artifacts import Artifact, RenderContext
+from deploytool.safeio import whole_number
 from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Stage, Topology
 
 MANIFEST = "deploytool-manifest.json"
@@ -51,7 +52,15 @@ def _lock_path(path: str) -> str:
     return path
 
 
+def _relative(path: str) -> str:
+    """A relative posix path, `..` allowed (the project root seen from the output folder), never absolute."""
+    if not path or "\\" in path or "\0" in path or PurePosixPath(path).is_absolute() or "//" in path:
+        raise ValueError(f"{path!r} is not a relative path (the project root as seen from the output folder)")
+    return path
+
+
 InsidePath = Annotated[str, AfterValidator(_inside)]
+RelativePath = Annotated[str, AfterValidator(_relative)]
 LockPath = Annotated[str, AfterValidator(_lock_path)]
 EnvName = Annotated[str, Field(pattern=ENV_VAR_PATTERN)]
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
@@ -74,7 +83,7 @@ class ManifestProcess(Model):
 class ManifestService(Model):
     name: ServiceName
     role: Role
-    port: int | None = Field(None, ge=1, le=65535)  # None: listens nowhere (a worker)
+    port: Annotated[int | None, BeforeValidator(whole_number)] = Field(None, ge=1, le=65535)  # None: no listener
     health_path: str | None = Field(pattern=r"^/", default=None)
     tenants: list[TenantId]
     # where the runners on this machine expose it
@@ -115,13 +124,13 @@ class TenantRoute(Model):
 
 
 class Manifest(Model):
-    version: Literal[3]
+    version: Annotated[Literal[3], BeforeValidator(whole_number)]
     project: ServiceName
     environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     stage: Stage
     topology: Topology
     targets: list[str]
-    root: str  # the project root as seen from the output folder (processes run there)
+    root: RelativePath  # the project root as seen from the output folder (processes run there)
     services: list[ManifestService] = Field(min_length=1)
     tenants: list[TenantRoute]
     secrets: list[EnvName]
@@ -139,7 +148,7 @@ class ManifestFiles(BaseModel):
 
     # built on first use: only a folder an older deploytool wrote is read with it
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
-    version: Literal[2]
+    version: Annotated[Literal[2], BeforeValidator(whole_number)]
     artifacts: dict[InsidePath, Sha256]
     spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
+from deploytool.output.fs import write_atomic
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
 from deploytool.run import engine
@@ -38,6 +39,7 @@ from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.procs import port_in_use
 from deploytool.run.state import (
     RunState,
+    own_run_dir,
     read_state,
     refuse_if_running,
     remove_state,
@@ -45,6 +47,7 @@ from deploytool.run.state import (
     run_lock,
     write_state,
 )
+from deploytool.safeio import read_text
 
 COMPOSE_FILE = "docker-compose.yml"
 OVERRIDE_VAR = "DEPLOYTOOL_COMPOSE_OVERRIDE"
@@ -103,13 +106,21 @@ def override_files(environ: Mapping[str, str]) -> list[Path]:
 # ---- the project: one per output folder ------------------------------------------------------------
 
 
+def compose_text(out_dir: Path) -> str:
+    """The rendered compose file's text; UserError when it is missing, a link, a FIFO or a folder."""
+    text = read_text(out_dir / COMPOSE_FILE, "writes the compose file")
+    if text is None:
+        raise UserError(f"{out_dir / COMPOSE_FILE}: not found; render the output folder again")
+    return text
+
+
 def file_project_name(out_dir: Path) -> str:
     """The `name:` of the rendered compose file (deploytool always writes one)."""
     import yaml
 
     try:
-        data = yaml.safe_load((out_dir / COMPOSE_FILE).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(compose_text(out_dir))
+    except yaml.YAMLError as exc:
         raise UserError(f"{out_dir / COMPOSE_FILE}: cannot read it ({exc}); render the output folder again") from None
     name = data.get("name") if isinstance(data, dict) else None
     if not isinstance(name, str) or not name:
@@ -129,10 +140,7 @@ def project_name(out_dir: Path, environ: Mapping[str, str] | None = None) -> str
                 "starting with a letter or digit)"
             )
         return chosen
-    try:
-        stored = (run_dir(out_dir) / PROJECT_FILE).read_text().strip()
-    except OSError:
-        stored = ""
+    stored = (read_text(run_dir(out_dir) / PROJECT_FILE, "keeps the compose project name") or "").strip()
     if PROJECT_PATTERN.match(stored):
         return stored
     digest = hashlib.sha256(str(out_dir).encode()).hexdigest()[:8]
@@ -140,9 +148,7 @@ def project_name(out_dir: Path, environ: Mapping[str, str] | None = None) -> str
 
 
 def _store_project(out_dir: Path, project: str) -> None:
-    path = run_dir(out_dir) / PROJECT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(project + "\n")
+    write_atomic(own_run_dir(out_dir) / PROJECT_FILE, project + "\n")
 
 
 def _refuse_foreign(out_dir: Path, environ: Mapping[str, str], project: str) -> None:
@@ -168,10 +174,13 @@ def build_network(environ: Mapping[str, str]) -> tuple[str | None, str]:
             raise UserError(f"--build-network: {chosen!r} is not a network name (host, none, default or a name)")
         return chosen, "--build-network"
     env_file = Path(environ.get(ENGINE_DIR_VAR) or DEFAULT_ENGINE_DIR) / "env"
-    try:
-        values = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    except OSError:
+    try:  # the engine's own file, outside the project: a link to it is fine, a FIFO is never waited on
+        text = read_text(env_file, "reads the engine's settings", follow=True)
+    except UserError:
+        text = None
+    if text is None:
         return None, ""
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
     host = environ.get("DOCKER_HOST", "")
     network = values.get(BUILD_NETWORK_VAR, "").strip()
     if host and values.get("DOCKER_HOST") == host and NETWORK_PATTERN.match(network):
@@ -201,10 +210,10 @@ def _runtime_override(out_dir: Path, environ: Mapping[str, str]) -> Path | None:
         return None
     import yaml
 
-    data = yaml.safe_load((out_dir / COMPOSE_FILE).read_text()) or {}
+    data = yaml.safe_load(compose_text(out_dir)) or {}
     services = {n: {"build": {"network": network}} for n, s in (data.get("services") or {}).items() if "build" in s}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"services": services}, sort_keys=True))
+    own_run_dir(out_dir)
+    write_atomic(path, yaml.safe_dump({"services": services}, sort_keys=True))
     return path
 
 
@@ -286,7 +295,7 @@ def _run_compose(out_dir: Path, command: list[str], environ: Mapping[str, str], 
 
 
 def _check_ready(out_dir: Path, environ: Mapping[str, str]) -> str:
-    if not (out_dir / COMPOSE_FILE).is_file():
+    if read_text(out_dir / COMPOSE_FILE, "writes the compose file") is None:  # a FIFO there: refused, not read
         raise UserError(
             f"{out_dir / COMPOSE_FILE}: not found; render the compose target first (`deploytool render ENV`)"
         )
@@ -631,7 +640,7 @@ def _auth_root(out_dir: Path, service: str) -> str:
     """The service's AUTH_ROOT as the rendered compose file gives it (a path in its container, on its volume)."""
     import yaml
 
-    data = yaml.safe_load((out_dir / COMPOSE_FILE).read_text()) or {}
+    data = yaml.safe_load(compose_text(out_dir)) or {}
     root = ((data.get("services") or {}).get(service) or {}).get("environment", {}).get("AUTH_ROOT")
     if not root:
         raise CheckFailed(f"{COMPOSE_FILE}: {service} has no AUTH_ROOT")

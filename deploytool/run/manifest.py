@@ -16,13 +16,27 @@ class RunManifest:
     environment: str
     root: Path  # processes run with this as their working directory
     services: tuple[ManifestService, ...]  # the manifest's own records: one service model from render to run
+    root_field: str = "."  # `root` as the manifest writes it
+
+    def require_project_root(self) -> Path:
+        """`root`, once it is the project this folder was rendered from: the folder of the spec, which holds this
+        environment's overlay (load_spec requires it). Processes run there with the manifest's variables, so a
+        hand-edited root (`/`, another checkout) is refused, as artifact paths outside the folder are."""
+        overlay = self.root / "environments" / f"{self.environment}.yaml"
+        if not overlay.is_file():
+            raise UserError(
+                f"{self.out_dir / MANIFEST}: root: {self.root_field!r} is not the project this folder was rendered "
+                f"from ({overlay} is not there); render the output folder again"
+            )
+        return self.root
 
     @property
     def down_hint(self) -> str:
         return f"deploytool down {self.environment} --out {self.out_dir}"
 
     def require_processes(self) -> None:
-        """UserError unless every service can be started as a process here (the procfile runner)."""
+        """UserError unless every service can be started as a process here (the procfile runner), in the project."""
+        self.require_project_root()
         missing = [s.name for s in self.services if s.command is None or s.env is None]
         if missing:
             raise UserError(
@@ -37,5 +51,6 @@ def load_manifest(out_dir: Path) -> RunManifest:
         out_dir=out_dir,
         environment=manifest.environment,
         root=(out_dir / manifest.root).resolve(),
+        root_field=manifest.root,
         services=tuple(sorted(manifest.services, key=lambda s: s.name)),
     )

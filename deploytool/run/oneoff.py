@@ -22,6 +22,7 @@ from deploytool.run import compose, engine
 from deploytool.run.environment import process_env
 from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.state import RunState, read_state, run_lock, write_state
+from deploytool.safeio import read_text
 
 
 def _service(manifest: RunManifest, name: str) -> ManifestService:
@@ -69,8 +70,7 @@ def run_here(out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequ
             f"service {svc.name}: no process environment in {out_dir}: the environment has no target that runs "
             "as processes (add `local` to `targets`, render again, or use --runner compose)"
         )
-    if not manifest.root.is_dir():
-        raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
+    manifest.require_project_root()
     env = process_env(svc, out_dir, environ)
     return _wait(argv, manifest.root, env.values, f"on the PATH of service {svc.name}, in {manifest.root}")
 
@@ -87,9 +87,9 @@ def _depends_on(out_dir: Path, service: str) -> bool:
     import yaml
 
     try:
-        data = yaml.safe_load((out_dir / compose.COMPOSE_FILE).read_text())
+        data = yaml.safe_load(compose.compose_text(out_dir))
         return bool(data["services"][service].get("depends_on"))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError):
         return False
 
 
@@ -97,7 +97,7 @@ def run_in_compose(out_dir: Path, environ: Mapping[str, str], service: str, argv
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     _service(manifest, service)
-    if not (out_dir / compose.COMPOSE_FILE).is_file():
+    if read_text(out_dir / compose.COMPOSE_FILE, "writes the compose file") is None:
         raise UserError(f"{out_dir / compose.COMPOSE_FILE}: not found; the environment needs the compose target")
     docker = compose.docker_cli(environ)
     compose.require_engine(docker, environ)

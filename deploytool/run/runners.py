@@ -16,9 +16,16 @@ from deploytool.redact import redact_url, redact_values
 from deploytool.run import compose, supervisor
 from deploytool.run.base import EventHandler, Runner, ServiceStatus
 from deploytool.run.manifest import load_manifest
-from deploytool.run.state import read_state, run_dir, state_path
+from deploytool.run.state import read_state, run_dir
+from deploytool.safeio import read_from, read_tail
 
 FOLLOW_INTERVAL_S = 0.25
+FOLLOW_CHUNK = 1024 * 1024  # read per log and pass: a fast writer cannot make one read hold all it wrote
+
+
+def _log_size(path: Path) -> int:
+    found = read_tail(path, supervisor.LOG_WHAT, 0)
+    return 0 if found is None else found[1]
 
 
 def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
@@ -34,7 +41,7 @@ def _auth_dir(out_dir: Path, service: str) -> Path:
     auth = (entry.env or {}).get("AUTH_ROOT") if entry else None
     if not auth:
         raise UserError(f"service {service!r}: no AUTH_ROOT in the manifest")
-    return manifest.root / auth
+    return manifest.require_project_root() / auth
 
 
 class ProcfileRunner:
@@ -52,7 +59,7 @@ class ProcfileRunner:
         if volumes:
             # the procfile runner's "volumes": session folders it created under .run/data
             data = run_dir(out_dir) / "data"
-            if data.is_dir():
+            if data.is_dir() and not data.is_symlink():  # never what a planted link points to
                 shutil.rmtree(data)
         return stopped
 
@@ -72,9 +79,10 @@ class ProcfileRunner:
         if service is not None and service not in names:
             raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
         chosen = [service] if service else names
-        paths = {name: run_dir(out_dir) / "logs" / f"{name}.log" for name in chosen}
+        folder = supervisor.logs_dir(out_dir)  # a link or another user's folder there: refused, never read
+        paths = {name: folder / f"{name}.log" for name in chosen}
         # sizes first: a line written while the tail is being printed must come out when following
-        offsets = {name: path.stat().st_size if path.is_file() else 0 for name, path in paths.items()}
+        offsets = {name: _log_size(path) for name, path in paths.items()}
         tails = {name: supervisor.log_tail(path, lines) for name, path in paths.items()}
         for name, tail in tails.items():
             for line in tail:
@@ -84,15 +92,11 @@ class ProcfileRunner:
         pending = dict.fromkeys(paths, b"")
         while True:  # like `tail -f` over every log; Ctrl-C ends it (the CLI maps that to exit 130)
             for name, path in paths.items():
-                try:
-                    with open(path, "rb") as handle:
-                        if os.fstat(handle.fileno()).st_size < offsets[name]:
-                            offsets[name] = 0  # `up` started the service again: a new log
-                        handle.seek(offsets[name])
-                        data = handle.read()
-                except OSError:
+                found = read_from(path, supervisor.LOG_WHAT, offsets[name], limit=FOLLOW_CHUNK)
+                if found is None:
                     continue
-                offsets[name] += len(data)
+                data, end = found
+                offsets[name] = (offsets[name] if offsets[name] <= end else 0) + len(data)  # shorter: a new log
                 *complete, pending[name] = (pending[name] + data).split(b"\n")
                 for raw in complete:
                     yield _masked(out_dir, environ, f"{name} | {raw.decode('utf-8', errors='replace')}")
@@ -182,8 +186,6 @@ def runner(name: str) -> Runner:
 
 def running_runner(out_dir: Path) -> Runner | None:
     """The runner that started what runs in `out_dir` now, from its run state (None: nothing runs)."""
-    if not state_path(out_dir).is_file():
-        return None
     state = read_state(out_dir)
     return None if state is None else runner(state.runner)
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from deploytool.errors import UserError, first_problem
-from deploytool.output.fs import create_temp
+from deploytool.output.fs import write_atomic
 from deploytool.run.procs import owned
+from deploytool.safeio import check_own_folder, load_json, open_regular, own_folder, read_bytes, whole_number
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
@@ -44,7 +46,7 @@ class RunState:
     runner: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]  # procfile | compose
     environment: str
     processes: tuple[ProcessRecord, ...] = ()
-    version: Literal[1] = STATE_VERSION
+    version: Annotated[Literal[1], BeforeValidator(whole_number)] = STATE_VERSION
 
 
 _STATE = TypeAdapter(RunState)
@@ -54,57 +56,81 @@ def run_dir(out_dir: Path) -> Path:
     return out_dir / RUN_DIR
 
 
+RUN_DIR_WHAT = "its run state, lock and logs"
+
+
+def own_run_dir(out_dir: Path) -> Path:
+    """`<out>/.run`, created when missing; refused when a link, a file or another user's folder is there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return own_folder(run_dir(out_dir), RUN_DIR_WHAT)
+
+
 def state_path(out_dir: Path) -> Path:
     return run_dir(out_dir) / STATE_FILE
 
 
 def read_state(out_dir: Path) -> RunState | None:
     path = state_path(out_dir)
-    if not path.is_file():
+    if not check_own_folder(run_dir(out_dir), RUN_DIR_WHAT):
+        return None
+    data = read_bytes(path, "keeps its run state")
+    if data is None:
         return None
     try:
-        return _STATE.validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
-        problem = first_problem(exc) if isinstance(exc, ValidationError) else exc
+        load_json(data, str(path))  # a key written twice is refused (JSON mode would keep the last one)
+        return _STATE.validate_json(data)
+    except ValidationError as exc:
         raise UserError(
-            f"{path}: unreadable run state ({problem}); check for leftover processes (`ps -ef`) and delete the file"
+            f"{path}: unreadable run state ({first_problem(exc)}); check for leftover processes (`ps -ef`) and "
+            "delete the file"
         ) from None
 
 
 def write_state(out_dir: Path, state: RunState) -> None:
-    path = state_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = create_temp(path, 0o644)  # exclusively: never through a link planted at a temporary name
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(_STATE.dump_python(state, mode="json"), indent=2, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    own_run_dir(out_dir)
+    text = json.dumps(_STATE.dump_python(state, mode="json"), indent=2, sort_keys=True) + "\n"
+    write_atomic(state_path(out_dir), text, 0o644)  # a new file renamed over the name: never through a link
 
 
 def remove_state(out_dir: Path) -> None:
     state_path(out_dir).unlink(missing_ok=True)
 
 
+# Locks this process holds, by folder, with how many `run_lock`s deep: a `tenants move` holds the folder's lock
+# for the whole move and restarts shards through the runner, which takes the same lock again (flock is per
+# open file: a second open of the lock file in this process would refuse itself).
+# Per thread: another thread of this process (a test) is refused like another process.
+_HELD = threading.local()
+
+
 @contextmanager
 def run_lock(out_dir: Path) -> Iterator[None]:
-    """One `up`/`down` at a time per output folder."""
-    path = run_dir(out_dir) / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    """One `up`, `down`, `restart` or `tenants move` at a time per output folder (reentrant in one process)."""
+    key = out_dir.resolve()
+    held: dict[Path, int] = _HELD.__dict__.setdefault("folders", {})
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    path = own_run_dir(out_dir) / "lock"
+    fd = open_regular(path, "keeps its folder lock", os.O_RDWR, create=0o600)
+    assert fd is not None  # created when missing
+    with os.fdopen(fd, "r+b") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"{out_dir}: another `deploytool up` or `down` is working on this folder; wait for it"
+                f"{out_dir}: another deploytool command (up, down, restart or tenants move) is working on this "
+                "folder; wait for it, then run this one again (nothing was changed)"
             ) from None
+        held[key] = 1
         try:
             yield
         finally:
+            del held[key]
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
+from deploytool.output.fs import create_temp
 from deploytool.redact import redact_url
 from deploytool.redact import redact_values as redact
 from deploytool.render.manifest import ManifestService
@@ -23,13 +25,15 @@ from deploytool.run.procs import gone, owned, port_in_use, signal_group, start_t
 from deploytool.run.state import (
     ProcessRecord,
     RunState,
+    own_run_dir,
     read_state,
     refuse_if_running,
     remove_state,
+    run_dir,
     run_lock,
-    state_path,
     write_state,
 )
+from deploytool.safeio import check_own_folder, not_regular, open_regular, own_folder, read_tail
 
 if TYPE_CHECKING:
     import requests
@@ -45,16 +49,62 @@ class _Running:
     record: ProcessRecord
 
 
+LOG_WHAT = "writes a service's log"
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read()
-    except OSError:
+    """The last lines of a service's log ([] when there is none); UserError when a link, a FIFO or a folder is
+    there instead (its target, which can be any file this user reads, is never printed)."""
+    found = read_tail(path, LOG_WHAT, 64 * 1024)
+    if found is None:
         return []
-    return data.decode("utf-8", errors="replace").splitlines()[-lines:]
+    return found[0].decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+def logs_dir(out_dir: Path, create: bool = False) -> Path:
+    """`<out>/.run/logs`: deploytool's own folder (mode 0700), never a link or another user's folder planted
+    there beforehand, which would send every log (and the secrets a service prints) where it points."""
+    folder = run_dir(out_dir) / "logs"
+    if create:
+        own_run_dir(out_dir)
+        return own_folder(folder, "the services' logs")
+    for step in (run_dir(out_dir), folder):
+        check_own_folder(step, "the services' logs")
+    return folder
+
+
+def check_log_path(path: Path) -> None:
+    """UserError unless a regular file or nothing is at `path`: `up` replaces an old log with a new file, and
+    what it did not write there (a link, a FIFO, a folder) it neither follows nor removes."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise not_regular(path, LOG_WHAT, mode)
+
+
+def open_log(path: Path, append: bool) -> int:
+    """A descriptor to write a service's log at `path` (mode 0600: a service may print its own secrets, or a
+    DATABASE_URL with a password). A new file renamed over the name for a fresh log; `append` (a restart keeps
+    the log of the run it replaces) opens the regular file there, never through a link."""
+    if append:
+        fd = open_regular(path, LOG_WHAT, os.O_WRONLY | os.O_APPEND, create=0o600)
+        assert fd is not None  # created when missing
+        os.fchmod(fd, 0o600)
+        return fd
+    check_log_path(path)
+    try:
+        fd, temp = create_temp(path, 0o600)
+    except OSError as exc:
+        raise UserError(f"{path.parent}: cannot write the log there: {exc.strerror}") from None
+    try:
+        os.replace(temp, path)  # replaces a link or a planted file itself, never what it points to
+    except OSError as exc:
+        os.close(fd)
+        temp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write the log there: {exc.strerror}") from None
+    return fd
 
 
 # ---- ownership: only ever signal a process group that `up` created ----------------------------------
@@ -157,13 +207,9 @@ def _refuse_taken_ports(manifest: RunManifest) -> None:
 
 def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append: bool = False) -> _Running:
     log_rel = f".run/logs/{svc.name}.log"
-    log_path = manifest.out_dir / log_rel
-    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_path = logs_dir(manifest.out_dir, create=True) / f"{svc.name}.log"
+    fd = open_log(log_path, append)
     try:
-        # 0600: a service may print its own secrets (or a DATABASE_URL with a password) into its log
-        mode = os.O_APPEND if append else os.O_TRUNC  # a restart keeps the log of the run it replaces
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | mode, 0o600)
-        os.fchmod(fd, 0o600)
         with open(fd, "wb") as log:
             process = subprocess.Popen(
                 ["sh", "-c", svc.command or "false"],
@@ -297,6 +343,9 @@ def up(
             raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
         envs = {svc.name: process_env(svc, out_dir, environ) for svc in manifest.services}
         secrets = tuple(value for env in envs.values() for value in env.secret_values)
+        folder = logs_dir(out_dir, create=True)
+        for svc in manifest.services:  # before anything starts
+            check_log_path(folder / f"{svc.name}.log")
         _refuse_taken_ports(manifest)
         running: list[_Running] = []
         try:
@@ -336,6 +385,7 @@ def restart(
         if state is None or state.runner != "procfile":
             raise UserError(f"{out_dir}: not running with the procfile runner; start it with `deploytool up`")
         records = {r.name: r for r in state.processes}
+        check_log_path(logs_dir(out_dir, create=True) / f"{name}.log")  # before the running one is stopped
         if name in records:
             _stop([records[name]], stop_grace_s, on_event)
         env = process_env(svc, out_dir, environ)
@@ -372,7 +422,7 @@ def down(
     Nothing running is not an error: the result is empty. Only a folder the procfile runner started.
     """
     out_dir = Path(out_dir)
-    if not state_path(out_dir).is_file():
+    if read_state(out_dir) is None:
         return []
     with run_lock(out_dir):
         state = read_state(out_dir)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name
+from deploytool.safeio import read_text
 from deploytool.spec.model import ServiceKind, Spec
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -69,17 +70,18 @@ def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = (), local: b
     """Load base spec + overlay for `env_name` (+ the local overlay unless `local` is false, + each
     `--set PATH=VALUE`); raise UserError naming file, field and line (or the `--set` argument)."""
     check_env_name(env_name)
-    if not spec_path.is_file():
+    # the spec file is the one the caller named (or found): a link to it is theirs; overlays are never links
+    base_text = _read_spec_file(spec_path, follow=True)
+    if base_text is None:
         raise UserError(f"{display(spec_path)}: spec file not found (pass --spec PATH)")
     overlay_path = environments_dir(spec_path) / f"{env_name}.yaml"
-    if overlay_path.exists() and not overlay_path.is_file():
-        raise UserError(f"{display(overlay_path)}: is a folder, not an overlay file")
-    if not overlay_path.is_file():
+    overlay_text = _read_spec_file(overlay_path)
+    if overlay_text is None:
         known = ", ".join(available_environments(spec_path)) or "none"
         raise UserError(f"{display(overlay_path)}: no such environment {env_name!r} (known: {known})")
 
-    base, base_origins = read_yaml(spec_path)
-    overlay, overlay_origins = read_yaml(overlay_path)
+    base, base_origins = read_yaml(spec_path, base_text)
+    overlay, overlay_origins = read_yaml(overlay_path, overlay_text)
     merged, origins = merge(base, base_origins, overlay, overlay_origins)
     merged, origins, overrides = apply_overrides(spec_path, env_name, merged, origins, sets, local)
     try:
@@ -92,7 +94,7 @@ def load_spec(spec_path: Path, env_name: str, sets: Sequence[str] = (), local: b
         spec=spec,
         env_name=env_name,
         root=spec_path.parent,
-        files=(spec_path, overlay_path, *((local_path,) if local and local_path.is_file() else ())),
+        files=(spec_path, overlay_path, *((local_path,) if display(local_path) in overrides else ())),
         origins=origins,
         overrides=overrides,
     )
@@ -132,10 +134,9 @@ def apply_overrides(
     field they set keeps its origin: `environments/dev.local.yaml:3`, or `--set services.web.port`."""
     applied: list[str] = []
     path = local_overlay_path(spec_path, env_name)
-    if local and path.exists():
-        if not path.is_file():
-            raise UserError(f"{display(path)}: is a folder, not an overlay file")
-        data, data_origins = read_yaml(path)
+    local_text = _read_spec_file(path) if local else None
+    if local_text is not None:
+        data, data_origins = read_yaml(path, local_text)
         merged, origins = merge(merged, origins, data, data_origins)
         applied.append(display(path))
     for text in sets:
@@ -162,16 +163,20 @@ def parse_set(text: str) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
             "(e.g. --set services.web.port=5202)"
         )
     name = f"--set {key}"
-    try:  # as read_yaml reads a file: depth and alias expansion are bounded here too
+    try:  # as read_yaml reads a file: depth, recursion, alias expansion and integers are bounded here too
         _check_depth(value_text, name)
-        loader = _Loader(value_text)
+        loader = _SpecLoader(value_text)
         try:
             node = loader.get_single_node()
             if node is not None:
-                _check_expansion(node, name)
+                _check_expansion(node, name, lines=False)
             value = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except _IntegerTooLong as exc:
+        raise UserError(
+            f"{name}: an integer of {exc.length:,} characters; a spec's numbers have at most {MAX_INT_CHARS}"
+        ) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "not a YAML value"
         raise UserError(f"{name}: invalid YAML value: {problem}") from None
@@ -226,16 +231,24 @@ def display(path: Path) -> str:
 # Aliases may repeat a subtree; past this many extra nodes (after expansion) a spec is an alias bomb
 # (9 levels x 9 aliases is 387 million nodes from a 1 kB file). Plain specs of any size are unaffected.
 MAX_ALIAS_EXPANSION = 100_000
+# A spec of 100,000 tenants written one per line is a few MB (a 50 MB one still loads); larger is not a spec.
+MAX_SPEC_BYTES = 128 * 1024 * 1024
 # Nesting deeper than this is never a spec, and the YAML composer and the merge are recursive.
 MAX_DEPTH = 64
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+def _read_spec_file(path: Path, follow: bool = False) -> str | None:
+    """The text of a spec file or overlay, None when there is none; a link (unless `follow`), a FIFO, a folder
+    or a file too large for a spec is a UserError naming the file, never a hang."""
+    return read_text(Path(display(path)), "reads the spec", follow=follow, limit=MAX_SPEC_BYTES)
+
+
+def read_yaml(path: Path, text: str | None = None) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     name = display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{name}: cannot read: {exc}") from None
+    if text is None:
+        text = _read_spec_file(path)
+        if text is None:
+            raise UserError(f"{name}: not found")
     try:
         _check_depth(text, name)
         loader = _SpecLoader(text)
@@ -286,6 +299,48 @@ class _IntegerTooLong(Exception):
 class _SpecLoader(_Loader):  # type: ignore[misc]
     """The safe loader, refusing integers too long for anything a spec holds before converting them."""
 
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Merge keys as YAML defines them: the mapping's own keys win, then the merged mappings in the order
+        written (`<<: [*a, *b]`: a key in both comes from a). PyYAML 6.0.4 dedups the merged keys by the
+        identity of their text, so a key of more than one character came from the last mapping instead."""
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        seen: set[object] = set()
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != MERGE_TAG:
+                if key_node.tag == "tag:yaml.org,2002:value":
+                    key_node.tag = "tag:yaml.org,2002:str"
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, yaml.MappingNode):
+                sources = [value_node]
+            elif isinstance(value_node, yaml.SequenceNode):
+                sources = list(value_node.value)
+            else:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping or list of mappings for merging, but found {value_node.id}",
+                    value_node.start_mark,
+                )
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping for merging, but found {source.id}",
+                        source.start_mark,
+                    )
+                self.flatten_mapping(source)
+                for pair in source.value:
+                    key = _merge_key(pair[0])
+                    if key not in seen:
+                        seen.add(key)
+                        merged.append(pair)
+        if merged:
+            # the merged pairs first: the mapping is built in order, so its own keys (later) override them
+            node.value = merged + own
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         if len(node.value) > MAX_INT_CHARS:
             raise _IntegerTooLong(node.start_mark.line + 1, len(node.value))
@@ -294,6 +349,11 @@ class _SpecLoader(_Loader):  # type: ignore[misc]
 
 
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _SpecLoader.construct_yaml_int)
+
+
+def _merge_key(node: yaml.Node) -> object:
+    """What makes two merged keys the same key: a scalar's tag and text (`1` and `"1"` differ), else the node."""
+    return (node.tag, node.value) if isinstance(node, yaml.ScalarNode) else id(node)
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -309,24 +369,39 @@ def _check_depth(text: str, name: str) -> None:
             depth -= 1
 
 
-def _check_expansion(root: yaml.Node, name: str) -> None:
-    """Refuse a document whose aliases expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+def _check_expansion(root: yaml.Node, name: str, lines: bool = True) -> None:
+    """Refuse a document whose aliases refer to a node that contains them (`x: &a [*a]`: infinite once expanded,
+    and every walk over it would never end) or expand to more than MAX_ALIAS_EXPANSION extra nodes."""
+
+    def where(node: yaml.Node) -> str:
+        return f"{name}:{node.start_mark.line + 1}" if lines else name
+
     sizes: dict[int, int] = {}  # expanded size of each distinct node, computed once (post-order, no recursion)
+    open_nodes: set[int] = set()  # on the current path from the root: an alias to one of them is a cycle
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
+            continue
         if id(node) in sizes:
             continue
         children = _children(node)
-        if not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in sizes)
-            continue
-        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_nodes:
+                raise UserError(
+                    f"{where(node)}: an alias refers to the anchored value that contains it (recursive, e.g. "
+                    "`x: &a [*a]`); a spec value is never infinite: write it out"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
     extra = sizes[id(root)] - len(sizes)
     if extra > MAX_ALIAS_EXPANSION:
         raise UserError(
-            f"{name}:{root.start_mark.line + 1}: aliases expand this file by {extra:,} nodes "
+            f"{where(root)}: aliases expand this file by {extra:,} nodes "
             f"(at most {MAX_ALIAS_EXPANSION:,}); write the values out or use fewer anchors"
         )
 

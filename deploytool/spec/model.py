@@ -44,7 +44,7 @@ def _no_nul(value: str) -> str:
     return value
 
 
-def _field_error(loc: tuple[str, ...], kind: str, message: str, value: Any) -> ValidationError:
+def _field_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> ValidationError:
     """An error of a check across fields, placed at the field it is about (not at the model), so the loader
     names that field's file and line."""
     error = PydanticCustomError(kind, message)
@@ -357,6 +357,40 @@ class Spec(Strict):
                 f"at most one shard per tenant ({tenants:,} tenant(s)); more shards than tenants serves nobody",
                 shards,
             )
+        return self
+
+    @model_validator(mode="after")
+    def _per_port_service_names(self) -> Spec:
+        # per-port gives every tenant its own service, `<whatsapp>-<tenant>`, and that is a service name in every
+        # target (Compose, Railway, the manifest): an id the tenant pattern allows but a service name does not
+        # (uppercase, `_`, too long) is refused here, at its line, not deep in rendering
+        if self.topology.kind is not Topology.per_port:
+            return self
+        whatsapp = next((name for name, svc in self.services.items() if svc.kind is ServiceKind.whatsapp), None)
+        if whatsapp is None:
+            return self  # the loader says a WhatsApp service is missing
+        if isinstance(self.tenants, TenantRange):
+            too_long = f"{whatsapp}-{self.tenants.end}"
+            if not re.fullmatch(SERVICE_NAME_PATTERN, too_long):
+                raise _field_error(
+                    ("tenants", "to"),
+                    "per_port_service_name",
+                    f"per-port gives each tenant a service `{whatsapp}-<id>`; {too_long!r} is longer than a service "
+                    "name may be (40 characters): fewer digits, or topology shared or sharded",
+                    self.tenants.end,
+                )
+            return self
+        room = 40 - len(whatsapp) - 1
+        for index, tenant in enumerate(self.tenants):
+            if not re.fullmatch(SERVICE_NAME_PATTERN, f"{whatsapp}-{tenant}"):
+                raise _field_error(
+                    ("tenants", index),
+                    "per_port_service_name",
+                    f"per-port gives each tenant a service `{whatsapp}-<id>`, so here a tenant id is at most {room} "
+                    "lowercase letters, digits and dashes (service names; uppercase and `_` are not): rename it, or "
+                    "use topology shared or sharded, which take every id",
+                    tenant,
+                )
         return self
 
     def tenant_count(self) -> int:

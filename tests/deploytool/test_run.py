@@ -113,6 +113,8 @@ class Folder:
         self.script.write_text(SERVER)
         self.services: list[dict[str, Any]] = []
         (self.out / "env" / "local").mkdir(parents=True)
+        (root / "environments").mkdir()
+        (root / "environments" / "test.yaml").write_text("{}\n")  # the project the manifest's root names
         secrets = self.out / ".secrets.env"
         secrets.write_text(f"# local secret values\nSECRET_KEY={SECRET_KEY}\nWHATSAPP_API_KEY={API_KEY_FILE}\n")
         secrets.chmod(0o600)

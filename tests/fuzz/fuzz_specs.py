@@ -132,6 +132,19 @@ def _dump(doc: Any) -> str:
 
 
 DAMAGE = st.sampled_from(["", ":", "- ", "&a", "*a", "{", "]", "\t", "'", "\n  "])
+# Self-referencing aliases, which once made `validate` run forever (issue 28, F2): appended to the base or the
+# overlay, so the rest of the file is still a spec
+RECURSIVE = st.sampled_from(
+    [
+        "\nx-r: &r [*r]\n",
+        "\nx-r: &r {a: *r}\n",
+        "\nx-r: &r {<<: *r}\n",
+        "\nx-r: &r [1, {b: [*r]}]\n",
+        "\ntenants: &r [*r]\n",
+        "\nsecrets: &r [&s [*s, *r]]\n",
+    ]
+)
+RECURSION = st.one_of(st.none(), st.none(), st.none(), st.tuples(st.sampled_from(["base", "overlay"]), RECURSIVE))
 TEXT_EDITS = st.lists(st.tuples(st.integers(min_value=0, max_value=2000), DAMAGE), max_size=3)
 LOCKS = st.one_of(
     st.none(),
@@ -196,13 +209,23 @@ def fuzz(examples: int) -> None:
         overlay=mutated({"topology": {"kind": "sharded"}, "tenants": ["1", "2", "3", "4"]}),
         edits=st.one_of(st.just([]), st.just([]), st.just([]), TEXT_EDITS),  # mostly parseable YAML
         lock=LOCKS,
+        recursion=RECURSION,
     )
-    def one(base: Any, overlay: Any, edits: list[tuple[int, str]], lock: str | None) -> None:
+    def one(
+        base: Any, overlay: Any, edits: list[tuple[int, str]], lock: str | None, recursion: tuple[str, str] | None
+    ) -> None:
         text = _dump(base)
         for position, insert in edits:  # raw text damage: the YAML parser's own errors
             at = position % (len(text) + 1)
             text = text[:at] + insert + text[at:]
-        run_one(root, text, _dump(overlay), lock)
+        overlay_text = _dump(overlay)
+        if recursion is not None:
+            where, snippet = recursion
+            if where == "base":
+                text += snippet
+            else:
+                overlay_text += snippet
+        run_one(root, text, overlay_text, lock)
 
     one()
 
