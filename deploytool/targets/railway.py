@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from deploytool.errors import UserError
 from deploytool.plan.model import (
     CONTAINER_AUTH_ROOT,
     AuthRoot,
@@ -319,15 +320,16 @@ def reference_findings(plan: Plan) -> Iterator[Finding]:
 
 def ownership_findings(root: Path) -> Iterator[Finding]:
     """A `.railway/railway.py` deploytool did not write is the team's own: never overwritten."""
-    path = root / RAILWAY_FILE
+    from deploytool import safeio
+
     try:
-        with path.open("rb") as handle:
-            head = handle.read(len(GENERATED_MARK))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        data = safeio.read_bytes(root / RAILWAY_FILE, "holds the project's Railway file")
+    except UserError as exc:  # a link, a FIFO, a folder: not a file deploytool wrote
+        yield Finding("RAILWAY_FILE_OWNER", str(exc))
         return
-    except OSError as exc:
-        yield Finding("RAILWAY_FILE_OWNER", f"{RAILWAY_FILE}: cannot read: {exc.strerror or exc}")
+    if data is None:
         return
+    head = data[: len(GENERATED_MARK)]
     if head != GENERATED_MARK.encode():
         yield Finding(
             "RAILWAY_FILE_OWNER",
