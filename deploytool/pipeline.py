@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
+from deploytool.render.envfile import EnvFileError
 from deploytool.render.manifest import MANIFEST, Manifest
 from deploytool.spec.load import LoadedSpec, display, load_spec
 from deploytool.spec.model import Topology
@@ -64,7 +66,18 @@ def render_environment(spec_path: Path, env_name: str, out: Path | None = None, 
     """`sets`: `--set PATH=VALUE` arguments, merged after the overlays (and the local overlay, if any)."""
     loaded, plan = plan_environment(spec_path, env_name, sets)
     ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
-    return Rendered(loaded, plan, ctx, render_all(plan, ctx))
+    with located_env_errors(loaded):
+        return Rendered(loaded, plan, ctx, render_all(plan, ctx))
+
+
+@contextmanager
+def located_env_errors(loaded: LoadedSpec) -> Iterator[None]:
+    """A value no env file quoting carries is a spec error at the line that set it (exit 2)."""
+    try:
+        yield
+    except EnvFileError as exc:
+        where = loaded.locate(exc.var.field) + ": " if exc.var.field else ""
+        raise UserError(f"{where}{exc}") from None
 
 
 def validate_environment(
@@ -75,7 +88,7 @@ def validate_environment(
     manifest are rendered)."""
     loaded, plan = plan_environment(spec_path, env_name, sets)
     ctx = RenderContext(root=loaded.root, out=out or default_out(spec_path, env_name))
-    with TargetChecks(plan, ctx, deep=True) as checks:
+    with TargetChecks(plan, ctx, deep=True) as checks, located_env_errors(loaded):
         rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start))
         return rendered, _findings(rendered, checks.collect)
 

@@ -25,7 +25,24 @@ def read_manifest(out_dir: Path, hint: str = "render the output folder again") -
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as exc:
+        older = _older_version(text)
+        if older is not None:
+            raise UserError(
+                f"{path}: written by an older deploytool (manifest version {older}; this one reads version "
+                f"{MANIFEST_VERSION}, where each process starts from its env file): run `deploytool render ENV` "
+                "again (nothing else changes)"
+            ) from None
         raise UserError(f"{path}: {first_problem(exc)}; {hint}") from None
+
+
+def _older_version(text: str) -> int | None:
+    """The version of a manifest an older deploytool wrote (an int below ours), else None."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if type(version) is int and 1 <= version < MANIFEST_VERSION else None
 
 
 def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
@@ -39,7 +56,7 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = None
-    if isinstance(data, dict) and data.get("version") == 2:  # env files per process: still removed when stale
+    if isinstance(data, dict) and data.get("version") in (2, 3):  # its files are still removed when stale
         try:
             return ManifestFiles.model_validate(data)
         except ValidationError as exc:
