@@ -322,7 +322,7 @@ def env_command(
 
     if form not in FORMATS:
         raise UserError(f"--format {form}: expected one of {', '.join(FORMATS)}")
-    result = process_variables(_spec(ctx), env, service, target, out, sets or (), os.environ if reveal else None)
+    result = process_variables(_spec(ctx), env, service, target, out, sets or (), os.environ if reveal else None, form)
     typer.echo(formatted(result, form), nl=False)
 
 

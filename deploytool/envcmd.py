@@ -41,6 +41,7 @@ def process_variables(
     out: Path | None = None,
     sets: Sequence[str] = (),
     reveal: Mapping[str, str] | None = None,
+    form: Format = "dotenv",
 ) -> ProcessVariables:
     """SERVICE's variables on `target` (default: the environment's first target that runs processes). With
     `reveal` (the process environment), secrets and runner-provided values are filled in."""
@@ -80,13 +81,15 @@ def process_variables(
         variables = chosen.env_vars(plan, svc, ctx) or []
         if reveal is not None:
             variables = _revealed(variables, svc.name, ctx.out, reveal)
-        try:
-            text = env_file_of(chosen, plan, svc, variables)
-        except Unquotable as exc:
-            if reveal is None:
-                raise
-            # a secret's value that the dialect cannot carry: never echoed, and the other formats can
-            raise UserError(f"{svc.name}: {exc}; --format shell or json carries any value") from None
+        text = ""
+        if form == "dotenv" or reveal is None:  # (a value the spec holds that no env file carries: refused)
+            try:
+                text = env_file_of(chosen, plan, svc, variables)
+            except Unquotable as exc:
+                if reveal is None:
+                    raise
+                # a secret's value that the dialect cannot carry: never echoed, and the other formats can
+                raise UserError(f"{svc.name}: {exc}; --format shell or json carries any value") from None
     return ProcessVariables(env_name, svc.name, chosen.target.value, variables, text)
 
 
