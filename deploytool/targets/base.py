@@ -88,7 +88,7 @@ def render_env_files(target: TargetPlugin, plan: Plan, ctx: RenderContext) -> li
         if variables is None:
             return []
         text = env_file_of(target, plan, svc, variables)
-        files.append(Artifact(ctx.in_out(env_file_path(target.target.value, svc.name)), text))
+        files.append(Artifact(ctx.out_prefix + env_file_path(target.target.value, svc.name), text))
     return files
 
 
