@@ -160,6 +160,54 @@ def test_stale_env_files_the_tool_wrote_are_removed_and_nothing_else(make_projec
     assert main(["--spec", str(spec), "render", "dev", "--check"]) == 0
 
 
+def test_an_interrupted_first_render_leaves_no_folder_and_no_temporary_file(make_project, monkeypatch):
+    """A new output folder is written whole beside its place and renamed once; interrupted, nothing is left."""
+    from deploytool.output import files as output_files
+
+    spec = make_project({"dev": "topology: {kind: per-port}\ntargets: [local, compose]\n"})
+    deploy = spec.parent / "deploy"
+    deploy.mkdir()
+    (deploy / "keep.txt").write_text("mine")
+    rendered = pipeline.render_environment(spec, "dev")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output_files.os, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.write(rendered)
+    assert sorted(p.relative_to(deploy).as_posix() for p in deploy.rglob("*")) == ["keep.txt"]
+    monkeypatch.undo()
+    changes, _ = pipeline.write(rendered)
+    assert {c.status for c in changes} == {"created"}
+    assert (deploy / "dev" / "env" / "compose" / "whatsapp-1.env").is_file()
+
+
+def test_an_interrupt_after_a_new_env_folder_is_placed_puts_the_old_files_back(make_project, monkeypatch):
+    """A new target's env folder is renamed into place before the manifest; the manifest failing removes it."""
+    from deploytool.output import files as output_files
+
+    spec = make_project({"dev": "topology: {kind: per-port}\ntargets: [local]\n"})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    out = spec.parent / "deploy" / "dev"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (spec.parent / "environments" / "dev.yaml").write_text("topology: {kind: per-port}\ntargets: [local, compose]\n")
+    rendered = pipeline.render_environment(spec, "dev")
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if str(dst).endswith("deploytool-manifest.json"):
+            assert (out / "env" / "compose").is_dir()  # the new folder is in place by now
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(output_files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.write(rendered)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not (out / "env" / "compose").exists()
+
+
 def test_a_version_3_folder_is_refused_by_up_with_what_to_do_and_render_upgrades_it(make_project, capsys):
     spec = make_project({"dev": "targets: [local]\n"})
     assert main(["--spec", str(spec), "render", "dev"]) == 0
