@@ -311,6 +311,36 @@ def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetO
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
 
+@app.command("env")
+def env_command(
+    ctx: typer.Context,
+    env: EnvArgument,
+    service: Annotated[str, typer.Argument(metavar="SERVICE", help="The process (e.g. web, whatsapp-1).")],
+    target: Annotated[
+        Optional[str],
+        typer.Option(metavar="TARGET", help="local or compose (default: ENV's first target that runs processes)."),
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="dotenv (the env file), json or shell (export lines).")
+    ] = "dotenv",
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal", help="Secrets' values (from the environment, else .secrets.env) instead of their names."
+        ),
+    ] = False,
+    out: OutOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Print SERVICE's variables as its env file has them: eval "$(deploytool env dev web --format shell --reveal)"."""
+    from deploytool.envcmd import FORMATS, formatted, process_variables
+
+    if form not in FORMATS:
+        raise UserError(f"--format {form}: expected one of {', '.join(FORMATS)}")
+    result = process_variables(_spec(ctx), env, service, target, out, sets or (), os.environ if reveal else None, form)
+    typer.echo(formatted(result, form), nl=False)
+
+
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="Project folder (default: here).")] = Path("."),

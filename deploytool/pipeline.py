@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from deploytool.plan import Plan, build_plan
 from deploytool.plan.lock import lock_path, parse_lock
 from deploytool.plan.model import Finding
 from deploytool.render import Artifact, RenderContext
+from deploytool.render.envfile import EnvFileError
 from deploytool.render.manifest import MANIFEST, Manifest
 from deploytool.spec.load import LoadedSpec, available_environments, display, load_spec, local_overlay_path
 from deploytool.spec.model import Topology
@@ -109,7 +111,18 @@ def render_environment(
     `local` is false). With either applied, the default output folder is `deploy/<env>.local/`."""
     loaded, plan = plan_environment(spec_path, env_name, sets, local)
     ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
-    return Rendered(loaded, plan, ctx, render_all(plan, ctx))
+    with located_env_errors(loaded):
+        return Rendered(loaded, plan, ctx, render_all(plan, ctx))
+
+
+@contextmanager
+def located_env_errors(loaded: LoadedSpec) -> Iterator[None]:
+    """A value no env file quoting carries is a spec error at the line that set it (exit 2)."""
+    try:
+        yield
+    except EnvFileError as exc:
+        where = loaded.locate(exc.var.field) + ": " if exc.var.field else ""
+        raise UserError(f"{where}{exc}") from None
 
 
 def validate_environment(
@@ -120,7 +133,7 @@ def validate_environment(
     manifest are rendered)."""
     loaded, plan = plan_environment(spec_path, env_name, sets, local)
     ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
-    with TargetChecks(plan, ctx, deep=True) as checks:
+    with TargetChecks(plan, ctx, deep=True) as checks, located_env_errors(loaded):
         rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start))
         return rendered, _findings(rendered, checks.collect)
 

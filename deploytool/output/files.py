@@ -5,6 +5,11 @@ name; then they are renamed over the old ones with SIGINT/SIGTERM held back, kee
 each old file, so the set switches as a whole: an error in the middle puts every old file back. Either
 way no temporary file is left. (No fsync per file: the guarantee is against an interrupted process, and
 a thousand fsyncs cost seconds.)
+
+A folder that does not exist yet (a first render, a new target's `env/<target>/` with one env file per
+process) is written whole into a new temporary folder beside it and renamed into place in the same
+switch: one rename instead of one per file, and no temporary name per file (creating a file costs
+0.3-1.3 ms on the project's disks, and a per-port environment of 1,000 tenants has 2,002 env files).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import difflib
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,11 +139,27 @@ def _prepare_folder(folder: Path, made: set[Path]) -> None:
     made.add(folder)
 
 
-def _switch(staged: list[tuple[Path, Path]]) -> None:
-    """Rename every temp file over its target; on any error put every old file back, then re-raise."""
+def _switch(staged: list[tuple[Path, Path]], folders: list[tuple[Path, Path]]) -> None:
+    """Rename every new folder, then every temp file over its target; on any error put every old file back
+    (and remove the new folders), then re-raise."""
+    placed: list[Path] = []  # new folders renamed into place (nothing was there before)
     done: list[tuple[Path, Path | None]] = []  # (target, hard link to its old content or None if it was new)
+
+    def place_folders() -> None:
+        for temp_folder, folder in folders:
+            placed.append(folder)  # before the rename: an interrupt right here still rolls back
+            try:
+                os.rename(temp_folder, folder)
+            except OSError as exc:  # something appeared there since the render looked
+                raise UserError(f"{folder}: appeared while rendering ({exc.strerror}); render again") from None
+
     try:
+        # new folders after the other files and before the manifest (last, as ever): a folder that holds the
+        # manifest (a first render's output folder) goes last then
+        manifest_staged = any(target.name == MANIFEST for _, target in staged)
         for temp, target in staged:
+            if target.name == MANIFEST and len(placed) < len(folders):
+                place_folders()
             backup: Path | None = None
             if target.exists():
                 backup = target.with_name(target.name + OLD_SUFFIX)
@@ -144,6 +167,8 @@ def _switch(staged: list[tuple[Path, Path]]) -> None:
                 os.link(target, backup)
             done.append((target, backup))  # before the rename: an interrupt right here still rolls back
             os.replace(temp, target)
+        if not manifest_staged:
+            place_folders()
     except BaseException:
         for target, backup in reversed(done):
             if backup is None:
@@ -154,20 +179,86 @@ def _switch(staged: list[tuple[Path, Path]]) -> None:
                 os.replace(backup, target)
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
+        for temp_folder, folder in folders:
+            if folder in placed and not temp_folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # ours: renamed from the temporary folder
+            shutil.rmtree(temp_folder, ignore_errors=True)
         raise
     for _, backup in done:
         if backup is not None:
             backup.unlink(missing_ok=True)
 
 
+def _new_folder(parent: Path, out: Path, known: dict[Path, bool]) -> Path | None:
+    """The topmost of `parent` and its ancestors up to `out` (included) that does not exist yet; None when
+    `parent` exists or lies outside `out`. `known` caches what exists (a thousand files share a folder)."""
+    if parent != out and out not in parent.parents:
+        return None
+    top = None
+    folder = parent
+    while True:
+        exists = known.get(folder)
+        if exists is None:
+            exists = known[folder] = os.path.lexists(folder)
+        if exists:
+            return top
+        top = folder
+        if folder == out:
+            return top
+        folder = folder.parent
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_new(path: str, content: str, mode: int) -> None:
+    """A file in a temporary folder of ours: created exclusively, never through a link, its mode before its data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, mode)
+        data = content.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
 def write_files(root: Path, out: Path, artifacts: list[Artifact]) -> list[FileChange]:
     changes: list[FileChange] = []
     staged: list[tuple[Path, Path]] = []
+    new_folders: dict[Path, Path] = {}  # folder that does not exist yet -> its temporary folder beside it
     stale = _stale(root, out, artifacts)
     folders: set[Path] = set()
+    known: dict[Path, bool] = {}
+    made: set[Path] = set()
+    fresh: list[tuple[str, str, int]] = []  # files inside new folders: (path, content, mode)
+    folder_mode = 0o777 & ~_umask()
+    # the output folder as the artifact paths spell it (relative to the root, links resolved)
+    base = root / os.path.relpath(out.resolve(), root.resolve())
     try:
         for artifact in artifacts:
             target = root / artifact.path
+            top = _new_folder(target.parent, base, known)
+            if top is not None:
+                temp_folder = new_folders.get(top)
+                if temp_folder is None:
+                    _prepare_folder(top.parent, folders)
+                    try:
+                        temp_folder = Path(tempfile.mkdtemp(dir=top.parent, prefix=f".{top.name}.", suffix=TMP_SUFFIX))
+                    except OSError as exc:
+                        raise UserError(f"{top.parent}: cannot write there: {exc.strerror}") from None
+                    new_folders[top] = temp_folder
+                    os.chmod(temp_folder, folder_mode)
+                inside = temp_folder / target.relative_to(top)
+                if inside.parent not in made and inside.parent != temp_folder:
+                    inside.parent.mkdir(parents=True, exist_ok=True)
+                made.add(inside.parent)
+                fresh.append((str(inside), artifact.content, artifact.mode))
+                changes.append(FileChange(artifact.path, "created"))
+                continue
             old = _read(target)
             if old == artifact.content:
                 changes.append(FileChange(artifact.path, "unchanged"))
@@ -182,14 +273,19 @@ def write_files(root: Path, out: Path, artifacts: list[Artifact]) -> list[FileCh
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(artifact.content)
             changes.append(FileChange(artifact.path, "created" if old is None else "updated"))
+        for path, content, mode in fresh:
+            _write_new(path, content, mode)
     except BaseException:
         for temp, _ in staged:
             temp.unlink(missing_ok=True)
+        for temp_folder in new_folders.values():
+            shutil.rmtree(temp_folder, ignore_errors=True)
         raise
-    # The manifest is renamed last so a reader never sees a manifest newer than its files.
+    # The manifest is renamed last so a reader never sees a manifest newer than its files (a new folder
+    # holding it, the whole output folder of a first render, appears with every file at once).
     staged.sort(key=lambda pair: pair[1].name == MANIFEST)
-    with _signals_held():
-        _switch(staged)
+    with _signals_held():  # (new folders are never nested: each is the topmost missing one of its files)
+        _switch(staged, [(temp_folder, folder) for folder, temp_folder in new_folders.items()])
         for path in stale:
             (root / path).unlink(missing_ok=True)
     changes += [FileChange(path, "removed") for path in stale]

@@ -23,7 +23,20 @@ def read_manifest(out_dir: Path, hint: str = "render the output folder again") -
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
+        older = _older_version(data)
+        if older is not None:
+            raise UserError(
+                f"{path}: written by an older deploytool (manifest version {older}; this one reads version "
+                f"{MANIFEST_VERSION}, where each process starts from its env file): run `deploytool render ENV` "
+                "again (nothing else changes)"
+            ) from None
         raise UserError(f"{path}: {first_problem(exc)}; {hint}") from None
+
+
+def _older_version(data: object) -> int | None:
+    """The version of a manifest an older deploytool wrote (an int below ours), else None."""
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if type(version) is int and 1 <= version < MANIFEST_VERSION else None
 
 
 def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
@@ -41,7 +54,7 @@ def previous_manifest(out_dir: Path) -> Manifest | ManifestFiles | None:
     version = data.get("version") if isinstance(data, dict) else None
     if type(version) is not int:  # `true` or `2.0` is no version: read strictly below, and refused
         version = None
-    if isinstance(data, dict) and version == 2:  # env files per process: still removed when stale
+    if isinstance(data, dict) and version in (2, 3):  # env files per process: still removed when stale
         try:
             return ManifestFiles.model_validate(data)
         except ValidationError as exc:

@@ -20,7 +20,7 @@ from deploytool.safeio import whole_number
 from deploytool.spec.model import ENV_VAR_PATTERN, SERVICE_NAME_PATTERN, TENANT_ID_PATTERN, Stage, Topology
 
 MANIFEST = "deploytool-manifest.json"
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 # Taken from the runner's environment when set: DATABASE_URL (else SQLite), REDIS_URL (the Redis add-on).
 PASSTHROUGH = ("DATABASE_URL", "REDIS_URL")
 LOCK_PATH = re.compile(r"^environments/[a-z][a-z0-9_-]{0,39}\.lock\.json$")
@@ -74,10 +74,11 @@ class Model(BaseModel):
 
 class ManifestProcess(Model):
     """How the procfile runner starts a service (only when the environment has a process target): its
-    command and its plain variables (secrets and passthrough names are added at start, never written)."""
+    command and its env file, relative to the output folder (the variables are there, not copied here;
+    secrets and passthrough names are added at start, never written)."""
 
     command: str = Field(min_length=1)
-    env: dict[EnvName, str]
+    env_file: InsidePath
 
 
 class ManifestService(Model):
@@ -103,9 +104,9 @@ class ManifestService(Model):
         return self.process.command if self.process else None
 
     @property
-    def env(self) -> dict[str, str] | None:
-        """Plain variables of the process (secrets and passthrough names are added at start)."""
-        return self.process.env if self.process else None
+    def env_file(self) -> str | None:
+        """The process's env file, relative to the output folder; None without a target that runs processes."""
+        return self.process.env_file if self.process else None
 
 
 class ProbeTargetEntry(Model):
@@ -124,7 +125,7 @@ class TenantRoute(Model):
 
 
 class Manifest(Model):
-    version: Annotated[Literal[3], BeforeValidator(whole_number)]
+    version: Annotated[Literal[4], BeforeValidator(whole_number)]
     project: ServiceName
     environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
     stage: Stage
@@ -143,12 +144,13 @@ class Manifest(Model):
 
 
 class ManifestFiles(BaseModel):
-    """Only the files an older manifest (version 2, env files per process) lists, for stale-file removal:
-    the same path rules, so an upgrade removes the env files the new layout no longer writes."""
+    """Only the files an older manifest (version 2: env files per process; 3: variables in the manifest)
+    lists, for stale-file removal: the same path rules, so an upgrade removes what the new layout no longer
+    writes (version 2's env files in their places are rewritten, not removed)."""
 
     # built on first use: only a folder an older deploytool wrote is read with it
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
-    version: Annotated[Literal[2], BeforeValidator(whole_number)]
+    version: Annotated[Literal[2, 3], BeforeValidator(whole_number)]
     artifacts: dict[InsidePath, Sha256]
     spec_artifacts: dict[LockPath, Sha256] = Field(default_factory=dict)
 

@@ -1,8 +1,8 @@
-"""The environment of one local process: a small base from the caller, its plain variables from the
-manifest, passthrough, secrets.
+"""The environment of one local process: a small base from the caller, its env file (the one `render` wrote,
+`env/local/<service>.env`), passthrough, secrets.
 
 The caller's whole environment is not handed down (a developer's shell holds tokens of other projects);
-only the names below, the passthrough names the manifest lists, and what the manifest lists for the service.
+only the names below, the passthrough names the manifest lists, and what the service's env file says.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploytool.errors import UserError
+from deploytool.output.fs import read_regular
 from deploytool.output.secrets import SECRETS_FILE, secret_values
 from deploytool.plan.model import GENERATED_SECRETS
+from deploytool.render.envfile import parse_env
 from deploytool.render.manifest import ManifestService
 
 BASE_NAMES = (
@@ -74,10 +76,27 @@ def process_env(service: ManifestService, out_dir: Path, environ: Mapping[str, s
             "which runs Redis)"
         )
     env = base_env(environ)
-    env.update(service.env or {})
+    env.update(env_file_values(service, out_dir))
     env.update({name: environ[name] for name in service.passthrough if name in environ})
     env.update(secrets)
     return ProcessEnv(env, tuple(v for v in secrets.values() if v))
+
+
+def env_file_values(service: ManifestService, out_dir: Path) -> dict[str, str]:
+    """The variables of the service's env file, read as every other reader of that dialect reads them."""
+    if service.env_file is None:
+        raise UserError(
+            f"service {service.name}: no process env file in {out_dir}: the environment has no target that runs "
+            "as processes (add `local` to `targets` and render again)"
+        )
+    path = out_dir / service.env_file
+    text = read_regular(path, "keeps an env file", follow=True)
+    if text is None:
+        raise UserError(f"{path}: env file of service {service.name} not found; run `deploytool render ENV` again")
+    try:
+        return parse_env(text)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def missing_secrets_message(service: str, missing: list[str], out_dir: Path) -> str:

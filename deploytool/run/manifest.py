@@ -37,7 +37,7 @@ class RunManifest:
     def require_processes(self) -> None:
         """UserError unless every service can be started as a process here (the procfile runner), in the project."""
         self.require_project_root()
-        missing = [s.name for s in self.services if s.command is None or s.env is None]
+        missing = [s.name for s in self.services if s.command is None or s.env_file is None]
         if missing:
             raise UserError(
                 f"{self.out_dir / MANIFEST}: services {', '.join(missing)} have no process command: the environment "

@@ -15,6 +15,7 @@ from deploytool.output.secrets import read_secrets
 from deploytool.redact import redact_url, redact_values
 from deploytool.run import compose, supervisor
 from deploytool.run.base import EventHandler, Runner, ServiceStatus
+from deploytool.run.environment import env_file_values
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import read_state, run_dir
 from deploytool.safeio import read_from, read_tail
@@ -35,12 +36,12 @@ def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
 
 
 def _auth_dir(out_dir: Path, service: str) -> Path:
-    """The service's AUTH_ROOT folder on this machine, as the manifest gives it (relative to the project root)."""
+    """The service's AUTH_ROOT folder on this machine, as its env file gives it (relative to the project root)."""
     manifest = load_manifest(out_dir)
     entry = next((s for s in manifest.services if s.name == service), None)
-    auth = (entry.env or {}).get("AUTH_ROOT") if entry else None
+    auth = env_file_values(entry, out_dir).get("AUTH_ROOT") if entry and entry.env_file else None
     if not auth:
-        raise UserError(f"service {service!r}: no AUTH_ROOT in the manifest")
+        raise UserError(f"service {service!r}: no AUTH_ROOT in its env file")
     return manifest.require_project_root() / auth
 
 

@@ -2,7 +2,8 @@
 
 register(MyTarget())       # a new target is one module with one TargetPlugin subclass
 plugins_of(plan)           # the plugins of the environment's `targets`, in spec order
-render_all(plan, ctx)      # every artifact of one environment, the manifest last
+render_all(plan, ctx)      # every artifact of one environment (env files of the targets that run processes), the
+                           # manifest last
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from deploytool.render.env_example import render_env_example
 from deploytool.render.lock import render_lock
 from deploytool.render.manifest import ManifestProcess, render_manifest
 from deploytool.spec.model import Target
-from deploytool.targets.base import TargetPlugin
+from deploytool.targets.base import TargetPlugin, render_env_files
 from deploytool.targets.compose import ComposeTarget
 from deploytool.targets.local import LocalTarget
 from deploytool.targets.railway import RailwayTarget
@@ -83,7 +84,8 @@ def render_all(
     artifacts: list[Artifact] = []
     processes: dict[str, ManifestProcess] = {}
     for each in plugins:  # in spec order: the first target that runs a service as a process names it
-        artifacts += rendered[each.target]
+        # each process's env file, after every target's own files: a slow consumer is already reading those
+        artifacts += rendered[each.target] + render_env_files(each, plan, ctx)
         for svc in plan.services:
             entry = each.process(plan, svc, ctx)
             if entry is not None:

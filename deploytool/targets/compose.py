@@ -1,4 +1,5 @@
-"""The `compose` target: docker-compose.yml (every variable inline), checked by its typed shape and Compose v2.
+"""The `compose` target: docker-compose.yml (every variable inline), checked by its typed shape and Compose v2,
+and `env/compose/<service>.env`: each container's environment as a file (a test holds the two equal).
 
 Built as data and dumped with sorted keys. Its consumers: the Compose Specification schema (under its
 own draft), cross references the schema cannot see, and the real Compose v2 binary (`config -q`).
@@ -35,6 +36,7 @@ from deploytool.plan.model import (
 )
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
+from deploytool.render.envfile import EnvVar
 from deploytool.render.yamltext import Fragment, Merged, dump_yaml
 from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin, build_source_findings
@@ -120,6 +122,37 @@ class ComposeTarget(TargetPlugin):
                 return None
             return f"postgresql://{db.user}:{interpolation(db.password_secret)}@postgres:5432/{db.name}"
         raise TypeError(value)
+
+    def env_vars(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> list[EnvVar]:
+        """The container's environment as Compose gives it (the same variables as `environment:`, unescaped);
+        a secret, and the database URL that carries the Postgres password, as notes."""
+        variables = []
+        for name, value in svc.env:
+            source, field = plan.env_origin(svc, name, value)
+            if isinstance(value, Plain):
+                variables.append(EnvVar(name, value.value, source, field=field))
+            elif isinstance(value, SecretRef):
+                note = "from .secrets.env or the environment"
+                variables.append(EnvVar(name, None, source, note, reference=f"${{{name}}}"))
+            elif isinstance(value, DatabaseUrl):
+                db = plan.database
+                if db.engine != "postgres":
+                    variables.append(EnvVar(name, None, source, "unset: embedded SQLite inside the container"))
+                    continue
+                url = f"postgresql://{db.user}:${{{db.password_secret}}}@postgres:5432/{db.name}"
+                note = f"{url} (docker-compose.yml), {db.password_secret} from .secrets.env or the environment"
+                variables.append(EnvVar(name, None, source, note, reference=url))
+            else:
+                text = self.spell(plan, value, ctx)
+                if text is not None:
+                    variables.append(EnvVar(name, text, source))
+        return variables
+
+    def env_title(self, plan: Plan, svc: ServiceInstance) -> list[str]:
+        return [
+            f"{svc.name} (compose target): the environment of its container; docker-compose.yml writes the same",
+            "variables inline, and the secrets as ${NAME} from --env-file .secrets.env.",
+        ]
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
         if isinstance(value, SecretRef):

@@ -1,8 +1,7 @@
-"""The `local` target: a Procfile, run as processes on this machine by `deploytool up`.
+"""The `local` target: a Procfile and `env/local/<service>.env`, run as processes here by `deploytool up`.
 
-Each process's plain variables are in the manifest (`services[].process.env`), not in an env file per
-process: a per-port environment of 1,000 tenants would otherwise write 1,000 files, and creating a file
-costs 0.3-0.9 ms on the project's disks (most of such a render)."""
+Each process starts from its env file (plus its secrets and the passthrough names from the runner's
+environment): what a person reads is what runs. The manifest names the file (`services[].process.env_file`)."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from deploytool.plan.model import (
     Plan,
     ProxyHops,
     RedisUrl,
+    Role,
     SecretRef,
     ServiceInstance,
     ServiceUrl,
@@ -25,12 +25,14 @@ from deploytool.plan.model import (
     TenantUrls,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
+from deploytool.render.envfile import EnvVar, env_file_path
 from deploytool.render.manifest import ManifestProcess
 from deploytool.render.templating import render_template
 from deploytool.spec.model import Addon, Target
 from deploytool.targets.base import TargetPlugin
 
 PROCFILE = "Procfile"
+SECRET_NOTE = "from .secrets.env or the environment"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
@@ -113,12 +115,34 @@ class LocalTarget(TargetPlugin):
         command = local_command(svc)
         if command is None:
             return None
-        env = {}
+        return ManifestProcess(command=command, env_file=env_file_path(self.target.value, svc.name))
+
+    def env_vars(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> list[EnvVar]:
+        variables = []
         for name, value in svc.env:
+            source, field = plan.env_origin(svc, name, value)
             text = self.spell(plan, value, ctx)
             if text is not None:
-                env[name] = text
-        return ManifestProcess(command=command, env=env)
+                variables.append(EnvVar(name, text, source, field=field))
+            elif isinstance(value, SecretRef):
+                variables.append(EnvVar(name, None, source, SECRET_NOTE, reference=f"${{{name}}}"))
+            elif isinstance(value, DatabaseUrl):
+                fallback = "embedded SQLite" if svc.role is not Role.whatsapp else "sessions in the AUTH_ROOT folders"
+                note = f"from the runner's environment when set (never copied), else {fallback}"
+                variables.append(EnvVar(name, None, source, note))
+            elif isinstance(value, RedisUrl):
+                note = "from the runner's environment (required: no Redis runs on the local target)"
+                variables.append(EnvVar(name, None, source, note))
+            elif isinstance(value, SessionStore):
+                note = "unset: node_service uses PostgreSQL when DATABASE_URL is set, else the AUTH_ROOT folders"
+                variables.append(EnvVar(name, None, source, note))
+        return variables
+
+    def env_title(self, plan: Plan, svc: ServiceInstance) -> list[str]:
+        return [
+            f"{svc.name} (local target): every variable `deploytool up {plan.env_name}` starts this process with,",
+            "from the project root; the runner adds the ones not written here.",
+        ]
 
     def render(self, plan: Plan, ctx: RenderContext) -> list[Artifact]:
         processes = [(svc.name, local_command(svc) or "") for svc in plan.services]

@@ -28,9 +28,9 @@ def no_traceback(text: str) -> None:
 # --- A2: a plain value is a literal for Compose; only deploytool's own secret references interpolate -------
 
 
-@pytest.mark.parametrize(
-    "value", ["${OPS_API_KEY}", "$2b$12$abc", "$OPS_API_KEY", "$$", "a$", "${OPS_API_KEY:-x}", "$(id)", "${X:?y}"]
-)
+# `${...}` no env file carries through python-dotenv (it expands it in any quoting): render refuses such a
+# value with a spec error (tests/deploytool/test_envfiles.py), so these are the `$` forms a spec can hold.
+@pytest.mark.parametrize("value", ["$2b$12$abc", "$OPS_API_KEY", "$$", "a$", "$(id)"])
 def test_compose_reads_plain_values_literally(make_project, value):
     from deploytool.targets.compose import compose_binary
 

@@ -294,7 +294,7 @@ def make_manifest(
                 }
             )
     return {
-        "version": 3,
+        "version": 4,
         "project": "acme",
         "environment": env,
         "stage": "development",

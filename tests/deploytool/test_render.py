@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from deploytool import pipeline
 from deploytool.output import files as output_files
 from deploytool.render import yamltext
+from deploytool.render.envfile import parse_env
 from deploytool.render.yamltext import dump_yaml
 from deploytool.targets.compose import check_compose_document, compose_binary
 from deploytool.targets.railway import RAILWAY_FILE, check_railway_graph, evaluate_like_cli
@@ -63,7 +64,9 @@ def test_golden_dev_is_what_the_seeds_needed():
         "whatsapp-3": ["127.0.0.1:5004:5004"],
     }
     manifest = json.loads((REPO / "deploy/dev/deploytool-manifest.json").read_text())
-    web_env = next(s for s in manifest["services"] if s["name"] == "web")["process"]["env"]
+    env_file = next(s for s in manifest["services"] if s["name"] == "web")["process"]["env_file"]
+    assert env_file == "env/local/web.env"
+    web_env = parse_env((REPO / "deploy/dev" / env_file).read_text())
     assert web_env["WHATSAPP_TENANT_URLS"] == (
         '{"1":"http://127.0.0.1:5001","2":"http://127.0.0.1:5003","3":"http://127.0.0.1:5004"}'
     )

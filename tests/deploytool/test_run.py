@@ -22,6 +22,7 @@ import pytest
 
 from deploytool import run
 from deploytool.errors import CheckFailed, UserError
+from deploytool.render.envfile import format_env
 from deploytool.run import Event
 from deploytool.run.compose import compose_down, compose_up
 from deploytool.run.procs import start_time
@@ -140,6 +141,8 @@ class Folder:
     ) -> int:
         port = free_port()
         plain = {"PORT": str(port), "GREETING": "hello world", **(env or {})}
+        env_file = f"env/local/{name}.env"
+        (self.out / env_file).write_text(format_env(sorted(plain.items()), header=[f"{name}: generated"]))
         self.services.append(
             {
                 "name": name,
@@ -150,7 +153,7 @@ class Folder:
                 "health_path": health_path,
                 "process": {
                     "command": command or f"python {self.script} {mode} {self.root}",
-                    "env": plain,
+                    "env_file": env_file,
                 },
                 "secrets": list(secrets),
                 "passthrough": list(passthrough),
@@ -161,7 +164,7 @@ class Folder:
 
     def write(self) -> None:
         manifest = {
-            "version": 3,
+            "version": 4,
             "project": "acme",
             "environment": "test",
             "stage": "development",
@@ -197,7 +200,7 @@ def folder(tmp_path: Path) -> Iterator[Folder]:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_up_returns_once_healthy_with_manifest_env_secrets_and_passthrough(folder: Folder) -> None:
+def test_up_returns_once_healthy_with_env_file_secrets_and_passthrough(folder: Folder) -> None:
     web = folder.add("web", passthrough=("DATABASE_URL",))
     wa = folder.add("wa", secrets=("WHATSAPP_API_KEY",))
     folder.add("worker", health_path=None, command=f"exec python -c 'import time; time.sleep(60)' {folder.root}")
@@ -236,6 +239,24 @@ def test_up_returns_once_healthy_with_manifest_env_secrets_and_passthrough(folde
         assert secret not in repr(events) and secret not in repr(statuses)
     assert {(e.service, e.kind) for e in events} >= {("web", "started"), ("web", "healthy"), ("worker", "healthy")}
     assert [s.state for s in status(folder.out)] == ["healthy", "healthy", "running"]
+
+
+def test_each_process_starts_from_its_env_file_as_it_reads(folder: Folder) -> None:
+    """The env file is what runs: the manifest only names it, and what the file says (in the dialect every
+    reader shares: quotes, a line feed, `#`, `$`) is exactly what the process gets."""
+    web = folder.add("web")
+    env_file = folder.out / "env" / "local" / "web.env"
+    assert json.loads((folder.out / "deploytool-manifest.json").read_text())["services"][0]["process"] == {
+        "command": folder.services[0]["process"]["command"],
+        "env_file": "env/local/web.env",
+    }
+    env_file.write_text(f"# edited by hand\nPORT={web}\nGREETING='two # words $HOME\nand a line'\nQUOTED=\"it's\"\n")
+
+    up(folder.out, folder.environ, deadline_s=20)
+
+    env = folder.get(web, "/env").json()["env"]
+    assert env["GREETING"] == "two # words $HOME\nand a line"
+    assert env["QUOTED"] == "it's"
 
 
 def test_a_service_that_crashes_at_start_fails_up_with_its_log_and_stops_the_others(folder: Folder) -> None:

@@ -8,6 +8,7 @@ import yaml
 from deploytool import pipeline
 from deploytool.checks import check_plan
 from deploytool.plan.model import DatabaseUrl, Plain, Role, SessionStore
+from deploytool.render.envfile import parse_env
 from deploytool.targets.railway import RAILWAY_FILE, evaluate_like_cli
 
 SHARDED = "stage: production\ntenants: ['1', '2', '3', '4']\ntopology: {kind: sharded, max_tenants_per_shard: 2}\n"
@@ -52,8 +53,10 @@ def test_postgres_environment_gives_every_shard_the_database_store(make_project)
         entry = manifest.service(svc.name)
         assert entry is not None and entry.passthrough == ["DATABASE_URL"]  # the runner's DATABASE_URL
         # locally SESSION_STORE stays unset: node picks postgres exactly when the runner passes a DATABASE_URL
-        assert entry.env is not None and "SESSION_STORE" not in entry.env
-        assert entry.env["WA_SERVICE_NAME"] == svc.name and entry.env["SESSION_DB_SCHEMA"] == "whatsapp"
+        assert entry.env_file is not None
+        env = parse_env(artifact(result, entry.env_file))
+        assert "SESSION_STORE" not in env
+        assert env["WA_SERVICE_NAME"] == svc.name and env["SESSION_DB_SCHEMA"] == "whatsapp"
 
 
 def test_railway_drops_the_whatsapp_volume_with_the_postgres_store(make_project):

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploytool.cli import main
+from deploytool.render.envfile import parse_env
 from deploytool.tenants import Move, rebalance_moves
 
 SHARDED = "stage: production\ntenants: ['1', '2', '3', '4', '5']\ntopology: {kind: sharded, max_tenants_per_shard: 3}\n"
@@ -43,7 +44,8 @@ def test_move_updates_the_lock_and_every_artifact(sharded, capsys):
     assert "move tenant 2: whatsapp-shard-1 -> whatsapp-shard-2" in capsys.readouterr().out
     data = manifest(sharded)
     assert {r["tenant"]: r["service"] for r in data["tenants"]}["2"] == "whatsapp-shard-2"
-    env = {s["name"]: s["process"]["env"] for s in data["services"]}
+    out = sharded.parent / "deploy" / "prod"
+    env = {s["name"]: parse_env((out / s["process"]["env_file"]).read_text()) for s in data["services"]}
     assert env["whatsapp-shard-1"]["TENANTS"] == "1,3" and env["whatsapp-shard-2"]["TENANTS"] == "2,4,5"
     assert json.loads(env["web"]["WHATSAPP_TENANT_URLS"])["2"] == f"http://127.0.0.1:{data['services'][2]['port']}"
     assert main(["--spec", str(sharded), "render", "prod", "--check"]) == 0  # the files follow the lock
