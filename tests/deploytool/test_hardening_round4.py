@@ -574,8 +574,8 @@ def test_a_lock_with_a_non_number_or_a_duplicate_key_is_exit_2(make_project, cap
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda text: text.replace('"version": 3', '"version": true'),
-        lambda text: text.replace('"version": 3', '"version": 3.0'),
+        lambda text: text.replace('"version": 4', '"version": true'),
+        lambda text: text.replace('"version": 4', '"version": 4.0'),
         lambda text: text.replace('"port": 5002', '"port": 5002.0'),
         lambda text: text.replace('"port": 5002', '"port": true'),
         lambda text: text.replace('"environment": "dev",', '"environment": "dev", "environment": "dev",'),
@@ -630,8 +630,9 @@ def test_a_manifest_root_other_than_its_project_is_refused_before_anything_runs(
     data = json.loads(path.read_text())
     assert data["root"] == "../.."
     data["root"] = root
-    for service in data["services"]:
-        service["process"]["env"]["LD_PRELOAD"] = str(tmp_path / "evil.so")
+    for service in data["services"]:  # a hand-edited env file, as a process would read it
+        env_file = spec.parent / DEV / service["process"]["env_file"]
+        env_file.write_text(env_file.read_text() + f"LD_PRELOAD={tmp_path / 'evil.so'}\n")
     (spec.parent / DEV / "elsewhere").mkdir()
     path.write_text(json.dumps(data))
     capsys.readouterr()
