@@ -174,14 +174,16 @@ def _railway_link_file(environ: Mapping[str, str], cwd: Path) -> str | None:
 
 
 def check_railway(environ: Mapping[str, str], cwd: Path) -> list[Check]:
-    from deploytool.railway_cli import CLI_NAME, INSTALL_HINT, TESTED_CLI_VERSION
+    from deploytool.railway_cli import CLI_NAME, INSTALL_HINT
+    from deploytool.targets.railway_iac import CLI_SOURCE
 
     cli = shutil.which(CLI_NAME, path=environ.get("PATH", os.defpath))
+    # what `validate` models of the CLI: its evaluation per environment and its scope rules
+    models = f"deploytool's Railway evaluator models {CLI_SOURCE}"
     if cli is None:
-        return [Check("railway", RAILWAY, False, "the Railway CLI is not on PATH", INSTALL_HINT)]
+        return [Check("railway", RAILWAY, False, f"the Railway CLI is not on PATH ({models})", INSTALL_HINT)]
     version = _version_of([cli, "--version"], environ) or "version unknown"
-    tested = "" if TESTED_CLI_VERSION in version else f"; deploytool was tested with {TESTED_CLI_VERSION}"
-    checks = [Check("railway", RAILWAY, True, f"{version} ({shown(cli)}){tested}")]
+    checks = [Check("railway", RAILWAY, True, f"{version} ({shown(cli)}); {models}")]
     if environ.get("RAILWAY_TOKEN"):
         link = "RAILWAY_TOKEN (a project token: its own environment)"
     elif environ.get("RAILWAY_PROJECT_ID") and environ.get("RAILWAY_ENVIRONMENT_ID"):

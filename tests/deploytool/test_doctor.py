@@ -39,7 +39,8 @@ def test_ready_with_node_22_and_says_what_the_other_commands_miss(bin_dir, capsy
     out = capsys.readouterr().out
     assert "ok       python" in out and "v22.4.1" in out
     assert "missing  docker           the docker CLI is not on PATH; fix: install Docker" in out
-    assert "missing  railway          the Railway CLI is not on PATH; fix: install it with `npm install -g" in out
+    assert "missing  railway          the Railway CLI is not on PATH (deploytool's Railway evaluator models " in out
+    assert "railwayapp/cli src/iac/eval.rs" in out and "fix: install it with `npm install -g" in out
     assert out.rstrip().endswith(
         "doctor: validate, render, up, probe (procfile runner): ready; --runner compose: missing docker; "
         "railway plan/apply: missing railway"
