@@ -399,6 +399,13 @@ class _Runner:
         raise AssertionError("nothing to remove with the PostgreSQL store")
 
 
+@pytest.fixture(autouse=True)
+def _not_in_ci(monkeypatch):
+    """These cases plant files in a checkout's local overlay too, which `validate` under CI=true never reads
+    (CI runs this suite with CI=true): they are held to what a person's `validate` does."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture
 def running_sharded(make_project, monkeypatch):
     """A sharded environment that `tenants` sees running here, its shards and runner stand-ins."""

@@ -40,7 +40,8 @@ def test_a_local_overlay_is_merged_last_and_said(make_project, capsys):
     assert "dev: local overrides applied: " in err and "environments/dev.local.yaml" in err
 
 
-def test_an_error_in_the_local_overlay_names_its_file_and_line(make_project, capsys):
+def test_an_error_in_the_local_overlay_names_its_file_and_line(make_project, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)  # under CI=true validate reads the committed spec alone
     spec = make_project({"dev": "{}\n"})
     (spec.parent / "environments" / "dev.local.yaml").write_text("# mine\nservices:\n  web:\n    port: 99999\n")
     code, _, err = run(["--spec", str(spec), "validate", "dev"], capsys)
@@ -123,6 +124,7 @@ def test_local_overrides_never_change_a_committed_file(make_project, capsys):
 
 
 def test_validate_under_ci_reads_the_committed_spec_alone(make_project, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)  # CI itself runs this suite with CI=true
     spec = make_project({"dev": "{}\n"})
     (spec.parent / "environments" / "dev.local.yaml").write_text("services:\n  web:\n    port: 70000\n")
     assert run(["--spec", str(spec), "validate", "dev"], capsys)[0] == 2  # here: the overlay's error shows
