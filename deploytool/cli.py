@@ -237,22 +237,30 @@ def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
 
 @app.command()
 def validate(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
-    """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network."""
+    """Check the spec, the plan and the rendered files (Compose schema + config, railway-sdk). No network.
+
+    A consumer that is not installed is named as skipped (a warning; an error under CI=true)."""
+    import dataclasses
+
     from deploytool import pipeline
+    from deploytool.plan.model import CHECK_SKIPPED
 
     # CI checks what is committed: a local overlay on a CI machine must not hide (or cause) a failure
     from deploytool.railway_cli import ci_says_yes
 
-    local = not ci_says_yes(os.environ)
-    rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or (), local=local)
+    ci = ci_says_yes(os.environ)
+    rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or (), local=not ci)
+    if ci:  # a green CI run means every consumer saw the files
+        findings = [dataclasses.replace(f, severity="error") if f.code == CHECK_SKIPPED else f for f in findings]
     _warn_overrides(env, rendered)
     _report_findings(findings)
     failed = pipeline.errors(findings)
     if failed:
         raise CheckFailed(f"{env}: {len(failed)} check(s) failed")
+    skipped = sum(f.code == CHECK_SKIPPED for f in findings)
     _echo(
         f"{env}: ok ({len(rendered.plan.services)} services, {len(rendered.plan.tenants)} tenants, "
-        f"{len(rendered.artifacts)} artifacts)"
+        f"{len(rendered.artifacts)} artifacts)" + (f"; {skipped} consumer check(s) skipped" if skipped else "")
     )
 
 

@@ -223,6 +223,22 @@ class Finding:
         return f"{self.severity}[{self.code}]: {at}{self.message}"
 
 
+# A consumer check that could not run (its tool is not installed). A warning on a person's machine, so a
+# quick `validate` still works there; `validate` under CI=true makes it an error, because a green CI run
+# must mean every consumer saw the files.
+CHECK_SKIPPED = "CHECK_SKIPPED"
+CONSUMERS_INSTALL = "`pip install 'deploytool[consumers]'` (in this repo: `bash scripts/bootstrap --dev`)"
+
+
+def skipped_check(file: str, consumer: str, why: str) -> Finding:
+    """The finding that says `file` was not checked by `consumer`, why, and how to install it."""
+    return Finding(
+        CHECK_SKIPPED,
+        f"{file}: not checked by {consumer}: {why}; install it with {CONSUMERS_INSTALL}",
+        severity="warning",
+    )
+
+
 @dataclass(frozen=True)
 class Plan:
     project: str

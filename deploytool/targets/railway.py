@@ -36,6 +36,7 @@ from deploytool.plan.model import (
     ServiceUrl,
     SessionStore,
     TenantUrls,
+    skipped_check,
 )
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.templating import PySource, call, identifier, literal, render_template
@@ -161,7 +162,7 @@ class RailwayTarget(TargetPlugin):
         if railway is None:
             return [*findings, Finding("RAILWAY_EVAL", f"{RAILWAY_FILE} was not rendered")]
         if importlib.util.find_spec("railway_sdk") is None:
-            return [*findings, Finding("RAILWAY_EVAL", f"{RAILWAY_FILE}: not checked: {railway_iac.SDK_MISSING}")]
+            return [*findings, skipped_check(RAILWAY_FILE, "railway-sdk", "railway-sdk is not installed")]
         return [*findings, *check_project_file(railway.content, layouts_of(plan, ctx))]
 
 

@@ -32,7 +32,6 @@ from deploytool.errors import UserError
 CLI_SOURCE = "railwayapp/cli src/iac/eval.rs 86fedb2, src/iac/environments.rs c887aab"
 # A persistent environment the spec does not describe (someone's `qa`): it must evaluate and get nothing.
 UNKNOWN_ENVIRONMENT = "deploytool-check-unknown"
-SDK_MISSING = "railway-sdk is not installed (`pip install railway-sdk`; scripts/bootstrap --dev installs it)"
 
 
 class LayoutError(UserError):
