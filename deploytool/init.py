@@ -106,6 +106,7 @@ GITIGNORE_LINES = (
     f"*{OLD_SUFFIX}",
     "environments/*.local.yaml",
     "deploy/*.local/",
+    "instance/",  # the web app's embedded SQLite database when no DATABASE_URL is set (`up` on the default)
 )
 
 

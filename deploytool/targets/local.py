@@ -28,7 +28,7 @@ from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.render.envfile import EnvVar, env_file_path
 from deploytool.render.manifest import ManifestProcess
 from deploytool.render.templating import render_template
-from deploytool.spec.model import Addon, Target
+from deploytool.spec.model import Target
 from deploytool.targets.base import TargetPlugin
 
 PROCFILE = "Procfile"
@@ -80,16 +80,8 @@ class LocalTarget(TargetPlugin):
         return self.spell(plan, value, ctx)
 
     def plan_findings(self, plan: Plan) -> Iterator[Finding]:
-        if Addon.redis in plan.addons:
-            users = ", ".join(svc.name for svc in plan.services if "REDIS_URL" in svc.env_dict())
-            yield Finding(
-                "REDIS_FROM_ENVIRONMENT",
-                "addons: redis: the local target runs no Redis; `deploytool up` (procfile runner) takes REDIS_URL "
-                f"from the environment (for {users}) and refuses to start without it, e.g. "
-                "REDIS_URL=redis://127.0.0.1:6379/0",
-                "warning",
-                field="addons",
-            )
+        # No finding for `addons: [redis]`: only the procfile runner's `up` needs REDIS_URL from the environment,
+        # and it refuses to start without it, naming the variable (run/environment.py), where the advice applies.
         for svc in plan.services:
             command = local_command(svc)
             if command is None:

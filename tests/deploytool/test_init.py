@@ -74,3 +74,36 @@ def test_version(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"deploytool {__version__}"
+
+
+INIT_ARGS = ["--project", "acme", "--topology", "shared", "--tenants", "1", "--targets", "local,compose"]
+
+
+def test_the_web_start_of_a_new_spec_opens_no_gunicorn_control_socket(tmp_path):
+    """gunicorn ≥ 25 opens a control socket under $HOME, which a container's user cannot create: every start
+    then logs an `[ERROR]`. Read the way gunicorn itself reads its command line."""
+    import shlex
+
+    from gunicorn.config import Config
+
+    assert main(["init", str(tmp_path), *INIT_ARGS]) == 0
+    web = load_spec(tmp_path / "deploytool.yaml", "dev").spec.services["web"]
+    argv = shlex.split(web.start.replace("$PORT", "8000"))
+    assert argv[0] == "gunicorn"
+    assert Config().parser().parse_args(argv[1:]).control_socket_disable is True
+
+
+def test_a_new_projects_gitignore_keeps_the_embedded_database_out_of_git(tmp_path):
+    import subprocess
+
+    assert main(["init", str(tmp_path), *INIT_ARGS]) == 0
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / "flask_service.sqlite3").write_text("")
+    (tmp_path / "instance" / "app.db-journal").write_text("")
+    ignored = subprocess.run(
+        ["git", "-C", str(tmp_path), "check-ignore", "instance/flask_service.sqlite3", "instance/app.db-journal"],
+        capture_output=True,
+        text=True,
+    )
+    assert ignored.stdout.split() == ["instance/flask_service.sqlite3", "instance/app.db-journal"]
