@@ -456,6 +456,12 @@ def up(
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
+    if runner == "procfile":
+        from deploytool.tenant_import import file_sessions_hint
+
+        hint = file_sessions_hint(rendered.ctx.out, env, environ)
+        if hint:
+            _warn(hint)
 
 
 @app.command()
@@ -821,6 +827,31 @@ def tenants_rebalance(
     from deploytool import tenants
 
     tenants.rebalance_command(_spec(ctx), env, out, apply, os.environ, timeout, _echo)
+
+
+@tenants_app.command("import")
+def tenants_import(
+    ctx: typer.Context,
+    env: EnvArgument,
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--from", metavar="DIR", help="Folder of session folders: Baileys' auth/<tenant>/, an AUTH_ROOT, .run/data."
+        ),
+    ],
+    out: OutOption = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the sessions into ENV's store, not only list them.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a tenant that has a linked session in the store already.")
+    ] = False,
+) -> None:
+    """Find the linked WhatsApp sessions under DIR, map them to ENV's tenants; --apply brings them into ENV's
+    session store (files or PostgreSQL) through node_service's own store code, so nobody scans again."""
+    from deploytool import tenant_import
+
+    tenant_import.import_command(_spec(ctx), env, out, source, apply, replace, os.environ, _echo)
 
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away

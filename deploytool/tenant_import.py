@@ -1,0 +1,500 @@
+"""`deploytool tenants import ENV --from DIR`: bring the linked WhatsApp sessions of an existing deployment into the
+environment's session store, so its customers do not scan again (see docs/sessions.md).
+
+Three steps, each a function:
+
+1. `scan(DIR, tenants)`: what DIR holds, without following a link and reading every file through safeio with a
+   size bound. A Baileys multi-file auth folder (`creds.json` plus key files, as `useMultiFileAuthState` and
+   node_service's file store write them) named after a tenant of the environment is a candidate; a folder of
+   folders (`auth/`, the runner's `.run/data/<service>/`) is looked into once. Refused, each named and nothing
+   written for it: a name that is no tenant id or no tenant of the environment, a link, a folder without
+   `creds.json` or with a file that is not JSON, a file over the bound, a second folder for one tenant.
+   whatsapp-web.js profiles (`.wwebjs_auth_*`) are browser state of another protocol: listed as needing one scan.
+2. The candidates are copied (the bytes already read and checked) into a private staging folder, so what node
+   reads is exactly what was checked, whatever happens to DIR meanwhile.
+3. node_service's own `src/store/import.js` reads each staged folder with Baileys' `useMultiFileAuthState` and
+   writes it through node_service's store code, one run per WhatsApp service with that service's store settings
+   as the procfile runner gives them (its env file, DATABASE_URL from the environment), so the stored bytes are
+   exactly what node_service reads. It answers in JSON: tenant, `me`, key count, action; never key material.
+
+On `up`, `file_sessions_hint` tells the operator the one command that brings file sessions left from a file-store
+layout into PostgreSQL (see docs/sessions.md for why `up` does not import them itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploytool.errors import CheckFailed, UserError
+from deploytool.safeio import read_bytes
+
+Say = Callable[[str], None]
+
+TENANT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # node_service's TENANT_ID_RE
+CREDS = "creds.json"
+SANDBOX_CREDS = "sandbox-creds.json"  # node_service's sandbox driver, in its file store
+# Baileys' key types (its SignalDataTypeMap): a key file is `<type>-<id>.json`.
+KEY_TYPES = (
+    "app-state-sync-version",
+    "app-state-sync-key",
+    "sender-key-memory",
+    "identity-key",
+    "device-list",
+    "lid-mapping",
+    "sender-key",
+    "pre-key",
+    "session",
+    "tctoken",
+)
+# node_service's own files beside the session (its lock, a handoff mark, a write or health probe under way)
+OWN_FILES = re.compile(r"^(\.lock|\.released|\..+\.tmp|\.health-\d+)$")
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a large account's app-state-sync-version is a few MB; creds a few KB
+MAX_FOLDER_BYTES = 256 * 1024 * 1024
+MAX_FILES = 100_000
+NODE_TIMEOUT_S = 600.0
+IMPORT_SCRIPT = Path("src") / "store" / "import.js"
+# What node's store reads from a service's environment (src/store/config.js, src/config.js's AUTH_ROOT)
+STORE_NAMES = ("SESSION_STORE", "DATABASE_URL", "SESSION_DB_SCHEMA", "WA_SERVICE_NAME", "AUTH_ROOT")
+RECORD_FILE = "imported-sessions.json"
+
+
+@dataclass
+class Entry:
+    """One folder of DIR and what becomes of it."""
+
+    folder: str  # relative to DIR
+    kind: str  # session | wwebjs | refused | ignored
+    tenant: str | None = None
+    detail: str = ""
+    me: str | None = None
+    keys: int = 0
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)  # checked bytes, never printed
+    service: str | None = None
+    action: str = ""
+
+    @property
+    def digest(self) -> str:
+        """Identifies the session (its creds documents), for the record `up`'s hint reads."""
+        h = hashlib.sha256()
+        for name in (CREDS, SANDBOX_CREDS):
+            h.update(name.encode() + b"\0" + self.files.get(name, b"") + b"\0")
+        return h.hexdigest()
+
+
+def _is_key_file(name: str) -> bool:
+    return name.endswith(".json") and any(name.startswith(f"{t}-") and len(name) > len(t) + 6 for t in KEY_TYPES)
+
+
+def _has_session(path: Path) -> bool:
+    return any(os.path.lexists(path / name) for name in (CREDS, SANDBOX_CREDS))
+
+
+def _children(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot list: {exc.strerror}") from None
+
+
+def _link_detail(root: Path, path: Path) -> str:
+    target = os.readlink(path)
+    resolved = (path.parent / target).resolve()
+    where = "inside" if resolved == root or root in resolved.parents else "outside"
+    return f"a symbolic link to {target} ({where} the folder imported from): links are not followed"
+
+
+def _wwebjs_tenant(name: str, tenants: Sequence[str]) -> str | None:
+    """`.wwebjs_auth_user_<id>` names its tenant (seed 004); `.wwebjs_auth_<port>` names a port, no tenant."""
+    found = re.fullmatch(r"\.wwebjs_auth_user_([A-Za-z0-9_-]{1,64})", name)
+    return found.group(1) if found and found.group(1) in tenants else None
+
+
+def scan(source: Path, tenants: Sequence[str], env: str) -> list[Entry]:
+    """Every folder of `source` (and of its folders of folders) with what it is; session bytes read and checked."""
+    root = source.resolve()
+    if not root.is_dir():
+        raise UserError(f"--from: {source} is not a folder")
+    entries: list[Entry] = []
+
+    def visit(path: Path, rel: str, depth: int) -> None:
+        for child in _children(path):
+            name, sub = child.name, f"{rel}{child.name}"
+            full = path / name
+            if child.is_symlink():
+                if _has_session(path) or TENANT_ID_RE.match(name) or depth == 0:
+                    entries.append(Entry(sub, "refused", detail=_link_detail(root, full)))
+                continue
+            if not child.is_dir(follow_symlinks=False):
+                continue  # a file beside the folders: not a session
+            if name.startswith(".wwebjs_auth"):
+                tenant = _wwebjs_tenant(name, tenants)
+                entries.append(Entry(sub, "wwebjs", tenant, "a whatsapp-web.js profile (another protocol)"))
+                continue
+            if name.startswith(".wwebjs_cache"):
+                continue
+            if _has_session(full):
+                entries.append(_session(root, full, sub, name, tenants, env))
+            elif depth == 0 and any(
+                c.is_dir(follow_symlinks=False) and _has_session(full / c.name) for c in _children(full)
+            ):
+                visit(full, f"{sub}/", depth + 1)  # auth/<tenant>/, .run/data/<service>/<tenant>/
+            elif name in tenants:
+                entries.append(Entry(sub, "refused", name, f"no {CREDS}: an empty or half-written session folder"))
+
+    visit(root, "", 0)
+    by_tenant: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.kind == "session" and entry.tenant:
+            by_tenant.setdefault(entry.tenant, []).append(entry)
+    for tenant, found in by_tenant.items():
+        if len(found) > 1:
+            for entry in found:
+                others = ", ".join(e.folder for e in found if e is not entry)
+                entry.kind, entry.files = "refused", {}
+                entry.detail = f"a second folder for tenant {tenant} (also {others}): keep one, move the other away"
+    return sorted(entries, key=lambda e: e.folder)
+
+
+def _session(root: Path, path: Path, rel: str, name: str, tenants: Sequence[str], env: str) -> Entry:
+    """A folder holding creds: checked file by file; refused at the first problem, named."""
+    entry = Entry(rel, "session", name)
+
+    def refuse(detail: str) -> Entry:
+        entry.kind, entry.detail, entry.files = "refused", detail, {}
+        return entry
+
+    if not TENANT_ID_RE.match(name):
+        entry.tenant = None
+        return refuse("not a valid tenant id (letters, digits, _ and -, at most 64)")
+    if name not in tenants:
+        return refuse(f"maps to no tenant of {env} (tenants: {', '.join(tenants)})")
+    total = 0
+    children = _children(path)
+    if len(children) > MAX_FILES:
+        return refuse(f"holds {len(children):,} entries, more than {MAX_FILES:,}")
+    for child in children:
+        if OWN_FILES.match(child.name):
+            continue
+        full = path / child.name
+        if child.is_symlink():
+            return refuse(f"{child.name}: {_link_detail(root, full)}")
+        if child.name not in (CREDS, SANDBOX_CREDS) and not _is_key_file(child.name):
+            return refuse(f"{child.name}: not a file of a Baileys auth folder")
+        try:
+            size = os.lstat(full).st_size
+            if size > MAX_FILE_BYTES:
+                return refuse(f"{child.name}: {size:,} bytes, larger than {MAX_FILE_BYTES:,}: not a session file")
+            data = read_bytes(full, "holds a session file", limit=MAX_FILE_BYTES)
+        except UserError as exc:
+            return refuse(str(exc).replace(str(full), child.name, 1))
+        if data is None:
+            return refuse(f"{child.name}: went away while being read")
+        total += len(data)
+        if total > MAX_FOLDER_BYTES:
+            return refuse(f"more than {MAX_FOLDER_BYTES:,} bytes of session files")
+        try:
+            json.loads(data)
+        except ValueError:
+            return refuse(f"{child.name}: not JSON (half-written?)")
+        entry.files[child.name] = data
+        entry.keys += _is_key_file(child.name)
+    if CREDS not in entry.files and SANDBOX_CREDS not in entry.files:
+        return refuse(f"no {CREDS}: an empty or half-written session folder")
+    for doc in (CREDS, SANDBOX_CREDS):
+        if doc in entry.files:
+            found = json.loads(entry.files[doc])
+            me = found.get("me") if isinstance(found, dict) else None
+            if not isinstance(found, dict):
+                return refuse(f"{doc}: not a JSON object")
+            if isinstance(me, dict) and isinstance(me.get("id"), str):
+                entry.me = entry.me or me["id"]
+    if entry.me is None:
+        entry.kind, entry.detail, entry.files = (
+            "ignored",
+            f'no linked device ({CREDS} has no "me"): nothing to import',
+            {},
+        )
+    return entry
+
+
+# ---- node_service's importer, one run per service --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A WhatsApp service as the import writes into it: its store settings and the node_service code it runs."""
+
+    service: str
+    env: dict[str, str]
+    script: Path
+    cwd: Path
+
+    @property
+    def store(self) -> str:
+        """node's rule (src/store/config.js): SESSION_STORE, else postgres when DATABASE_URL is set."""
+        chosen = self.env.get("SESSION_STORE", "").strip()
+        return chosen or ("postgres" if self.env.get("DATABASE_URL", "").strip() else "files")
+
+
+def targets_of(out: Path, sources: Mapping[str, str | None], environ: Mapping[str, str]) -> dict[str, Target]:
+    """Each WhatsApp service of the rendered folder with the store settings the procfile runner starts it with."""
+    from deploytool.plan.model import Role
+    from deploytool.run.environment import base_env, env_file_values
+    from deploytool.run.manifest import load_manifest
+
+    manifest = load_manifest(out)
+    root = manifest.require_project_root()
+    found = {}
+    for svc in manifest.services:
+        if svc.role is not Role.whatsapp:
+            continue
+        source = sources.get(svc.name)
+        if source is None:
+            raise UserError(f"{svc.name}: runs from an image, not from node_service code here: nothing to import with")
+        script = root / source / IMPORT_SCRIPT
+        if not script.is_file():
+            raise UserError(f"{svc.name}: {script} not found: its source is not node_service (or an older one)")
+        # as process_env builds it for the runner (env file, then passthrough), without the secrets: not needed
+        values = env_file_values(svc, out)
+        values.update({name: environ[name] for name in svc.passthrough if name in environ})
+        env = base_env(environ)
+        env.update({name: values[name] for name in STORE_NAMES if name in values})
+        found[svc.name] = Target(svc.name, env, script, root)
+    return found
+
+
+def run_node(target: Target, entries: Sequence[Entry], stage: Path, apply: bool, replace: bool) -> list[dict[str, Any]]:
+    """node_service's importer over the staged folders of `entries`; its results, in their order."""
+    from deploytool.redact import redact_url
+
+    node = shutil.which("node", path=target.env.get("PATH"))
+    if node is None:
+        raise UserError("node: not on PATH (bash scripts/bootstrap puts Node 22 in .venv/bin)")
+    folders = [{"tenant": e.tenant, "path": str(stage / str(i))} for i, e in enumerate(entries)]
+    args = [node, str(target.script), *(["--apply"] if apply else []), *(["--replace"] if replace else [])]
+    try:
+        done = subprocess.run(
+            args,
+            cwd=target.cwd,
+            env=target.env,
+            input=json.dumps({"folders": folders}),
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{target.service}: node_service's import took longer than {NODE_TIMEOUT_S:g} s") from None
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        tail = redact_url(done.stderr.strip()[-400:])
+        raise CheckFailed(f"{target.service}: node_service's import failed (exit {done.returncode}): {tail}") from None
+    if not isinstance(answer, dict) or "error" in answer or not isinstance(answer.get("results"), list):
+        raise CheckFailed(f"{target.service}: node_service's import: {redact_url(str(answer.get('error', answer)))}")
+    results: list[dict[str, Any]] = answer["results"]
+    return results
+
+
+def stage_files(stage: Path, entries: Sequence[Entry]) -> None:
+    for i, entry in enumerate(entries):
+        folder = stage / str(i)
+        folder.mkdir(mode=0o700)
+        for name, data in entry.files.items():
+            fd = os.open(
+                folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, stat.S_IRUSR | stat.S_IWUSR
+            )
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+
+
+# ---- the command ---------------------------------------------------------------------------------------
+
+
+WORDS = {
+    "import": ("import", "imported"),
+    "replace": ("replace (--replace)", "replaced"),
+    "unchanged": ("unchanged: in the store already", "unchanged: in the store already"),
+    "linked": ("left alone", "left alone"),
+    "locked": ("refused", "refused"),
+    "unlinked": ("nothing to import", "nothing to import"),
+    "failed": ("failed", "failed"),
+}
+
+
+def import_command(
+    spec_path: Path,
+    env: str,
+    out: Path | None,
+    source: Path,
+    apply: bool,
+    replace: bool,
+    environ: Mapping[str, str],
+    say: Say,
+) -> None:
+    from deploytool import pipeline
+    from deploytool.output.manifest import read_manifest
+    from deploytool.plan.model import Role
+
+    out = out or pipeline.default_out(spec_path, env)
+    _, plan = pipeline.plan_environment(spec_path, env)
+    routes = {t.tenant: t.service for t in read_manifest(out, hint=f"run `deploytool render {env}` first").tenants}
+    sources = {s.name: s.source for s in plan.services if s.role is Role.whatsapp}
+    targets = targets_of(out, sources, environ)
+    entries = scan(source, list(routes), env)
+    sessions = [e for e in entries if e.kind == "session"]
+    for entry in sessions:
+        entry.service = routes[entry.tenant or ""]
+    with tempfile.TemporaryDirectory(prefix="deploytool-import-") as tmp:
+        for service in sorted({e.service for e in sessions if e.service}):
+            mine = [e for e in sessions if e.service == service]
+            stage = Path(tmp) / service
+            stage.mkdir(mode=0o700)
+            stage_files(stage, mine)
+            for entry, result in zip(mine, run_node(targets[service], mine, stage, apply, replace), strict=True):
+                entry.action = str(result.get("action"))
+                entry.detail = str(result.get("detail") or "")
+                entry.keys = int(result.get("keys") or entry.keys)
+    _report(entries, targets, env, apply, say)
+    if apply:
+        _record(out, source, [e for e in sessions if e.action in ("import", "replace", "unchanged", "linked")])
+        _resume(spec_path, env, out, [e for e in sessions if e.action in ("import", "replace")], environ, say)
+    refused = [e for e in entries if e.kind == "refused" or e.action in ("locked", "failed")]
+    if refused:
+        raise CheckFailed(f"{env}: {len(refused)} folder(s) refused (above); nothing was written for them")
+
+
+def _report(entries: Sequence[Entry], targets: Mapping[str, Target], env: str, apply: bool, say: Say) -> None:
+    if not entries:
+        say(f"{env}: no session folders found")
+        return
+    say(f"{'FOLDER':28} {'TENANT':10} {'SERVICE':20} {'ME':34} {'KEYS':>5}  RESULT")
+    for e in entries:
+        if e.kind == "session":
+            word = WORDS.get(e.action, (e.action, e.action))[1 if apply else 0]
+            result = (
+                f"{word}{': ' + e.detail if e.detail and e.action not in ('import', 'replace', 'unchanged') else ''}"
+            )
+            store = targets[e.service or ""].store if e.service in targets else "?"
+            where = f"{e.tenant or '-':10} {e.service or '-':20} {e.me or '-':34}"
+            say(f"{e.folder:28} {where} {e.keys:>5}  {result} ({store})")
+        else:
+            word = {"wwebjs": "needs one scan", "refused": "refused", "ignored": "ignored"}[e.kind]
+            say(f"{e.folder:28} {e.tenant or '-':10} {'-':20} {'-':34} {'-':>5}  {word}: {e.detail}")
+    scans = [e.tenant or e.folder for e in entries if e.kind == "wwebjs"]
+    if scans:
+        say(f"{env}: whatsapp-web.js sessions cannot become Baileys sessions; these need one scan: {', '.join(scans)}")
+    todo = [e for e in entries if e.kind == "session" and e.action in ("import", "replace")]
+    if not apply and todo:
+        say(f"{env}: {len(todo)} session(s) to import; run again with --apply to write them")
+
+
+def _record(out: Path, source: Path, entries: Sequence[Entry]) -> None:
+    """Which folders are in the store now (path -> digest of their creds), so `up` stops suggesting them."""
+    from deploytool.output.fs import write_atomic
+    from deploytool.run.state import own_run_dir
+
+    if not entries:
+        return
+    path = own_run_dir(out) / RECORD_FILE
+    record = _read_record(out)
+    root = source.resolve()
+    record.update({str(root / e.folder): e.digest for e in entries})
+    write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o600)
+
+
+def _read_record(out: Path) -> dict[str, str]:
+    from deploytool.run.state import run_dir
+    from deploytool.safeio import read_text
+
+    text = read_text(run_dir(out) / RECORD_FILE, "records the imported session folders")
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _resume(
+    spec_path: Path, env: str, out: Path, entries: Sequence[Entry], environ: Mapping[str, str], say: Say
+) -> None:
+    """On an environment running here, each imported tenant is connected on its service (from the store, no QR)."""
+    from deploytool import tenants
+
+    if not entries:
+        return
+    here = tenants.live(tenants.layout(spec_path, env, out), environ)
+    if here is None:
+        say(f"{env}: not running here; `deploytool up {env}` resumes the imported tenants without a scan")
+        return
+    for e in entries:
+        service = e.service or ""
+        response = here.call("POST", service, f"/tenants/{e.tenant}/connect")
+        if response.status_code in (202, 409):
+            say(f"  {service}: tenant {e.tenant} resumes from the store (POST connect -> {response.status_code})")
+        else:
+            say(f"  {service}: POST /tenants/{e.tenant}/connect -> HTTP {response.status_code}; restart {service}")
+
+
+# ---- `up`: file sessions left behind by a file-store layout ------------------------------------------------
+
+
+def file_sessions_hint(out: Path, env: str, environ: Mapping[str, str]) -> str | None:
+    """The command to run when a WhatsApp service now keeps its sessions in PostgreSQL and the runner's session
+    folders (`.run/data/`) still hold linked sessions of a file-store layout that were never imported."""
+    from deploytool.run.manifest import load_manifest
+    from deploytool.run.state import run_dir
+
+    data = run_dir(out) / "data"
+    if not data.is_dir() or data.is_symlink():
+        return None
+    try:
+        manifest = load_manifest(out)
+        stores = _stores(out, manifest, environ)
+    except UserError:
+        return None
+    if "postgres" not in stores.values():
+        return None
+    tenants = [t for s in manifest.services for t in s.tenants]
+    try:
+        found = [e for e in scan(data, tenants, env) if e.kind == "session"]
+    except UserError:
+        return None
+    record = _read_record(out)
+    left = [e for e in found if record.get(str(data.resolve() / e.folder)) != e.digest]
+    if not left:
+        return None
+    shown = os.path.relpath(data) if not os.path.relpath(data).startswith("..") else str(data)
+    names = ", ".join(sorted({e.tenant or "" for e in left}))
+    return (
+        f"{env}: sessions are kept in PostgreSQL now, and {shown} still holds {len(left)} linked session(s) of the "
+        f"file store (tenants {names}); bring them over without a scan: "
+        f"deploytool tenants import {env} --from {shown} --apply"
+    )
+
+
+def _stores(out: Path, manifest: Any, environ: Mapping[str, str]) -> dict[str, str]:
+    from deploytool.plan.model import Role
+    from deploytool.run.environment import env_file_values
+
+    stores = {}
+    for svc in manifest.services:
+        if svc.role is not Role.whatsapp or svc.env_file is None:
+            continue
+        values = env_file_values(svc, out)
+        if "DATABASE_URL" in svc.passthrough and environ.get("DATABASE_URL"):
+            values.setdefault("DATABASE_URL", environ["DATABASE_URL"])
+        stores[svc.name] = Target(svc.name, values, Path(), Path()).store
+    return stores
