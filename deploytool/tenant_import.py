@@ -154,16 +154,18 @@ def scan(source: Path, tenants: Sequence[str], env: str) -> list[Entry]:
                 entries.append(Entry(sub, "refused", name, f"no {CREDS}: an empty or half-written session folder"))
 
     visit(root, "", 0)
+    # Two folders for one tenant (refused ones too): which one is current is the operator's call, not ours.
     by_tenant: dict[str, list[Entry]] = {}
     for entry in entries:
-        if entry.kind == "session" and entry.tenant:
+        if entry.kind in ("session", "refused") and entry.tenant is not None and entry.tenant in tenants:
             by_tenant.setdefault(entry.tenant, []).append(entry)
     for tenant, found in by_tenant.items():
         if len(found) > 1:
             for entry in found:
                 others = ", ".join(e.folder for e in found if e is not entry)
+                why = f"; {entry.detail}" if entry.kind == "refused" else ""
                 entry.kind, entry.files = "refused", {}
-                entry.detail = f"a second folder for tenant {tenant} (also {others}): keep one, move the other away"
+                entry.detail = f"a second folder for tenant {tenant} (also {others}): keep one, move the others{why}"
     return sorted(entries, key=lambda e: e.folder)
 
 

@@ -226,6 +226,8 @@ export async function main(argv = process.argv.slice(2), env = process.env) {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] || '').href) {
+// Run as a script (through a linked folder too: import.meta.url is the real path).
+const invoked = process.argv[1] ? (() => { try { return pathToFileURL(fs.realpathSync(process.argv[1])).href; } catch { return null; } })() : null;
+if (import.meta.url === invoked) {
   main().then((code) => { process.exitCode = code; });
 }
