@@ -772,7 +772,8 @@ def railway_apply(
 
 
 tenants_app = typer.Typer(
-    help="Which shard serves each tenant; move tenants between shards (topology sharded), sessions included.",
+    help="Which shard serves each tenant; move tenants between shards (topology sharded), sessions included; "
+    "import the linked sessions of an existing deployment.",
     no_args_is_help=True,
 )
 app.add_typer(tenants_app, name="tenants")
