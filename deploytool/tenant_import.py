@@ -346,11 +346,32 @@ def import_command(
     environ: Mapping[str, str],
     say: Say,
 ) -> None:
+    from contextlib import nullcontext
+
+    from deploytool import pipeline
+    from deploytool.run.state import run_lock
+
+    out = out or pipeline.default_out(spec_path, env)
+    # --apply: one import, up, down, restart or move at a time on the folder (run_lock, as `tenants move`)
+    with run_lock(out) if apply else nullcontext():
+        _import(spec_path, env, out, source, apply, replace, environ, say)
+
+
+def _import(
+    spec_path: Path,
+    env: str,
+    out: Path,
+    source: Path,
+    apply: bool,
+    replace: bool,
+    environ: Mapping[str, str],
+    say: Say,
+) -> None:
     from deploytool import pipeline
     from deploytool.output.manifest import read_manifest
     from deploytool.plan.model import Role
+    from deploytool.redact import redact_url
 
-    out = out or pipeline.default_out(spec_path, env)
     _, plan = pipeline.plan_environment(spec_path, env)
     routes = {t.tenant: t.service for t in read_manifest(out, hint=f"run `deploytool render {env}` first").tenants}
     sources = {s.name: s.source for s in plan.services if s.role is Role.whatsapp}
@@ -367,7 +388,7 @@ def import_command(
             stage_files(stage, mine)
             for entry, result in zip(mine, run_node(targets[service], mine, stage, apply, replace), strict=True):
                 entry.action = str(result.get("action"))
-                entry.detail = str(result.get("detail") or "")
+                entry.detail = redact_url(str(result.get("detail") or ""))
                 entry.keys = int(result.get("keys") or entry.keys)
     _report(entries, targets, env, apply, say)
     if apply:
