@@ -262,7 +262,9 @@ def targets_of(out: Path, sources: Mapping[str, str | None], environ: Mapping[st
     for svc in manifest.services:
         if svc.role is not Role.whatsapp:
             continue
-        source = sources.get(svc.name)
+        if svc.name not in sources:
+            raise UserError(f"{out}: {svc.name} is not in the spec's plan any more: render the folder again")
+        source = sources[svc.name]
         if source is None:
             raise UserError(f"{svc.name}: runs from an image, not from node_service code here: nothing to import with")
         script = root / source / IMPORT_SCRIPT
@@ -377,6 +379,11 @@ def _import(
     sources = {s.name: s.source for s in plan.services if s.role is Role.whatsapp}
     targets = targets_of(out, sources, environ)
     entries = scan(source, list(routes), env)
+    if not entries and _has_session(source):
+        raise UserError(
+            f"--from: {source} is one session folder itself; name the folder that holds it (its parent), whose "
+            "folder names are the tenant ids"
+        )
     sessions = [e for e in entries if e.kind == "session"]
     for entry in sessions:
         entry.service = routes[entry.tenant or ""]

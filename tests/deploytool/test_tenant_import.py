@@ -122,3 +122,17 @@ def test_a_huge_file_is_refused_without_reading_it(tmp_path):
 def test_the_source_must_be_a_folder(tmp_path):
     with pytest.raises(UserError, match="is not a folder"):
         tenant_import.scan(tmp_path / "missing", TENANTS, "dev")
+
+
+def test_a_session_folder_given_as_the_source_is_named(make_project, tmp_path, capsys):
+    from deploytool.cli import main
+
+    spec = make_project({"dev": "database: {engine: sqlite}\ntargets: [local]\n"})
+    (tmp_path / "node_service" / "src" / "store").mkdir(parents=True)
+    (tmp_path / "node_service" / "src" / "store" / "import.js").write_text("// not run: nothing to import\n")
+    one = session(tmp_path / "old" / "1")
+    assert main(["--spec", str(spec), "tenants", "import", "dev", "--from", str(one.parent)]) == 2
+    assert "deploytool-manifest.json: not found; run `deploytool render" in capsys.readouterr().err  # the env files
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    assert main(["--spec", str(spec), "tenants", "import", "dev", "--from", str(one)]) == 2
+    assert "is one session folder itself" in capsys.readouterr().err
