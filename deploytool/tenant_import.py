@@ -82,6 +82,7 @@ class Entry:
     files: dict[str, bytes] = field(default_factory=dict, repr=False)  # checked bytes, never printed
     service: str | None = None
     action: str = ""
+    store: str = ""  # files | postgres, as node_service's importer opened it
 
     @property
     def digest(self) -> str:
@@ -279,15 +280,15 @@ def targets_of(out: Path, sources: Mapping[str, str | None], environ: Mapping[st
     return found
 
 
-def run_node(target: Target, entries: Sequence[Entry], stage: Path, apply: bool, replace: bool) -> list[dict[str, Any]]:
-    """node_service's importer over the staged folders of `entries`; its results, in their order."""
-    from deploytool.redact import redact_url
-
+def run_node(
+    target: Target, entries: Sequence[Entry], stage: Path, apply: bool, replace: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """node_service's importer here over the staged folders of `entries`: its store and results, in their order."""
     node = shutil.which("node", path=target.env.get("PATH"))
     if node is None:
         raise UserError("node: not on PATH (bash scripts/bootstrap puts Node 22 in .venv/bin)")
     folders = [{"tenant": e.tenant, "path": str(stage / str(i))} for i, e in enumerate(entries)]
-    args = [node, str(target.script), *(["--apply"] if apply else []), *(["--replace"] if replace else [])]
+    args = [node, str(target.script), *_flags(apply, replace)]
     try:
         done = subprocess.run(
             args,
@@ -301,15 +302,100 @@ def run_node(target: Target, entries: Sequence[Entry], stage: Path, apply: bool,
         )
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"{target.service}: node_service's import took longer than {NODE_TIMEOUT_S:g} s") from None
+    return _answer(target.service, done.returncode, done.stdout, done.stderr, len(entries))
+
+
+def _flags(apply: bool, replace: bool) -> list[str]:
+    return [*(["--apply"] if apply else []), *(["--replace"] if replace else [])]
+
+
+def _answer(service: str, code: int, stdout: str, stderr: str, count: int) -> tuple[str, list[dict[str, Any]]]:
+    """import.js's one JSON document: the store it wrote to and a result per folder; CheckFailed otherwise."""
+    from deploytool.redact import redact_url
+
     try:
-        answer = json.loads(done.stdout)
+        answer = json.loads(stdout)
     except ValueError:
-        tail = redact_url(done.stderr.strip()[-400:])
-        raise CheckFailed(f"{target.service}: node_service's import failed (exit {done.returncode}): {tail}") from None
-    if not isinstance(answer, dict) or "error" in answer or not isinstance(answer.get("results"), list):
-        raise CheckFailed(f"{target.service}: node_service's import: {redact_url(str(answer.get('error', answer)))}")
-    results: list[dict[str, Any]] = answer["results"]
-    return results
+        tail = redact_url(stderr.strip()[-400:])
+        raise CheckFailed(f"{service}: node_service's import failed (exit {code}): {tail}") from None
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or len(results) != count or "error" in answer:
+        shown = answer.get("error", answer) if isinstance(answer, dict) else answer
+        raise CheckFailed(f"{service}: node_service's import: {redact_url(str(shown))}")
+    return str(answer.get("store")), results
+
+
+# The node_service image (node_service/Dockerfile): its code under its WORKDIR, its process as uid 1000.
+CONTAINER_SCRIPT = "src/store/import.js"
+CONTAINER_USER = "1000:1000"
+
+
+def run_in_container(
+    out: Path, environ: Mapping[str, str], service: str, entries: Sequence[Entry], apply: bool, replace: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """The same importer inside the service's running Compose container: the store settings, the volume and
+    the process namespace (whose `.lock` pids it can check) are that container's. The checked files go in as a
+    tar (`docker cp`, no host path: a remote engine works too), owned by the service's user, removed after."""
+    import io
+    import secrets
+    import tarfile
+
+    from deploytool.run import compose
+
+    out = Path(out).resolve()
+    docker = compose.docker_cli(environ)
+    compose.require_engine(docker, environ)
+    listed = subprocess.run(
+        compose.compose_command(out, docker, "ps", "-q", service, environ=environ),
+        cwd=out,
+        env=dict(environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    ids = listed.stdout.split()
+    if listed.returncode != 0 or not ids:
+        raise UserError(f"{service}: its container does not run; start the environment (`deploytool up`) first")
+    container = ids[0]
+    top = f"deploytool-import-{secrets.token_hex(6)}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        uid, gid = (int(x) for x in CONTAINER_USER.split(":"))
+
+        def add(name: str, data: bytes | None) -> None:
+            info = tarfile.TarInfo(name)
+            info.uid, info.gid = uid, gid
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o700
+                archive.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o600
+                archive.addfile(info, io.BytesIO(data))
+
+        add(top, None)
+        for i, entry in enumerate(entries):
+            add(f"{top}/{i}", None)
+            for name, data in entry.files.items():
+                add(f"{top}/{i}/{name}", data)
+
+    def engine(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [docker, *args], input=stdin, capture_output=True, timeout=NODE_TIMEOUT_S, env=dict(environ), check=False
+        )
+
+    copied = engine("cp", "-a", "-", f"{container}:/tmp", stdin=buffer.getvalue())
+    if copied.returncode != 0:
+        raise CheckFailed(f"{service}: docker cp: {copied.stderr.decode(errors='replace').strip()}")
+    try:
+        folders = [{"tenant": e.tenant, "path": f"/tmp/{top}/{i}"} for i, e in enumerate(entries)]
+        request = json.dumps({"folders": folders}).encode()
+        args = ["exec", "-i", "-u", CONTAINER_USER, container, "node", CONTAINER_SCRIPT, *_flags(apply, replace)]
+        done = engine(*args, stdin=request)
+    finally:
+        engine("exec", "-u", "0", container, "rm", "-rf", f"/tmp/{top}")
+    text = done.stdout.decode(errors="replace")
+    return _answer(service, done.returncode, text, done.stderr.decode(errors="replace"), len(entries))
 
 
 def stage_files(stage: Path, entries: Sequence[Entry]) -> None:
@@ -369,7 +455,7 @@ def _import(
     environ: Mapping[str, str],
     say: Say,
 ) -> None:
-    from deploytool import pipeline
+    from deploytool import pipeline, run
     from deploytool.output.manifest import read_manifest
     from deploytool.plan.model import Role
     from deploytool.redact import redact_url
@@ -377,7 +463,19 @@ def _import(
     _, plan = pipeline.plan_environment(spec_path, env)
     routes = {t.tenant: t.service for t in read_manifest(out, hint=f"run `deploytool render {env}` first").tenants}
     sources = {s.name: s.source for s in plan.services if s.role is Role.whatsapp}
-    targets = targets_of(out, sources, environ)
+    current = run.running_runner(out)
+    importer: Callable[[str, list[Entry], Path], tuple[str, list[dict[str, Any]]]]
+    if current is not None and current.name == "compose":  # the store as the containers reach it
+
+        def importer(service: str, mine: list[Entry], stage: Path) -> tuple[str, list[dict[str, Any]]]:
+            return run_in_container(out, environ, service, mine, apply, replace)
+    else:  # the store as the procfile runner starts the services with
+        targets = targets_of(out, sources, environ)
+
+        def importer(service: str, mine: list[Entry], stage: Path) -> tuple[str, list[dict[str, Any]]]:
+            stage_files(stage, mine)
+            return run_node(targets[service], mine, stage, apply, replace)
+
     entries = scan(source, list(routes), env)
     if not entries and _has_session(source):
         raise UserError(
@@ -392,12 +490,13 @@ def _import(
             mine = [e for e in sessions if e.service == service]
             stage = Path(tmp) / service
             stage.mkdir(mode=0o700)
-            stage_files(stage, mine)
-            for entry, result in zip(mine, run_node(targets[service], mine, stage, apply, replace), strict=True):
+            store, results = importer(service, mine, stage)
+            for entry, result in zip(mine, results, strict=True):
+                entry.store = store
                 entry.action = str(result.get("action"))
                 entry.detail = redact_url(str(result.get("detail") or ""))
                 entry.keys = int(result.get("keys") or entry.keys)
-    _report(entries, targets, env, apply, say)
+    _report(entries, env, apply, say)
     if apply:
         _record(out, source, [e for e in sessions if e.action in ("import", "replace", "unchanged", "linked")])
         _resume(spec_path, env, out, [e for e in sessions if e.action in ("import", "replace")], environ, say)
@@ -406,7 +505,7 @@ def _import(
         raise CheckFailed(f"{env}: {len(refused)} folder(s) refused (above); nothing was written for them")
 
 
-def _report(entries: Sequence[Entry], targets: Mapping[str, Target], env: str, apply: bool, say: Say) -> None:
+def _report(entries: Sequence[Entry], env: str, apply: bool, say: Say) -> None:
     if not entries:
         say(f"{env}: no session folders found")
         return
@@ -417,9 +516,8 @@ def _report(entries: Sequence[Entry], targets: Mapping[str, Target], env: str, a
             result = (
                 f"{word}{': ' + e.detail if e.detail and e.action not in ('import', 'replace', 'unchanged') else ''}"
             )
-            store = targets[e.service or ""].store if e.service in targets else "?"
             where = f"{e.tenant or '-':10} {e.service or '-':20} {e.me or '-':34}"
-            say(f"{e.folder:28} {where} {e.keys:>5}  {result} ({store})")
+            say(f"{e.folder:28} {where} {e.keys:>5}  {result} ({e.store})")
         else:
             word = {"wwebjs": "needs one scan", "refused": "refused", "ignored": "ignored"}[e.kind]
             say(f"{e.folder:28} {e.tenant or '-':10} {'-':20} {'-':34} {'-':>5}  {word}: {e.detail}")
