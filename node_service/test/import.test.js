@@ -101,9 +101,16 @@ for (const kind of KINDS) {
     assert.equal(st.me, me);
     assert.equal(st.connect_attempts, 1);
     assert.equal((await client(srv).get('/tenants/7/qr')).status, 409, 'no QR: already connected');
-    // Held by the running server: an import is refused for it, nothing written.
-    const held = await runImport(place.env, folders, ['--apply', '--replace']);
+    // Held by the running server: the same session again is still a no-op; another one is refused, nothing written.
+    const same = await runImport(place.env, folders, ['--apply', '--replace']);
+    assert.equal(same.json.results[0].action, 'unchanged', same.out);
+    await writeFolder(path.join(src, 'other', '7'), '5511900002222:1@s.whatsapp.net');
+    const held = await runImport(place.env, [{ tenant: '7', path: path.join(src, 'other', '7') }], ['--apply', '--replace']);
     assert.equal(held.json.results[0].action, 'locked', held.out);
+    assert.match(held.json.results[0].detail, /by another process/);
+    const check = await place.open();
+    assert.equal(JSON.parse(await check.readDoc('7', 'creds')).me.id, me, 'the running session is untouched');
+    await check.close();
     assert.equal(await srv.stop(), 0);
   });
 

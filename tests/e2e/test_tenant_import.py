@@ -134,9 +134,13 @@ def test_baileys_folders_come_into_the_file_store_and_resume_linked(deploy, tmp_
     assert status(deployment, "whatsapp-2", "2")["me"] == "5511911110002:1@s.whatsapp.net"
     assert ["2", "whatsapp-2", "connected", "5511911110002:1@s.whatsapp.net"] in listed(deployment, capsys)
 
-    # While it runs, the tenant is held: a --replace is refused for it, and the session stays.
+    # While it runs, the tenant is held: the same session again is a no-op, another one is refused for it.
     before = (stored / "creds.json").read_bytes()
-    assert deployment.cli("tenants", "import", deployment.env, "--from", str(old), "--apply", "--replace") == 1
+    assert deployment.cli("tenants", "import", deployment.env, "--from", str(old), "--apply", "--replace") == 0
+    assert "unchanged" in capsys.readouterr().out
+    other = tmp_path / "other"
+    baileys_folder(other / "2", "5511911118888:1@s.whatsapp.net")
+    assert deployment.cli("tenants", "import", deployment.env, "--from", str(other), "--apply", "--replace") == 1
     assert "locked by another process" in capsys.readouterr().out
     assert (stored / "creds.json").read_bytes() == before
 

@@ -108,28 +108,24 @@ export async function importFolders(store, folders, baileys, { apply = false, re
       continue;
     }
     const credsText = found.creds ? serialise(found.creds) : null;
-    let held = false;
-    try {
-      if (apply) {
-        await store.acquire(tenant);
-        held = true;
-      }
+    // What the store holds decides; read again under the tenant's lock before writing (a live holder refuses).
+    const decide = async () => {
       const storedCreds = await readStored(store, tenant, CREDS_DOC);
       const storedSandbox = await readStored(store, tenant, SANDBOX_DOC);
       const storedMe = meOf(parseOr(storedCreds, BufferJSON), storedSandbox);
       const same = (credsText === null || storedCreds === credsText) && (found.sandbox === null || storedSandbox === found.sandbox);
-      if (storedMe && same) {
-        r.action = 'unchanged';
-        r.detail = 'the store holds this session already';
-        continue;
-      }
-      if (storedMe && !replace) {
-        r.action = 'linked';
-        r.detail = `the store holds a linked session already (${storedMe}): left alone; --replace overwrites it`;
-        continue;
-      }
-      r.action = storedMe || storedCreds !== null || storedSandbox !== null ? 'replace' : 'import';
-      if (!apply) continue;
+      if (storedMe && same) return ['unchanged', 'the store holds this session already'];
+      if (storedMe && !replace) return ['linked', `the store holds a linked session already (${storedMe}): left alone; --replace overwrites it`];
+      return [storedMe || storedCreds !== null || storedSandbox !== null ? 'replace' : 'import', ''];
+    };
+    let held = false;
+    try {
+      [r.action, r.detail] = await decide(); // nothing to write: no lock needed, a running tenant included
+      if (!apply || !['import', 'replace'].includes(r.action)) continue;
+      await store.acquire(tenant);
+      held = true;
+      [r.action, r.detail] = await decide();
+      if (!['import', 'replace'].includes(r.action)) continue;
       await store.wipe(tenant); // nothing of an earlier session stays beside the imported one
       if (found.creds) {
         const auth = await makeAuthState(store, tenant, baileys);
