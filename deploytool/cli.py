@@ -456,12 +456,13 @@ def up(
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
-    if runner == "procfile":
-        from deploytool.tenant_import import file_sessions_hint
+    from deploytool import tenant_import
 
-        hint = file_sessions_hint(rendered.ctx.out, env, environ)
-        if hint:
-            _warn(hint)
+    hint = (tenant_import.file_sessions_hint if runner == "procfile" else tenant_import.volume_sessions_hint)(
+        rendered.ctx.out, env, environ
+    )
+    if hint:
+        _warn(hint)
 
 
 @app.command()
@@ -835,11 +836,17 @@ def tenants_import(
     ctx: typer.Context,
     env: EnvArgument,
     source: Annotated[
-        Path,
+        Optional[Path],
         typer.Option(
             "--from", metavar="DIR", help="Folder of session folders: Baileys' auth/<tenant>/, an AUTH_ROOT, .run/data."
         ),
-    ],
+    ] = None,
+    volume: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-volume", metavar="NAME", help="A Docker volume of a file-store layout (compose), instead of --from."
+        ),
+    ] = None,
     out: OutOption = None,
     apply: Annotated[
         bool, typer.Option("--apply", help="Write the sessions into ENV's store, not only list them.")
@@ -852,7 +859,7 @@ def tenants_import(
     session store (files or PostgreSQL) through node_service's own store code, so nobody scans again."""
     from deploytool import tenant_import
 
-    tenant_import.import_command(_spec(ctx), env, out, source, apply, replace, os.environ, _echo)
+    tenant_import.import_command(_spec(ctx), env, out, source, apply, replace, os.environ, _echo, volume)
 
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away

@@ -428,21 +428,98 @@ def import_command(
     spec_path: Path,
     env: str,
     out: Path | None,
-    source: Path,
+    source: Path | None,
     apply: bool,
     replace: bool,
     environ: Mapping[str, str],
     say: Say,
+    volume: str | None = None,
 ) -> None:
+    """`--from DIR`, or `--from-volume NAME`: a Docker volume of a file-store layout, read through the engine."""
     from contextlib import nullcontext
 
     from deploytool import pipeline
     from deploytool.run.state import run_lock
 
+    if (source is None) == (volume is None):
+        raise UserError("tenants import: give exactly one of --from DIR and --from-volume NAME")
     out = out or pipeline.default_out(spec_path, env)
     # --apply: one import, up, down, restart or move at a time on the folder (run_lock, as `tenants move`)
     with run_lock(out) if apply else nullcontext():
-        _import(spec_path, env, out, source, apply, replace, environ, say)
+        if volume is None:
+            assert source is not None
+            _import(spec_path, env, out, source, apply, replace, environ, say, str(source.resolve()))
+            return
+        with tempfile.TemporaryDirectory(prefix="deploytool-volume-") as tmp:
+            copy_volume(out, environ, volume, Path(tmp))
+            try:
+                _import(spec_path, env, out, Path(tmp), apply, replace, environ, say, f"volume:{volume}")
+            finally:
+                if apply:
+                    _mark(out, f"volume:{volume}")
+
+
+# A volume's session files come out as a tar through a throwaway container of the WhatsApp service's image.
+MAX_VOLUME_BYTES = 1024 * 1024 * 1024
+
+
+def copy_volume(out: Path, environ: Mapping[str, str], volume: str, into: Path) -> None:
+    """The regular files, folders and links (as links: never followed) of `volume` under `into`; nothing else."""
+    import io
+    import tarfile
+
+    from deploytool.run import compose
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", volume):
+        raise UserError(f"--from-volume: {volume!r} is not a Docker volume name")
+    out = Path(out).resolve()
+    docker = compose.docker_cli(environ)
+    compose.require_engine(docker, environ)
+    found = subprocess.run(
+        [docker, "volume", "inspect", volume], capture_output=True, env=dict(environ), timeout=60, check=False
+    )
+    if found.returncode != 0:
+        raise UserError(f"--from-volume: no volume {volume!r} on this engine (`docker volume ls` lists them)")
+    service = _whatsapp_service(out)
+    args = ["run", "--rm", "--no-deps", "-T", "-v", f"{volume}:/volume:ro", "--entrypoint", "tar", service]
+    command = compose.compose_command(out, docker, *args, "-C", "/volume", "-cf", "-", ".", environ=environ)
+    done = subprocess.run(command, cwd=out, capture_output=True, env=dict(environ), timeout=NODE_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise CheckFailed(f"{volume}: reading it failed: {done.stderr.decode(errors='replace').strip()[-400:]}")
+    if len(done.stdout) > MAX_VOLUME_BYTES:
+        raise UserError(f"{volume}: more than {MAX_VOLUME_BYTES:,} bytes: not a session volume")
+    with tarfile.open(fileobj=io.BytesIO(done.stdout), mode="r:") as archive:
+        for member in archive.getmembers():
+            parts = [p for p in member.name.split("/") if p not in ("", ".")]
+            if not parts or ".." in parts or len(parts) > 4:
+                continue
+            path = into.joinpath(*parts)
+            if member.isdir():
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            elif member.issym():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.symlink(member.linkname, path)  # kept as a link, so the scan names it (and never follows it)
+            elif member.isfile() and member.size <= MAX_FILE_BYTES:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                handle = archive.extractfile(member)
+                data = handle.read() if handle else b""
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as written:
+                    written.write(data)
+            elif member.isfile():  # too big to be a session file: an empty stand-in the scan refuses by size
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with open(path, "wb") as written:
+                    written.truncate(member.size)
+
+
+def _whatsapp_service(out: Path) -> str:
+    from deploytool.plan.model import Role
+    from deploytool.run.manifest import load_manifest
+
+    names = [s.name for s in load_manifest(out).services if s.role is Role.whatsapp]
+    if not names:
+        raise UserError(f"{out}: no WhatsApp service")
+    return names[0]
 
 
 def _import(
@@ -454,6 +531,7 @@ def _import(
     replace: bool,
     environ: Mapping[str, str],
     say: Say,
+    record_as: str,
 ) -> None:
     from deploytool import pipeline, run
     from deploytool.output.manifest import read_manifest
@@ -498,7 +576,7 @@ def _import(
                 entry.keys = int(result.get("keys") or entry.keys)
     _report(entries, env, apply, say)
     if apply:
-        _record(out, source, [e for e in sessions if e.action in ("import", "replace", "unchanged", "linked")])
+        _record(out, record_as, [e for e in sessions if e.action in ("import", "replace", "unchanged", "linked")])
         _resume(spec_path, env, out, [e for e in sessions if e.action in ("import", "replace")], environ, say)
     refused = [e for e in entries if e.kind == "refused" or e.action in ("locked", "failed")]
     if refused:
@@ -529,18 +607,22 @@ def _report(entries: Sequence[Entry], env: str, apply: bool, say: Say) -> None:
         say(f"{env}: {len(todo)} session(s) to import; run again with --apply to write them")
 
 
-def _record(out: Path, source: Path, entries: Sequence[Entry]) -> None:
-    """Which folders are in the store now (path -> digest of their creds), so `up` stops suggesting them."""
+def _record(out: Path, root: str, entries: Sequence[Entry]) -> None:
+    """Which folders are in the store now (where -> digest of their creds), so `up` stops suggesting them."""
+    if entries:
+        _write_record(out, {**_read_record(out), **{f"{root}/{e.folder}": e.digest for e in entries}})
+
+
+def _mark(out: Path, key: str) -> None:
+    """A volume imported from (whatever it held): `up` does not suggest it again."""
+    _write_record(out, {**_read_record(out), key: "imported"})
+
+
+def _write_record(out: Path, record: Mapping[str, str]) -> None:
     from deploytool.output.fs import write_atomic
     from deploytool.run.state import own_run_dir
 
-    if not entries:
-        return
-    path = own_run_dir(out) / RECORD_FILE
-    record = _read_record(out)
-    root = source.resolve()
-    record.update({str(root / e.folder): e.digest for e in entries})
-    write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o600)
+    write_atomic(own_run_dir(out) / RECORD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o600)
 
 
 def _read_record(out: Path) -> dict[str, str]:
@@ -601,7 +683,7 @@ def file_sessions_hint(out: Path, env: str, environ: Mapping[str, str]) -> str |
     except UserError:
         return None
     record = _read_record(out)
-    left = [e for e in found if record.get(str(data.resolve() / e.folder)) != e.digest]
+    left = [e for e in found if record.get(f"{data.resolve()}/{e.folder}") != e.digest]
     if not left:
         return None
     shown = os.path.relpath(data) if not os.path.relpath(data).startswith("..") else str(data)
@@ -626,3 +708,39 @@ def _stores(out: Path, manifest: Any, environ: Mapping[str, str]) -> dict[str, s
             values.setdefault("DATABASE_URL", environ["DATABASE_URL"])
         stores[svc.name] = Target(svc.name, values, Path(), Path()).store
     return stores
+
+
+def volume_sessions_hint(out: Path, env: str, environ: Mapping[str, str]) -> str | None:
+    """Compose: the command to run when a WhatsApp service keeps its sessions in PostgreSQL now and the named volume
+    its file-store layout had (`<project>_<service>-data`) is still on the engine, not imported from yet."""
+    from deploytool.run import compose
+
+    try:
+        import yaml
+
+        data = yaml.safe_load(compose.compose_text(out)) or {}
+        project = compose.project_name(out, environ)
+        docker = compose.docker_cli(environ)
+    except (UserError, yaml.YAMLError):
+        return None
+    record = _read_record(out)
+    hints = []
+    for name, svc in sorted((data.get("services") or {}).items()):
+        env_of = (svc or {}).get("environment") or {}
+        if env_of.get("SESSION_STORE") != "postgres" or (svc or {}).get("volumes"):
+            continue
+        volume = f"{project}_{name}-data"
+        if f"volume:{volume}" in record:
+            continue
+        found = subprocess.run(
+            [docker, "volume", "inspect", volume], capture_output=True, env=dict(environ), timeout=60, check=False
+        )
+        if found.returncode == 0:
+            hints.append(volume)
+    if not hints:
+        return None
+    commands = "; ".join(f"deploytool tenants import {env} --from-volume {v} --apply" for v in hints)
+    return (
+        f"{env}: sessions are kept in PostgreSQL now, and the file store's volume(s) {', '.join(hints)} are still "
+        f"there; bring their linked sessions over without a scan: {commands}"
+    )

@@ -263,6 +263,7 @@ HELP = {
                      "[default: 90.0]"],
     "tenants rebalance": ["--apply Make the moves (one at a time), not only print them."],
     "tenants import": ["--from DIR Folder of session folders", "--apply Write the sessions into ENV's store",
+                       "--from-volume NAME A Docker volume of a file-store layout (compose), instead of --from.",
                        "--replace Overwrite a tenant that has a linked session in the store already."],
 }  # fmt: skip
 

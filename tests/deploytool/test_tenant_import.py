@@ -136,3 +136,12 @@ def test_a_session_folder_given_as_the_source_is_named(make_project, tmp_path, c
     assert main(["--spec", str(spec), "render", "dev"]) == 0
     assert main(["--spec", str(spec), "tenants", "import", "dev", "--from", str(one)]) == 2
     assert "is one session folder itself" in capsys.readouterr().err
+
+
+def test_exactly_one_source(make_project, tmp_path, capsys):
+    from deploytool.cli import main
+
+    spec = make_project({"dev": "database: {engine: sqlite}\ntargets: [local]\n"})
+    assert main(["--spec", str(spec), "tenants", "import", "dev"]) == 2
+    assert main(["--spec", str(spec), "tenants", "import", "dev", "--from", str(tmp_path), "--from-volume", "v"]) == 2
+    assert capsys.readouterr().err.count("exactly one of --from DIR and --from-volume NAME") == 2

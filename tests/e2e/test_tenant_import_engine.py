@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from deploytool.cli import main
 from deploytool.output import read_secrets
-from deploytool.run.compose import OVERRIDE_VAR
+from deploytool.run.compose import OVERRIDE_VAR, project_name
 from tests.e2e.test_compose_engine import engine_environ, project, write_override  # noqa: F401  (fixtures)
 from tests.e2e.test_tenant_import import baileys_folder
 
@@ -80,3 +81,59 @@ def test_import_into_a_compose_environment(store, project, tmp_path: Path, capsy
     again = connected(url, key, "2")
     assert again["state"] == "connected" and again["me"] == ME, again
     assert cli("down", "e2e") == 0
+
+
+def test_switching_compose_from_the_file_store_to_postgres_keeps_the_link(
+    project,  # noqa: F811
+    tmp_path,
+    capsys,
+    monkeypatch,
+    request,
+):
+    spec = project("importswitch", "{kind: shared}", ["1", "2", "3"])
+    overlay = spec.parent / "environments" / "e2e.yaml"
+    overlay.write_text(OVERLAYS["files"])
+
+    def cli(*args: str) -> int:
+        return main(["--spec", str(spec), *args])
+
+    os.chdir(tmp_path)
+    assert cli("render", "e2e") == 0
+    out = spec.parent / "deploy" / "e2e"
+    monkeypatch.setenv(OVERRIDE_VAR, str(write_override(out, tmp_path)))
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300") == 0
+    # the file store's volume outlives its layout (the fixture's `down --volumes` no longer names it): ours to remove
+    volume = f"{project_name(out)}_whatsapp-data"
+    request.addfinalizer(
+        lambda: subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True, check=False)
+    )
+    url = next(s["local_url"] for s in json.loads((out / "deploytool-manifest.json").read_text())["services"]
+               if s["name"] == "whatsapp")  # fmt: skip
+    key = read_secrets(out)["WHATSAPP_API_KEY"]
+    with httpx.Client(base_url=url, headers={"X-Api-Key": key}, timeout=10) as client:
+        assert client.get("/tenants/1/qr").status_code == 200
+        assert client.post("/tenants/1/sandbox/scan").status_code == 200
+        me = client.get("/tenants/1/status").json()["me"]
+    assert cli("down", "e2e") == 0  # the volume stays
+
+    overlay.write_text("{}\n")  # the spec's default: sessions in the compose PostgreSQL, no volume
+    capsys.readouterr()
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300") == 0
+    err = capsys.readouterr().err
+    command = next((line.split("without a scan: ", 1)[1] for line in err.splitlines() if "--from-volume" in line), "")
+    assert command == f"deploytool tenants import e2e --from-volume {volume} --apply", err
+    assert command.startswith("deploytool tenants import e2e --from-volume ") and command.endswith(" --apply"), err
+    assert connected(url, key, "1", timeout=2).get("state") != "connected"  # not in PostgreSQL yet
+
+    assert cli("tenants", *command.split()[2:]) == 0
+    said = capsys.readouterr().out
+    assert "auth/1" in said and "imported (postgres)" in said, said
+    status = connected(url, key, "1")
+    assert status["state"] == "connected" and status["me"] == me, status
+
+    assert cli("restart", "e2e", "whatsapp", "--timeout", "120") == 0
+    assert connected(url, key, "1")["me"] == me  # from PostgreSQL, by itself
+    assert cli("down", "e2e") == 0
+    capsys.readouterr()
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300") == 0
+    assert "--from-volume" not in capsys.readouterr().err  # imported: `up` says nothing more
