@@ -17,8 +17,12 @@ Three steps, each a function:
    as the procfile runner gives them (its env file, DATABASE_URL from the environment), so the stored bytes are
    exactly what node_service reads. It answers in JSON: tenant, `me`, key count, action; never key material.
 
-On `up`, `file_sessions_hint` tells the operator the one command that brings file sessions left from a file-store
-layout into PostgreSQL (see docs/sessions.md for why `up` does not import them itself).
+On an environment Compose runs, step 3 runs inside each WhatsApp container instead (`run_in_container`), and
+`--from-volume` reads a Docker volume through the engine (`copy_volume`) before step 1.
+
+On `up`, `file_sessions_hint` (Procfile runner) and `volume_sessions_hint` (Compose) tell the operator the one
+command that brings sessions left by a file-store layout into PostgreSQL (see docs/sessions.md for why `up` does
+not import them itself).
 """
 
 from __future__ import annotations
