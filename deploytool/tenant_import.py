@@ -171,7 +171,12 @@ def scan(source: Path, tenants: Sequence[str], env: str) -> list[Entry]:
                 why = f"; {entry.detail}" if entry.kind == "refused" else ""
                 entry.kind, entry.files = "refused", {}
                 entry.detail = f"a second folder for tenant {tenant} (also {others}): keep one, move the others{why}"
-    return sorted(entries, key=lambda e: e.folder)
+    return sorted(entries, key=lambda e: _natural(e.folder))
+
+
+def _natural(text: str) -> list[tuple[int, int, str]]:
+    """Sort key: numbers by value (auth/2 before auth/10), as node_service lists its tenants."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def _session(root: Path, path: Path, rel: str, name: str, tenants: Sequence[str], env: str) -> Entry:

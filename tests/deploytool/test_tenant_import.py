@@ -145,3 +145,9 @@ def test_exactly_one_source(make_project, tmp_path, capsys):
     assert main(["--spec", str(spec), "tenants", "import", "dev"]) == 2
     assert main(["--spec", str(spec), "tenants", "import", "dev", "--from", str(tmp_path), "--from-volume", "v"]) == 2
     assert capsys.readouterr().err.count("exactly one of --from DIR and --from-volume NAME") == 2
+
+
+def test_rows_come_in_tenant_order(tmp_path):
+    for tenant in ("10", "2", "1"):
+        session(tmp_path / tenant)
+    assert [e.folder for e in tenant_import.scan(tmp_path, ["1", "2", "10"], "dev")] == ["1", "2", "10"]
