@@ -464,6 +464,13 @@ def up(
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
+    from deploytool import tenant_import
+
+    hint = (tenant_import.file_sessions_hint if runner == "procfile" else tenant_import.volume_sessions_hint)(
+        rendered.ctx.out, env, environ
+    )
+    if hint:
+        _warn(hint)
 
 
 @app.command()
@@ -774,7 +781,8 @@ def railway_apply(
 
 
 tenants_app = typer.Typer(
-    help="Which shard serves each tenant; move tenants between shards (topology sharded), sessions included.",
+    help="Which shard serves each tenant; move tenants between shards (topology sharded), sessions included; "
+    "import the linked sessions of an existing deployment.",
     no_args_is_help=True,
 )
 app.add_typer(tenants_app, name="tenants")
@@ -829,6 +837,37 @@ def tenants_rebalance(
     from deploytool import tenants
 
     tenants.rebalance_command(_spec(ctx), env, out, apply, os.environ, timeout, _echo)
+
+
+@tenants_app.command("import")
+def tenants_import(
+    ctx: typer.Context,
+    env: EnvArgument,
+    source: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--from", metavar="DIR", help="Folder of session folders: Baileys' auth/<tenant>/, an AUTH_ROOT, .run/data."
+        ),
+    ] = None,
+    volume: Annotated[
+        Optional[str],
+        typer.Option(
+            "--from-volume", metavar="NAME", help="A Docker volume of a file-store layout (compose), instead of --from."
+        ),
+    ] = None,
+    out: OutOption = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Write the sessions into ENV's store, not only list them.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a tenant that has a linked session in the store already.")
+    ] = False,
+) -> None:
+    """Find the linked WhatsApp sessions under DIR, map them to ENV's tenants; --apply brings them into ENV's
+    session store (files or PostgreSQL) through node_service's own store code, so nobody scans again."""
+    from deploytool import tenant_import
+
+    tenant_import.import_command(_spec(ctx), env, out, source, apply, replace, os.environ, _echo, volume)
 
 
 PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away

@@ -619,7 +619,15 @@ export class TenantManager {
   async restore() {
     let candidates = [];
     try {
-      candidates = await this.store.restoreCandidates(this.driver.credsDoc);
+      // One candidate per tenant: the first of the driver's documents that names a paired device.
+      const seen = new Set();
+      for (const doc of this.driver.restoreDocs || [this.driver.credsDoc]) {
+        for (const c of await this.store.restoreCandidates(doc)) {
+          if (seen.has(c.tenant) || !this.driver.isPaired(c.data)) continue;
+          seen.add(c.tenant);
+          candidates.push(c);
+        }
+      }
     } catch (err) {
       this.log.error({ err: err.message }, 'could not list the sessions to restore');
       return;

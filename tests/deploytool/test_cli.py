@@ -254,13 +254,17 @@ HELP = {
                       "--confirm-destructive Pass --confirm-destructive: allow removals without a prompt.",
                       "--plan FILE Pass --plan FILE: apply exactly a plan made with --plan-out."],
     "tenants": ["list Every tenant with the service serving it", "move Pin TENANT to shard N",
-                "rebalance Print the fewest moves that even out ENV's shards"],
+                "rebalance Print the fewest moves that even out ENV's shards",
+                "import Find the linked WhatsApp sessions"],
     "tenants list": ["--out PATH Output folder"],
     "tenants move": ["TENANT <str> The tenant to move. [required]",
                      "--shard N The shard to move it to (whatsapp-shard-N). [required]",
                      "--timeout SECONDS Seconds for each restart, and for the tenant to connect on its new shard. "
                      "[default: 90.0]"],
     "tenants rebalance": ["--apply Make the moves (one at a time), not only print them."],
+    "tenants import": ["--from DIR Folder of session folders", "--apply Write the sessions into ENV's store",
+                       "--from-volume NAME A Docker volume of a file-store layout (compose), instead of --from.",
+                       "--replace Overwrite a tenant that has a linked session in the store already."],
 }  # fmt: skip
 
 

@@ -6,6 +6,7 @@ import { isPaired, BadRecipientError, NotConnectedError } from './common.js';
 
 // The fake credentials document (sandbox-creds.json in the file store), plain JSON.
 const CREDS_DOC = 'sandbox-creds';
+const BAILEYS_CREDS_DOC = 'creds'; // src/store/auth-state.js
 const OUTBOX_MAX = 1000;
 
 function b64(n) {
@@ -16,6 +17,8 @@ export function createSandboxDriver(config) {
   return {
     name: 'sandbox',
     credsDoc: CREDS_DOC,
+    // Boot restore also takes tenants whose only credentials are an imported Baileys device.
+    restoreDocs: [CREDS_DOC, BAILEYS_CREDS_DOC],
     isPaired,
     createSession(opts) {
       return new SandboxSession(config, opts);
@@ -57,6 +60,13 @@ class SandboxSession {
     if (this.closed) return;
     let creds = null;
     try { creds = text === null ? null : JSON.parse(text); } catch { /* unreadable: a new device */ }
+    if (!(creds && creds.me && creds.me.id)) {
+      // A Baileys device brought in by `tenants import` (src/store/import.js): where the real driver would
+      // resume it from its creds, the sandbox resumes it as the same account.
+      const baileys = await this.store.readDoc(this.tenantId, BAILEYS_CREDS_DOC);
+      if (this.closed) return;
+      if (isPaired(baileys)) creds = { me: { id: JSON.parse(baileys).me.id } };
+    }
     if (creds && creds.me && creds.me.id) {
       // Known device: a short "handshake", then open, like a restored Baileys session.
       this.later(10, () => this.emitOpen(creds.me.id));
