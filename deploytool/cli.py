@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 import typer
 from typer._click.core import ParameterSource
@@ -26,6 +26,7 @@ from deploytool.errors import CheckFailed, DeploytoolError, OutputFailed, UserEr
 if TYPE_CHECKING:
     from deploytool.pipeline import Rendered
     from deploytool.railway_cli import Action
+    from deploytool.releases import Release
     from deploytool.run import Event
 
 app = typer.Typer(
@@ -128,6 +129,19 @@ SetOption = Annotated[
         metavar="PATH=VALUE",
         help="Override one spec field for this run, after every overlay (a YAML value, e.g. "
         "services.web.port=5202; null removes it); repeatable.",
+    ),
+]
+
+
+# releases (issue 30): `up` and `railway apply` keep the newest N
+KeepOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=100,
+        parser=_int_range(1, 100),
+        metavar="N",
+        help="Releases kept in ENV's history (the live one too).",
     ),
 ]
 
@@ -432,6 +446,7 @@ def up(
         ),
     ] = None,
     sets: SetOption = None,
+    keep: KeepOption = 5,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
@@ -452,10 +467,65 @@ def up(
     pipeline.write(rendered)
     with _up_progress(len(rendered.plan.services)) as on_event:
         environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
-        statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+        # releases (issue 30): every `up` is a release, a failed one too
+        try:
+            statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+        except DeploytoolError as exc:
+            _record_up(rendered, runner, "failed", keep, note=str(exc).strip().splitlines()[-1][:200])
+            raise
+    release = _record_up(rendered, runner, "live", keep)
+    _echo(f"{env}: release {release.number} ({runner}); see `deploytool releases {env}`")
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
+
+
+# --- releases (issue 30) -----------------------------------------------------------------------------------
+
+
+def _record_up(
+    rendered: Rendered, runner: str, status: Literal["live", "failed"], keep: int, note: str | None = None
+) -> Release:
+    from deploytool import releases
+
+    manifest = rendered.manifest
+    return releases.record(
+        rendered.ctx.out,
+        rendered.plan.env_name,
+        target="compose" if runner == "compose" else "procfile",
+        status=status,
+        spec_folder=rendered.loaded.root,
+        artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+        services={svc.name: releases.ServiceRelease() for svc in manifest.services},
+        keep=keep,
+        note=note,
+    )
+
+
+@app.command("releases")
+def releases_command(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table or json.")] = "table",
+) -> None:
+    """ENV's release history, newest first: each `up` and `railway apply`, with its status."""
+    from deploytool import pipeline, releases
+    from deploytool.spec.load import check_env_name
+
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format: expected table or json, got {fmt!r}")
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    if fmt == "json":
+        _echo(releases.as_json(store))
+        return
+    if not store.releases:
+        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env} --wait` records one)")
+        return
+    for line in releases.table(store):
+        _echo(line)
 
 
 @app.command()
