@@ -13,8 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, cast
 
 import typer
 from typer._click.core import ParameterSource
@@ -492,7 +493,7 @@ def _record_up(
     return releases.record(
         rendered.ctx.out,
         rendered.plan.env_name,
-        target="compose" if runner == "compose" else "procfile",
+        target=cast("releases.Target", runner),  # a release's target is the runner's name
         status=status,
         spec_folder=rendered.loaded.root,
         artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
@@ -526,6 +527,58 @@ def releases_command(
         return
     for line in releases.table(store):
         _echo(line)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    env: EnvArgument,
+    to: Annotated[
+        Optional[int],
+        typer.Option("--to", metavar="N", help="The release to go back to (default: the one before the live one)."),
+    ] = None,
+    out: OutOption = None,
+    timeout: Annotated[
+        float, typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="Seconds for each service.")
+    ] = 600.0,
+    keep: KeepOption = 5,
+) -> None:
+    """Go back to the previous (or the named) release of ENV, on the target that release ran on."""
+    from deploytool import pipeline, releases
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    named = store.get(to) if to is not None else None
+    newest = store.newest_first()
+    target = named.target if named is not None else newest[0].target if newest else None
+    if target is None:
+        raise UserError(f"{env}: no releases yet; nothing to roll back (see `deploytool releases {env}`)")
+    handler = _ROLLBACKS.get(target)
+    if handler is None:
+        number = (named or newest[0]).number
+        raise UserError(f"{env}: release {number} ran with {target}; rollback knows {', '.join(sorted(_ROLLBACKS))}")
+    handler(ctx, env, out, to, timeout, keep)
+
+
+def _rollback_railway(
+    ctx: typer.Context, env: str, out: Path | None, to: int | None, timeout: float, keep: int
+) -> None:
+    from deploytool import pipeline, railway_cli
+    from deploytool.railway_deploy import rollback_to
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False)
+    cli = railway_cli.find_cli(os.environ)
+    railway_env = rendered.plan.railway.environment
+    railway_cli.require_link(railway_env, railway_cli.linked_environment(cli, os.environ), env)
+    rollback_to(_railway_env(rendered, cli, rendered.loaded.root, railway_env), to, timeout, keep, _echo)
+
+
+# rollback ENV, by the target the release ran on
+_ROLLBACKS: dict[str, Callable[[typer.Context, str, Path | None, int | None, float, int], None]] = {
+    "railway": _rollback_railway,
+}
 
 
 @app.command()
@@ -742,23 +795,90 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railw
 
 
 def _railway(
-    ctx: typer.Context, env: str, out: Path | None, action: Action, sets: list[str] | None, **flags: Any
+    ctx: typer.Context,
+    env: str,
+    out: Path | None,
+    action: Action,
+    sets: list[str] | None,
+    wait: WaitOptions | None = None,
+    **flags: Any,
 ) -> None:
     from deploytool import railway_cli
     from deploytool.targets.railway import RAILWAY_FILE
 
-    folder, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out, sets or ())
+    folder, railway_env, warnings, rendered = railway_cli.prepare_rendered(_spec(ctx), env, out, sets or ())
     for warning in warnings:
         _warn(warning)
     cli = railway_cli.find_cli(os.environ)
     linked = railway_cli.linked_environment(cli, os.environ)
     railway_cli.require_link(railway_env, linked, env)
+    if wait is not None:  # releases (issue 30): --wait takes the CLI's JSON, so it is told to print it
+        flags["json_output"] = True
     command = railway_cli.config_command(cli, action, **flags)
     shown = " ".join(command[1:])
     _warn(f"{env}: railway {shown} in {folder} ({RAILWAY_FILE}; linked to Railway environment {linked.name!r})")
+    if wait is not None:
+        _railway_wait(rendered, cli, folder, railway_env, command, wait)
+        return
     code = railway_cli.run_streaming(command, os.environ, folder)
     if code:
         raise typer.Exit(code)
+
+
+# --- releases on Railway (issue 30): apply --wait, rollback ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    timeout: float
+    rollback_on_failure: bool
+    keep: int
+    urls: list[str]
+
+
+def _railway_env(rendered: Rendered, cli: str, folder: Path, railway_env: str) -> Any:
+    from deploytool import releases
+    from deploytool.plan.model import Role
+    from deploytool.railway_deploy import RailwayEnv
+
+    manifest = rendered.manifest
+    return RailwayEnv(
+        cli=cli,
+        environ=dict(os.environ),
+        cwd=folder,
+        environment=railway_env,
+        env_name=rendered.plan.env_name,
+        out=rendered.ctx.out,
+        services=tuple(sorted(svc.name for svc in rendered.plan.services)),
+        whatsapp=frozenset(svc.name for svc in rendered.plan.services if svc.role == Role.whatsapp),
+        artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+    )
+
+
+def _railway_wait(
+    rendered: Rendered, cli: str, folder: Path, railway_env: str, command: list[str], wait: WaitOptions
+) -> None:
+    from deploytool import probe as probing
+    from deploytool import railway_deploy
+
+    urls = probing.parse_url_options(wait.urls)
+    target = _railway_env(rendered, cli, folder, railway_env)
+    code = railway_deploy.apply_and_wait(
+        target, command, wait.timeout, wait.rollback_on_failure, wait.keep, _echo, _warn
+    )
+    if code:
+        raise typer.Exit(code)
+    manifest = rendered.manifest
+    if not urls and not any(svc.public_url for svc in manifest.services):
+        _echo(
+            f"{rendered.plan.env_name}: probe skipped: no public URL is known; give --url SERVICE=URL (or run "
+            f"`deploytool probe {rendered.plan.env_name} --url ...`)"
+        )
+        return
+    report = probing.probe_environment(manifest, rendered.ctx.out, urls, os.environ)
+    _echo(probing.format_report(report, "table", color=False).rstrip("\n"))
+    if not report.ok:
+        raise CheckFailed(f"{rendered.plan.env_name}: live on Railway, but the probe failed")
 
 
 RailwaySetOption = Annotated[
@@ -817,19 +937,46 @@ def railway_apply(
         typer.Option("--plan", metavar="FILE", help="Pass --plan FILE: apply exactly a plan made with --plan-out."),
     ] = None,
     sets: RailwaySetOption = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until every redeployed service is live (or failed), then probe; needs --yes or --plan."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="--wait: seconds for every deployment."),
+    ] = 600.0,
+    rollback_on_failure: Annotated[
+        bool, typer.Option("--rollback-on-failure", help="--wait: on a failure, roll back to the previous release.")
+    ] = False,
+    keep: KeepOption = 5,
+    url: Annotated[
+        Optional[list[str]],
+        typer.Option("--url", metavar="SERVICE=URL", help="--wait: SERVICE=URL for the probe; repeatable."),
+    ] = None,
 ) -> None:
     """`railway config apply` of the project's file for ENV; refuses a drifted render, a local override, or a
     link to another environment."""
     from deploytool.railway_cli import ci_says_yes
 
+    yes = yes or ci_says_yes(os.environ)
+    if (rollback_on_failure or url) and not wait:
+        raise UserError("--rollback-on-failure and --url go with --wait")
+    if wait and not (yes or plan):
+        raise UserError(
+            "--wait reads the Railway CLI's JSON, and with --json the CLI applies without asking: review "
+            f"`deploytool railway plan {env}`, then add --yes (or apply a pinned --plan FILE)"
+        )
     _railway(
         ctx,
         env,
         out,
         "apply",
         sets,
+        WaitOptions(timeout, rollback_on_failure, keep, url or []) if wait else None,
         json_output=json_output,
-        yes=yes or ci_says_yes(os.environ),
+        yes=yes,
         confirm_destructive=confirm_destructive,
         pinned_plan=plan.resolve() if plan else None,
     )

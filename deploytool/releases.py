@@ -177,15 +177,6 @@ def add_release(
     return made
 
 
-def set_status(out_dir: Path, environment: str, number: int, status: Status, note: str | None = None) -> None:
-    store = read_store(out_dir, environment)
-    changes: dict[str, object] = {"status": status}
-    if note is not None:
-        changes["note"] = note
-    releases = tuple(r.model_copy(update=changes) if r.number == number else r for r in store.releases)
-    write_store(out_dir, store.model_copy(update={"releases": releases}))
-
-
 def new_release(
     number: int,
     *,
@@ -289,6 +280,7 @@ def record(
     rollback_of: int | None = None,
     note: str | None = None,
     on_dropped: Callable[[Sequence[Release]], None] | None = None,
+    git: tuple[str | None, bool | None] | None = None,
 ) -> Release:
     """Write one release of `target` for `environment` (see `add_release`)."""
 
@@ -302,6 +294,26 @@ def record(
             services=services,
             rollback_of=rollback_of,
             note=note,
+            git=git,
         )
 
     return add_release(out_dir, environment, build, keep, on_dropped)
+
+
+def update_release(out_dir: Path, environment: str, number: int, **changes: object) -> Release:
+    """Release `number` with `changes`; one that becomes live supersedes the live release of its target."""
+    store = read_store(out_dir, environment)
+    found = store.get(number)
+    if found is None:
+        raise UserError(f"release {number}: not in the history of {environment} (kept: see `deploytool releases`)")
+    updated = Release.model_validate({**found.model_dump(), **changes})
+    releases = []
+    for r in store.releases:
+        if r.number == number:
+            releases.append(updated)
+        elif updated.status == "live" and r.status == "live" and r.target == updated.target:
+            releases.append(r.model_copy(update={"status": "superseded"}))
+        else:
+            releases.append(r)
+    write_store(out_dir, store.model_copy(update={"releases": tuple(releases)}))
+    return updated
