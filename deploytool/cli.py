@@ -575,6 +575,20 @@ def _rollback_railway(
     rollback_to(_railway_env(rendered, cli, rendered.loaded.root, railway_env), to, timeout, keep, _echo)
 
 
+def _on_railway(
+    ctx: typer.Context, env: str, out: Path | None, targets: list[str]
+) -> tuple[str, dict[str, str], Path, str] | None:
+    """(cli, environ, folder, Railway environment) when ENV, not running here, is on Railway; else None."""
+    from deploytool.targets.railway import RailwayTarget
+
+    if RailwayTarget.target.value not in targets:
+        return None
+    from deploytool import pipeline, railway_cli
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False)
+    return railway_cli.find_cli(os.environ), dict(os.environ), rendered.loaded.root, rendered.plan.railway.environment
+
+
 # rollback ENV, by the target the release ran on
 _ROLLBACKS: dict[str, Callable[[typer.Context, str, Path | None, int | None, float, int], None]] = {
     "railway": _rollback_railway,
@@ -612,6 +626,13 @@ def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None, project_name
     folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
     current = run.running_runner(folder)
+    remote = _on_railway(ctx, env, out, manifest.targets) if current is None else None  # releases (issue 30)
+    if remote is not None:
+        from deploytool.railway_deploy import remote_ps
+
+        for line in remote_ps(*remote, [svc.name for svc in manifest.services]):
+            _echo(line)
+        return
     statuses = {s.name: s for s in current.status(folder, _run_environ(project_name=project_name))} if current else {}
     _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'PORT':>5}  TENANTS")
     for svc in manifest.services:
@@ -639,7 +660,25 @@ def logs(
 
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    current = run.running_runner(folder) or run.runner("procfile")
+    running = run.running_runner(folder)
+    if running is None:  # releases (issue 30): an environment on Railway shows Railway's logs
+        from deploytool.output import read_manifest
+        from deploytool.render.manifest import MANIFEST
+
+        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else None
+        remote = _on_railway(ctx, env, out, manifest.targets) if manifest is not None else None
+        if remote is not None:
+            from deploytool.railway_deploy import remote_logs
+
+            names = [svc.name for svc in manifest.services] if manifest is not None else []
+            if service is not None and service not in names:
+                raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
+            if follow:
+                raise UserError(f"{env}: runs on Railway; --follow is not supported there (`railway logs` streams)")
+            for line in remote_logs(*remote, [service] if service else names, lines):
+                _echo(line)
+            return
+    current = running or run.runner("procfile")
     for line in current.logs(folder, _run_environ(project_name=project_name), service, lines, follow):
         _echo(line)
 

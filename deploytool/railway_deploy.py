@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -530,3 +531,53 @@ def rollback_to(env: RailwayEnv, number: int | None, timeout_s: float, keep: int
         raise CheckFailed(f"{env.env_name}: the rollback to release {target.number} failed (release {made.number})")
     say(f"{env.env_name}: back to release {target.number} on Railway (release {made.number}; {len(moves)} rolled back)")
     return 0
+
+
+# --- remote day two: `ps ENV` and `logs ENV [SERVICE]` of an environment on Railway -----------------------
+
+
+def age(created_at: str, now: datetime | None = None) -> str:
+    """`5m`, `3h`, `2d` since an ISO 8601 time (`-` when it cannot be read)."""
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    seconds = max(0, int(((now or datetime.now(UTC)) - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def remote_ps(
+    cli: str,
+    environ: Mapping[str, str],
+    cwd: Path,
+    environment: str,
+    services: Sequence[str],
+    now: datetime | None = None,
+) -> list[str]:
+    """One line per service: its latest deployment's status, id and age (`railway deployment list`)."""
+    lines = [f"{'SERVICE':24} {'RUNNER':9} {'STATE':12} {'DEPLOYMENT':38} AGE"]
+    for service in services:
+        found = list_deployments(cli, environ, cwd, service, environment, limit=1)
+        latest = found[0] if found else None
+        state = latest.status if latest else "NO DEPLOYMENT"
+        lines.append(
+            f"{service:24} {'railway':9} {state:12} {latest.id if latest else '-':38} "
+            f"{age(latest.created_at, now) if latest else '-'}"
+        )
+    return lines
+
+
+def remote_logs(
+    cli: str, environ: Mapping[str, str], cwd: Path, environment: str, services: Sequence[str], lines: int
+) -> list[str]:
+    """The last `lines` lines of each service's latest deployment (`railway logs --json --lines N`), masked."""
+    shown = []
+    for service in services:
+        for line in log_lines(cli, environ, cwd, service, environment, lines):
+            shown.append(f"{service} | {line}")
+    return shown

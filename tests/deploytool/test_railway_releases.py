@@ -240,3 +240,23 @@ def test_apply_wait_then_probes_the_public_urls(project, live_web):
     done = project.run("railway", "apply", "staging", "--wait", "--yes", "--url", f"web={live_web}", OPS_API_KEY="k")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout and "health:web" in done.stdout
+
+
+def test_ps_and_logs_of_an_environment_on_railway_come_from_the_cli(project):
+    project.logs(**{"web": ["booting", f"key is {LOG_SECRET}"], "whatsapp": ["tenant 1 linked"]})
+    done = project.run("ps", "staging")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert rows[0] == ["SERVICE", "RUNNER", "STATE", "DEPLOYMENT", "AGE"]
+    assert [r[:4] for r in rows[1:]] == [
+        ["web", "railway", "SUCCESS", "web-d0"],
+        ["whatsapp", "railway", "SUCCESS", "whatsapp-d0"],
+    ]
+    assert rows[1][4].endswith("d")  # seeded days ago
+    logs = project.run("logs", "staging", "web", "--lines", "1")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == ["web | 2026-12-02T00:00:00Z key is ***"]
+    every = project.run("logs", "staging")
+    assert [line.split(" | ")[0] for line in every.stdout.splitlines()] == ["web", "web", "whatsapp"]
+    follow = project.run("logs", "staging", "web", "-f")
+    assert follow.returncode == 2 and "--follow is not supported" in follow.stderr
