@@ -303,6 +303,11 @@ def render(
     changes, added = pipeline.write(rendered)
     for change in changes:
         _echo(f"{change.status:9} {change.path}")
+    from deploytool import run
+
+    running = run.running_runner(rendered.ctx.out)
+    if running is not None:  # releases (issue 30): what the next `up` does to tenants
+        _impact(rendered, running.name)
     from deploytool.output.secrets import SECRETS_FILE, git_ignored
 
     if (rendered.ctx.out / SECRETS_FILE).is_file():
@@ -448,12 +453,18 @@ def up(
     ] = None,
     sets: SetOption = None,
     keep: KeepOption = 5,
+    rollback_on_failure: Annotated[
+        bool,
+        typer.Option("--rollback-on-failure", help="--runner compose: on a failure, start the previous release again."),
+    ] = False,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
     from deploytool.targets import target_of_runner
 
     chosen = run.runner(runner)
+    if rollback_on_failure and runner not in _ROLLBACKS:
+        raise UserError(f"--rollback-on-failure: --runner {runner} has no rollback (it runs from source)")
     needed = target_of_runner(runner)
     rendered = _render(ctx, env, out, sets)
     if needed is None or needed not in rendered.plan.targets:
@@ -466,15 +477,21 @@ def up(
     _report_findings(findings)
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
+    _impact(rendered, runner)  # releases (issue 30): what this `up` does to tenants
     with _up_progress(len(rendered.plan.services)) as on_event:
         environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
         # releases (issue 30): every `up` is a release, a failed one too
         try:
             statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
         except DeploytoolError as exc:
-            _record_up(rendered, runner, "failed", keep, note=str(exc).strip().splitlines()[-1][:200])
+            failed = _record_up(rendered, runner, "failed", keep, environ, note=str(exc).strip().splitlines()[-1][:200])
+            if rollback_on_failure:
+                _warn(str(exc) if not isinstance(exc, UserError) else f"error: {exc}")
+                _warn(f"{env}: release {failed.number} failed; rolling back (--rollback-on-failure)")
+                _ROLLBACKS[runner](ctx, env, out, None, timeout, keep)
+                raise CheckFailed(f"{env}: release {failed.number} failed and was rolled back") from None
             raise
-    release = _record_up(rendered, runner, "live", keep)
+    release = _record_up(rendered, runner, "live", keep, environ)
     _echo(f"{env}: release {release.number} ({runner}); see `deploytool releases {env}`")
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
@@ -485,22 +502,83 @@ def up(
 
 
 def _record_up(
-    rendered: Rendered, runner: str, status: Literal["live", "failed"], keep: int, note: str | None = None
+    rendered: Rendered,
+    runner: str,
+    status: Literal["live", "failed"],
+    keep: int,
+    environ: dict[str, str],
+    note: str | None = None,
 ) -> Release:
+    """Write the release of this `up`; with compose, its images and (live) the tags that keep them."""
     from deploytool import releases
+    from deploytool.impact import planned_services
 
     manifest = rendered.manifest
-    return releases.record(
-        rendered.ctx.out,
-        rendered.plan.env_name,
-        target=cast("releases.Target", runner),  # a release's target is the runner's name
-        status=status,
-        spec_folder=rendered.loaded.root,
-        artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
-        services={svc.name: releases.ServiceRelease() for svc in manifest.services},
-        keep=keep,
-        note=note,
-    )
+    images = _RELEASE_IMAGES.get(runner)
+    plain = planned_services(rendered.plan)
+    services: dict[str, releases.ServiceRelease] = {}
+
+    def build(number: int) -> Release:
+        services.update(plain)
+        if images is not None:
+            for name, image in images.services(rendered.ctx.out, environ, number, status == "live").items():
+                kept = plain.get(name, releases.ServiceRelease())
+                services[name] = kept.model_copy(update=image.model_dump(exclude_none=True))
+        return releases.new_release(
+            number,
+            target=cast("releases.Target", runner),  # a release's target is the runner's name
+            status=status,
+            spec_folder=rendered.loaded.root,
+            artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+            services=services,
+            note=note,
+        )
+
+    dropped = None if images is None else lambda gone: images.untag(environ, gone)
+    made = releases.add_release(rendered.ctx.out, rendered.plan.env_name, build, keep, dropped)
+    if images is not None and status == "live":
+        images.tag(environ, made)
+    return made
+
+
+class _ComposeImages:
+    """What `up --runner compose` keeps per release (deploytool/compose_releases.py)."""
+
+    @staticmethod
+    def services(out: Path, environ: dict[str, str], number: int, keep_tag: bool) -> dict[str, Any]:
+        from deploytool import compose_releases
+        from deploytool.run.compose import project_name
+
+        images = compose_releases.built_images(out, project_name(out, environ))
+        found = compose_releases.release_services(environ, images, number)
+        return found if keep_tag else {k: v.model_copy(update={"tag": None}) for k, v in found.items()}
+
+    @staticmethod
+    def tag(environ: dict[str, str], release: Release) -> None:
+        from deploytool import compose_releases
+
+        compose_releases.tag_release(environ, release)
+
+    @staticmethod
+    def untag(environ: dict[str, str], dropped: Any) -> None:
+        from deploytool import compose_releases
+
+        compose_releases.untag(environ, dropped)
+
+
+_RELEASE_IMAGES: dict[str, _ComposeImages] = {"compose": _ComposeImages()}
+
+
+def _impact(rendered: Rendered, target: str, say: Callable[[str], None] | None = None) -> None:
+    """Print the tenant impact of `rendered` against the live `target` release of its folder, if any."""
+    from deploytool import releases
+    from deploytool.impact import impact_lines
+
+    if not releases.store_path(rendered.ctx.out).is_file():
+        return
+    live = releases.read_store(rendered.ctx.out, rendered.plan.env_name).live(target)
+    for line in impact_lines(rendered.plan, live):
+        (say or _echo)(f"{rendered.plan.env_name}: {line}")
 
 
 @app.command("releases")
@@ -589,9 +667,69 @@ def _on_railway(
     return railway_cli.find_cli(os.environ), dict(os.environ), rendered.loaded.root, rendered.plan.railway.environment
 
 
+def _rollback_compose(
+    ctx: typer.Context, env: str, out: Path | None, to: int | None, timeout: float, keep: int
+) -> None:
+    from deploytool import compose_releases, pipeline, releases, run
+    from deploytool.output import read_manifest
+    from deploytool.run.compose import OVERRIDE_VAR, compose_status, compose_up
+
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    _, target = releases.choose_rollback(store, "compose", to)
+    environ = _run_environ()
+    override = compose_releases.rollback_override(folder, target, environ)
+    manifest = read_manifest(folder)
+    changed = compose_releases.changed_artifacts(
+        target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
+    )
+    if changed:
+        _warn(
+            f"{env}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed since; "
+            f"commit {releases.short_commit(target)} has that release's files)"
+        )
+    if run.running_runner(folder) is not None:
+        run.down(folder, environ, volumes=False)  # every holder stops before any starts again: never two
+    started = compose_releases.with_override(environ, override, OVERRIDE_VAR)
+    try:
+        compose_up(folder, started, build=False, wait_timeout_s=timeout, progress=_warn)
+    except DeploytoolError as exc:
+        releases.record(
+            folder,
+            env,
+            target="compose",
+            status="failed",
+            spec_folder=_spec(ctx).parent,
+            artifacts=target.artifacts,
+            services=target.services,
+            keep=keep,
+            rollback_of=target.number,
+            note=str(exc).splitlines()[-1][:200],
+            git=(target.commit, target.dirty),
+        )
+        raise
+    made = releases.record(
+        folder,
+        env,
+        target="compose",
+        status="live",
+        spec_folder=_spec(ctx).parent,
+        artifacts=target.artifacts,
+        services=target.services,
+        keep=keep,
+        rollback_of=target.number,
+        git=(target.commit, target.dirty),
+    )
+    for status in compose_status(folder, started):
+        _echo(f"{status.state:9} {status.name:24} {status.url}")
+    tags = ", ".join(sorted(s.tag for s in target.services.values() if s.tag))
+    _echo(f"{env}: back to release {target.number} (compose, release {made.number}; images {tags})")
+
+
 # rollback ENV, by the target the release ran on
 _ROLLBACKS: dict[str, Callable[[typer.Context, str, Path | None, int | None, float, int], None]] = {
     "railway": _rollback_railway,
+    "compose": _rollback_compose,
 }
 
 
@@ -853,6 +991,9 @@ def _railway(
     railway_cli.require_link(railway_env, linked, env)
     if wait is not None:  # releases (issue 30): --wait takes the CLI's JSON, so it is told to print it
         flags["json_output"] = True
+    from deploytool.targets.railway import RailwayTarget
+
+    _impact(rendered, RailwayTarget.target.value, _warn)  # releases (issue 30): what it does to tenants
     command = railway_cli.config_command(cli, action, **flags)
     shown = " ".join(command[1:])
     _warn(f"{env}: railway {shown} in {folder} ({RAILWAY_FILE}; linked to Railway environment {linked.name!r})")
@@ -877,6 +1018,7 @@ class WaitOptions:
 
 def _railway_env(rendered: Rendered, cli: str, folder: Path, railway_env: str) -> Any:
     from deploytool import releases
+    from deploytool.impact import planned_services
     from deploytool.plan.model import Role
     from deploytool.railway_deploy import RailwayEnv
 
@@ -891,6 +1033,7 @@ def _railway_env(rendered: Rendered, cli: str, folder: Path, railway_env: str) -
         services=tuple(sorted(svc.name for svc in rendered.plan.services)),
         whatsapp=frozenset(svc.name for svc in rendered.plan.services if svc.role == Role.whatsapp),
         artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+        planned=planned_services(rendered.plan),
     )
 
 

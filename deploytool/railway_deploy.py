@@ -27,7 +27,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -392,15 +392,18 @@ class RailwayEnv:
     services: tuple[str, ...]  # every Railway service of the environment
     whatsapp: frozenset[str]
     artifacts: Mapping[str, str]
+    planned: Mapping[str, Any] = field(default_factory=dict)  # service → ServiceRelease (config, tenants)
 
 
-def _services_of(outcomes: Iterable[Outcome]) -> dict[str, Any]:
+def _services_of(outcomes: Iterable[Outcome], planned: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from deploytool.releases import ServiceRelease
 
-    return {
-        o.service: ServiceRelease(deployment_id=o.deployment.id if o.deployment else None, deployment_status=o.status)
-        for o in outcomes
-    }
+    found = {}
+    for o in outcomes:
+        base = (planned or {}).get(o.service) or ServiceRelease()
+        update = {"deployment_id": o.deployment.id if o.deployment else None, "deployment_status": o.status}
+        found[o.service] = base.model_copy(update=update)
+    return found
 
 
 def apply_and_wait(
@@ -449,7 +452,11 @@ def apply_and_wait(
         warn(f"{env.env_name}: `railway config apply` failed (exit {done.returncode}); nothing to wait for")
         return done.returncode or 1
     changed = changed_services(done.stdout, env.services)
-    carried = dict(previous.services) if previous else {}
+    carried = {}  # what runs each service now, with the plan's view of it (this apply changed no other)
+    for name in env.services:
+        was = (previous.services.get(name) if previous else None) or ServiceRelease()
+        plan = env.planned.get(name) or ServiceRelease()
+        carried[name] = was.model_copy(update={"config": plan.config, "tenants": plan.tenants})
     release = releases.record(
         env.out,
         env.env_name,
@@ -469,7 +476,7 @@ def apply_and_wait(
     outcomes = wait_for(env.cli, env.environ, env.cwd, env.environment, ids, timeout_s, say, **wait)
     outcomes = confirm(env.cli, env.environ, env.cwd, env.environment, outcomes, say)
     failed = [o for o in outcomes if not o.ok]
-    services = {**carried, **_services_of(outcomes)}
+    services = {**carried, **_services_of(outcomes, env.planned)}
     if not failed:
         releases.update_release(env.out, env.env_name, release.number, status="live", services=services)
         say(f"{env.env_name}: release {release.number} is live on Railway ({', '.join(changed)} redeployed)")

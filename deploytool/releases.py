@@ -47,6 +47,8 @@ class ServiceRelease(_Model):
     tag: str | None = None  # compose: `<image>:r<N>`, the name that keeps image_id after the next build
     deployment_id: str | None = None  # railway: the deployment of this release
     deployment_status: str | None = None  # railway: its status when last seen (SUCCESS, FAILED, CRASHED, …)
+    config: str | None = None  # sha256 of the service as planned (no values of secrets: their names only)
+    tenants: tuple[str, ...] = ()  # a WhatsApp service's tenants in this release
 
 
 class Release(_Model):
@@ -205,7 +207,8 @@ def new_release(
 
 
 def choose_rollback(store: ReleaseStore, target: str, to: int | None) -> tuple[Release | None, Release]:
-    """(the live release, the release to go back to): `to`, else the newest older one that was live."""
+    """(the live release, the release to go back to): `to`; else, after a failed release, the live one before
+    it; else the newest older one that was live."""
     current = store.live(target)
     if to is not None:
         chosen = store.get(to)
@@ -217,6 +220,9 @@ def choose_rollback(store: ReleaseStore, target: str, to: int | None) -> tuple[R
         if chosen.status == "failed":
             raise UserError(f"release {to}: it failed; name a release that ran (see `deploytool releases ENV`)")
         return current, chosen
+    newest = next((r for r in store.newest_first() if r.target == target), None)
+    if current is not None and newest is not None and newest.number > current.number:
+        return current, current  # a later release failed (or was not followed): back to the one live before it
     below = current.number if current else next_number(store)
     earlier = [
         r

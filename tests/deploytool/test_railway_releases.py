@@ -144,7 +144,9 @@ def test_apply_wait_follows_each_service_until_live_and_records_the_release(proj
     history = project.history()
     assert [(r["number"], r["status"]) for r in history] == [(2, "live"), (1, "superseded")]
     assert history[1]["services"]["web"]["deployment_id"] == "web-d0"  # what ran before: observed, recorded
-    assert history[0]["services"]["web"] == {"deployment_id": "web-d1", "deployment_status": "SUCCESS"}
+    web = history[0]["services"]["web"]
+    assert (web["deployment_id"], web["deployment_status"], len(web["config"])) == ("web-d1", "SUCCESS", 64)
+    assert history[0]["services"]["whatsapp"]["tenants"] == ["1", "2", "3"]
     assert TOKEN not in (project.out / ".releases" / "releases.json").read_text()
 
 

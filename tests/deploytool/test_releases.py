@@ -113,10 +113,12 @@ def test_choose_rollback_takes_the_previous_live_or_the_named_release(tmp_path):
 
     add("live")
     add("live")
+    current, back = releases.choose_rollback(releases.read_store(tmp_path, "prod"), "compose", None)
+    assert current is not None and (current.number, back.number) == (2, 1)  # the one before the live one
     add("failed")
     store = releases.read_store(tmp_path, "prod")
     current, back = releases.choose_rollback(store, "compose", None)
-    assert current is not None and (current.number, back.number) == (2, 1)
+    assert current is not None and (current.number, back.number) == (2, 2)  # after a failure: the live one
     with pytest.raises(UserError, match="release 3: it failed"):
         releases.choose_rollback(store, "compose", 3)
     with pytest.raises(UserError, match="release 9: not in the history"):
@@ -128,3 +130,18 @@ def test_init_and_the_repository_ignore_the_history(tmp_path):
 
     assert ".releases/" in GITIGNORE_LINES
     assert ".releases/" in (Path(__file__).resolve().parents[2] / ".gitignore").read_text().splitlines()
+
+
+def test_up_says_which_whatsapp_services_restart_and_which_tenants_reconnect(project, capsys):
+    spec, _, _ = project
+    assert main(["--spec", str(spec), "up", "dev"]) == 0
+    first = capsys.readouterr().out
+    assert "restarts" not in first  # nothing ran before: nothing to compare
+    assert main(["--spec", str(spec), "up", "dev"]) == 0
+    assert "restarts" not in capsys.readouterr().out  # the same plan: nobody reconnects
+    (spec.parent / "environments" / "dev.yaml").write_text("services: {whatsapp: {env: {GREETING: oi}}}\n")
+    assert main(["--spec", str(spec), "up", "dev"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "restarts" in line]
+    assert lines and all(line.startswith("dev: whatsapp") and "reconnect" in line for line in lines)
+    assert any("tenant 1 reconnect" in line or "tenants 1," in line for line in lines)
+    assert not any(line.startswith("dev: web") for line in lines)  # web restarts too, but holds no tenant
