@@ -484,6 +484,8 @@ def up(
         try:
             statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
         except DeploytoolError as exc:
+            if isinstance(exc, UserError):  # refused before anything started (a port taken, already running)
+                raise
             failed = _record_up(rendered, runner, "failed", keep, environ, note=str(exc).strip().splitlines()[-1][:200])
             if rollback_on_failure:
                 _warn(str(exc) if not isinstance(exc, UserError) else f"error: {exc}")

@@ -48,7 +48,10 @@ def release_services(environ: Mapping[str, str], images: Mapping[str, str], numb
     """Each built service's image id now, and the tag that will keep it (`<image>:r<N>`)."""
     import docker.errors
 
-    client = _client(environ)
+    try:
+        client = _client(environ)
+    except docker.errors.DockerException:  # no engine (why `up` failed): the names alone
+        return {service: ServiceRelease(image=name) for service, name in images.items()}
     found: dict[str, ServiceRelease] = {}
     try:
         for service, name in images.items():

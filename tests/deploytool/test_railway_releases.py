@@ -88,6 +88,7 @@ def project(tmp_path, make_project, api):
 
     class Project:
         out = tmp_path / "deploy" / "staging"
+        spec_path = spec
 
         @staticmethod
         def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -262,3 +263,16 @@ def test_ps_and_logs_of_an_environment_on_railway_come_from_the_cli(project):
     assert [line.split(" | ")[0] for line in every.stdout.splitlines()] == ["web", "web", "whatsapp"]
     follow = project.run("logs", "staging", "web", "-f")
     assert follow.returncode == 2 and "--follow is not supported" in follow.stderr
+
+
+def test_railway_plan_says_which_tenants_reconnect_against_the_live_release(project):
+    assert project.run("railway", "apply", "staging", "--wait", "--yes").returncode == 0
+    same = project.run("railway", "plan", "staging")
+    assert same.returncode == 0 and "reconnect" not in same.stderr
+    overlay = SPEC_OVERLAY + "services: {whatsapp: {env: {GREETING: oi}}}\n"
+    (project.spec_path.parent / "environments" / "staging.yaml").write_text(overlay)
+    pipeline.write(pipeline.render_environment(project.spec_path, "staging"))
+    changed = project.run("railway", "plan", "staging")
+    assert changed.returncode == 0, changed.stderr
+    assert "staging: whatsapp restarts: tenants 1, 2, 3 reconnect" in changed.stderr
+    assert "staging: web" not in changed.stderr

@@ -145,3 +145,10 @@ def test_up_says_which_whatsapp_services_restart_and_which_tenants_reconnect(pro
     assert lines and all(line.startswith("dev: whatsapp") and "reconnect" in line for line in lines)
     assert any("tenant 1 reconnect" in line or "tenants 1," in line for line in lines)
     assert not any(line.startswith("dev: web") for line in lines)  # web restarts too, but holds no tenant
+
+
+def test_an_up_refused_before_anything_started_is_no_release(project):
+    spec, outcome, out = project
+    outcome["error"] = UserError("port already in use by another process: service web: port 5002")
+    assert main(["--spec", str(spec), "up", "dev"]) == 2
+    assert releases.read_store(out, "dev").releases == ()
