@@ -579,7 +579,7 @@ def _impact(rendered: Rendered, target: str, say: Callable[[str], None] | None =
     if not releases.store_path(rendered.ctx.out).is_file():
         return
     live = releases.read_store(rendered.ctx.out, rendered.plan.env_name).live(target)
-    for line in impact_lines(rendered.plan, live):
+    for line in impact_lines(rendered.plan, live, releases.last_probe_states(rendered.ctx.out)):
         (say or _echo)(f"{rendered.plan.env_name}: {line}")
 
 
@@ -936,6 +936,9 @@ def probe(
             interval=interval,
             on_result=on_result,
         )
+    from deploytool.releases import record_probe
+
+    record_probe(rendered.ctx.out, report.results)  # releases (issue 30): tenants' link state for the impact lines
     text = probing.format_report(report, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
     if output is not None:
         write_report(output, text)
@@ -1060,6 +1063,9 @@ def _railway_wait(
         )
         return
     report = probing.probe_environment(manifest, rendered.ctx.out, urls, os.environ)
+    from deploytool.releases import record_probe
+
+    record_probe(rendered.ctx.out, report.results)
     _echo(probing.format_report(report, "table", color=False).rstrip("\n"))
     if not report.ok:
         raise CheckFailed(f"{rendered.plan.env_name}: live on Railway, but the probe failed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -323,3 +323,44 @@ def update_release(out_dir: Path, environment: str, number: int, **changes: obje
             releases.append(r)
     write_store(out_dir, store.model_copy(update={"releases": tuple(releases)}))
     return updated
+
+
+# --- the tenants' link state at the last probe (for the tenant impact lines) -------------------------------
+
+PROBE_FILE = "last-probe.json"
+
+
+def tenant_states(results: Iterable[object]) -> dict[str, str]:
+    """tenant → `linked` (a QR target answered 409: connected) or `not linked` (it served a QR, or 410: the
+    QR expired), from the QR targets of one probe; a tenant whose targets all failed is left out."""
+    states: dict[str, str] = {}
+    for result in results:
+        tenant = getattr(result, "tenant", None)
+        code = getattr(result, "http_status", None)
+        if getattr(result, "kind", None) != "qr" or tenant is None or code not in (200, 409, 410):
+            continue
+        state = "linked" if code == 409 else "not linked"
+        if states.get(tenant) != "linked":
+            states[tenant] = state
+    return dict(sorted(states.items()))
+
+
+def record_probe(out_dir: Path, results: Iterable[object]) -> bool:
+    """Keep the tenants' states of this probe beside the release history, once there is one (False: none)."""
+    if not store_path(out_dir).is_file():
+        return False
+    states = tenant_states(results)
+    text = json.dumps({"probed": now_utc(), "tenants": states}, indent=2, sort_keys=True) + "\n"
+    write_atomic(releases_dir(out_dir) / PROBE_FILE, text, 0o644)
+    return True
+
+
+def last_probe_states(out_dir: Path) -> dict[str, str]:
+    data = read_bytes(releases_dir(out_dir) / PROBE_FILE, "keeps the last probe's tenant states")
+    if data is None:
+        return {}
+    try:
+        tenants = load_json(data, str(releases_dir(out_dir) / PROBE_FILE)).get("tenants", {})
+    except (UserError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in tenants.items()} if isinstance(tenants, dict) else {}

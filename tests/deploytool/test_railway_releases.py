@@ -276,3 +276,13 @@ def test_railway_plan_says_which_tenants_reconnect_against_the_live_release(proj
     assert changed.returncode == 0, changed.stderr
     assert "staging: whatsapp restarts: tenants 1, 2, 3 reconnect" in changed.stderr
     assert "staging: web" not in changed.stderr
+
+
+def test_the_impact_lines_show_each_tenants_link_state_from_the_last_probe(project, live_web):
+    applied = project.run("railway", "apply", "staging", "--wait", "--yes", "--url", f"web={live_web}", OPS_API_KEY="k")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    overlay = SPEC_OVERLAY + "services: {whatsapp: {env: {GREETING: oi}}}\n"
+    (project.spec_path.parent / "environments" / "staging.yaml").write_text(overlay)
+    pipeline.write(pipeline.render_environment(project.spec_path, "staging"))
+    planned = project.run("railway", "plan", "staging")
+    assert "staging: whatsapp restarts: tenants 1 (linked), 2 (linked), 3 (linked) reconnect" in planned.stderr
