@@ -13,8 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, cast
 
 import typer
 from typer._click.core import ParameterSource
@@ -26,6 +27,7 @@ from deploytool.errors import CheckFailed, DeploytoolError, OutputFailed, UserEr
 if TYPE_CHECKING:
     from deploytool.pipeline import Rendered
     from deploytool.railway_cli import Action
+    from deploytool.releases import Release
     from deploytool.run import Event
 
 app = typer.Typer(
@@ -128,6 +130,19 @@ SetOption = Annotated[
         metavar="PATH=VALUE",
         help="Override one spec field for this run, after every overlay (a YAML value, e.g. "
         "services.web.port=5202; null removes it); repeatable.",
+    ),
+]
+
+
+# releases (issue 30): `up` and `railway apply` keep the newest N
+KeepOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=100,
+        parser=_int_range(1, 100),
+        metavar="N",
+        help="Releases kept in ENV's history (the live one too).",
     ),
 ]
 
@@ -296,6 +311,11 @@ def render(
     changes, added = pipeline.write(rendered)
     for change in changes:
         _echo(f"{change.status:9} {change.path}")
+    from deploytool import run
+
+    running = run.running_runner(rendered.ctx.out)
+    if running is not None:  # releases (issue 30): what the next `up` does to tenants
+        _impact(rendered, running.name)
     from deploytool.output.secrets import SECRETS_FILE, git_ignored
 
     if (rendered.ctx.out / SECRETS_FILE).is_file():
@@ -440,12 +460,19 @@ def up(
         ),
     ] = None,
     sets: SetOption = None,
+    keep: KeepOption = 5,
+    rollback_on_failure: Annotated[
+        bool,
+        typer.Option("--rollback-on-failure", help="--runner compose: on a failure, start the previous release again."),
+    ] = False,
 ) -> None:
     """Render ENV if needed, start it, and return once every service is healthy."""
     from deploytool import pipeline, run
     from deploytool.targets import target_of_runner
 
     chosen = run.runner(runner)
+    if rollback_on_failure and runner not in _ROLLBACKS:
+        raise UserError(f"--rollback-on-failure: --runner {runner} has no rollback (it runs from source)")
     needed = target_of_runner(runner)
     rendered = _render(ctx, env, out, sets)
     if needed is None or needed not in rendered.plan.targets:
@@ -458,9 +485,24 @@ def up(
     _report_findings(findings)
     pipeline.require_no_errors(findings)
     pipeline.write(rendered)
+    _impact(rendered, runner)  # releases (issue 30): what this `up` does to tenants
     with _up_progress(len(rendered.plan.services)) as on_event:
         environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
-        statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+        # releases (issue 30): every `up` is a release, a failed one too
+        try:
+            statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+        except DeploytoolError as exc:
+            if isinstance(exc, UserError):  # refused before anything started (a port taken, already running)
+                raise
+            failed = _record_up(rendered, runner, "failed", keep, environ, note=str(exc).strip().splitlines()[-1][:200])
+            if rollback_on_failure:
+                _warn(str(exc) if not isinstance(exc, UserError) else f"error: {exc}")
+                _warn(f"{env}: release {failed.number} failed; rolling back (--rollback-on-failure)")
+                _ROLLBACKS[runner](ctx, env, out, None, timeout, keep)
+                raise CheckFailed(f"{env}: release {failed.number} failed and was rolled back") from None
+            raise
+    release = _record_up(rendered, runner, "live", keep, environ)
+    _echo(f"{env}: release {release.number} ({runner}); see `deploytool releases {env}`")
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
@@ -471,6 +513,241 @@ def up(
     )
     if hint:
         _warn(hint)
+
+
+# --- releases (issue 30) -----------------------------------------------------------------------------------
+
+
+def _record_up(
+    rendered: Rendered,
+    runner: str,
+    status: Literal["live", "failed"],
+    keep: int,
+    environ: dict[str, str],
+    note: str | None = None,
+) -> Release:
+    """Write the release of this `up`; with compose, its images and (live) the tags that keep them."""
+    from deploytool import releases
+    from deploytool.impact import planned_services
+
+    manifest = rendered.manifest
+    images = _RELEASE_IMAGES.get(runner)
+    plain = planned_services(rendered.plan)
+    services: dict[str, releases.ServiceRelease] = {}
+
+    def build(number: int) -> Release:
+        services.update(plain)
+        if images is not None:
+            for name, image in images.services(rendered.ctx.out, environ, number, status == "live").items():
+                kept = plain.get(name, releases.ServiceRelease())
+                services[name] = kept.model_copy(update=image.model_dump(exclude_none=True))
+        return releases.new_release(
+            number,
+            target=cast("releases.Target", runner),  # a release's target is the runner's name
+            status=status,
+            spec_folder=rendered.loaded.root,
+            artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+            services=services,
+            note=note,
+        )
+
+    dropped = None if images is None else lambda gone: images.untag(environ, gone)
+    made = releases.add_release(rendered.ctx.out, rendered.plan.env_name, build, keep, dropped)
+    if images is not None and status == "live":
+        images.tag(environ, made)
+    return made
+
+
+class _ComposeImages:
+    """What `up --runner compose` keeps per release (deploytool/compose_releases.py)."""
+
+    @staticmethod
+    def services(out: Path, environ: dict[str, str], number: int, keep_tag: bool) -> dict[str, Any]:
+        from deploytool import compose_releases
+        from deploytool.run.compose import project_name
+
+        images = compose_releases.built_images(out, project_name(out, environ))
+        found = compose_releases.release_services(environ, images, number)
+        return found if keep_tag else {k: v.model_copy(update={"tag": None}) for k, v in found.items()}
+
+    @staticmethod
+    def tag(environ: dict[str, str], release: Release) -> None:
+        from deploytool import compose_releases
+
+        compose_releases.tag_release(environ, release)
+
+    @staticmethod
+    def untag(environ: dict[str, str], dropped: Any) -> None:
+        from deploytool import compose_releases
+
+        compose_releases.untag(environ, dropped)
+
+
+_RELEASE_IMAGES: dict[str, _ComposeImages] = {"compose": _ComposeImages()}
+
+
+def _impact(rendered: Rendered, target: str, say: Callable[[str], None] | None = None) -> None:
+    """Print the tenant impact of `rendered` against the live `target` release of its folder, if any."""
+    from deploytool import releases
+    from deploytool.impact import impact_lines
+
+    if not releases.store_path(rendered.ctx.out).is_file():
+        return
+    live = releases.read_store(rendered.ctx.out, rendered.plan.env_name).live(target)
+    for line in impact_lines(rendered.plan, live, releases.last_probe_states(rendered.ctx.out)):
+        (say or _echo)(f"{rendered.plan.env_name}: {line}")
+
+
+@app.command("releases")
+def releases_command(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="table or json.")] = "table",
+) -> None:
+    """ENV's release history, newest first: each `up` and `railway apply`, with its status."""
+    from deploytool import pipeline, releases
+    from deploytool.spec.load import check_env_name
+
+    if fmt not in ("table", "json"):
+        raise UserError(f"--format: expected table or json, got {fmt!r}")
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    if fmt == "json":
+        _echo(releases.as_json(store))
+        return
+    if not store.releases:
+        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env} --wait` records one)")
+        return
+    for line in releases.table(store):
+        _echo(line)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    env: EnvArgument,
+    to: Annotated[
+        Optional[int],
+        typer.Option("--to", metavar="N", help="The release to go back to (default: the one before the live one)."),
+    ] = None,
+    out: OutOption = None,
+    timeout: Annotated[
+        float, typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="Seconds for each service.")
+    ] = 600.0,
+    keep: KeepOption = 5,
+) -> None:
+    """Go back to the previous (or the named) release of ENV, on the target that release ran on."""
+    from deploytool import pipeline, releases
+    from deploytool.spec.load import check_env_name
+
+    check_env_name(env)
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    named = store.get(to) if to is not None else None
+    newest = store.newest_first()
+    target = named.target if named is not None else newest[0].target if newest else None
+    if target is None:
+        raise UserError(f"{env}: no releases yet; nothing to roll back (see `deploytool releases {env}`)")
+    handler = _ROLLBACKS.get(target)
+    if handler is None:
+        number = (named or newest[0]).number
+        raise UserError(f"{env}: release {number} ran with {target}; rollback knows {', '.join(sorted(_ROLLBACKS))}")
+    handler(ctx, env, out, to, timeout, keep)
+
+
+def _rollback_railway(
+    ctx: typer.Context, env: str, out: Path | None, to: int | None, timeout: float, keep: int
+) -> None:
+    from deploytool import pipeline, railway_cli
+    from deploytool.railway_deploy import rollback_to
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False)
+    cli = railway_cli.find_cli(os.environ)
+    railway_env = rendered.plan.railway.environment
+    railway_cli.require_link(railway_env, railway_cli.linked_environment(cli, os.environ), env)
+    rollback_to(_railway_env(rendered, cli, rendered.loaded.root, railway_env), to, timeout, keep, _echo)
+
+
+def _on_railway(
+    ctx: typer.Context, env: str, out: Path | None, targets: list[str]
+) -> tuple[str, dict[str, str], Path, str] | None:
+    """(cli, environ, folder, Railway environment) when ENV, not running here, is on Railway; else None."""
+    from deploytool.targets.railway import RailwayTarget
+
+    if RailwayTarget.target.value not in targets:
+        return None
+    from deploytool import pipeline, railway_cli
+
+    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False)
+    return railway_cli.find_cli(os.environ), dict(os.environ), rendered.loaded.root, rendered.plan.railway.environment
+
+
+def _rollback_compose(
+    ctx: typer.Context, env: str, out: Path | None, to: int | None, timeout: float, keep: int
+) -> None:
+    from deploytool import compose_releases, pipeline, releases, run
+    from deploytool.output import read_manifest
+    from deploytool.run.compose import OVERRIDE_VAR, compose_status, compose_up
+
+    folder = out or pipeline.default_out(_spec(ctx), env)
+    store = releases.read_store(folder, env)
+    _, target = releases.choose_rollback(store, "compose", to)
+    environ = _run_environ()
+    override = compose_releases.rollback_override(folder, target, environ)
+    manifest = read_manifest(folder)
+    changed = compose_releases.changed_artifacts(
+        target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
+    )
+    if changed:
+        _warn(
+            f"{env}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed since; "
+            f"commit {releases.short_commit(target)} has that release's files)"
+        )
+    if run.running_runner(folder) is not None:
+        run.down(folder, environ, volumes=False)  # every holder stops before any starts again: never two
+    started = compose_releases.with_override(environ, override, OVERRIDE_VAR)
+    try:
+        compose_up(folder, started, build=False, wait_timeout_s=timeout, progress=_warn)
+    except DeploytoolError as exc:
+        releases.record(
+            folder,
+            env,
+            target="compose",
+            status="failed",
+            spec_folder=_spec(ctx).parent,
+            artifacts=target.artifacts,
+            services=target.services,
+            keep=keep,
+            rollback_of=target.number,
+            note=str(exc).splitlines()[-1][:200],
+            git=(target.commit, target.dirty),
+        )
+        raise
+    made = releases.record(
+        folder,
+        env,
+        target="compose",
+        status="live",
+        spec_folder=_spec(ctx).parent,
+        artifacts=target.artifacts,
+        services=target.services,
+        keep=keep,
+        rollback_of=target.number,
+        git=(target.commit, target.dirty),
+    )
+    for status in compose_status(folder, started):
+        _echo(f"{status.state:9} {status.name:24} {status.url}")
+    tags = ", ".join(sorted(s.tag for s in target.services.values() if s.tag))
+    _echo(f"{env}: back to release {target.number} (compose, release {made.number}; images {tags})")
+
+
+# rollback ENV, by the target the release ran on
+_ROLLBACKS: dict[str, Callable[[typer.Context, str, Path | None, int | None, float, int], None]] = {
+    "railway": _rollback_railway,
+    "compose": _rollback_compose,
+}
 
 
 @app.command()
@@ -504,6 +781,13 @@ def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None, project_name
     folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
     current = run.running_runner(folder)
+    remote = _on_railway(ctx, env, out, manifest.targets) if current is None else None  # releases (issue 30)
+    if remote is not None:
+        from deploytool.railway_deploy import remote_ps
+
+        for line in remote_ps(*remote, [svc.name for svc in manifest.services]):
+            _echo(line)
+        return
     statuses = {s.name: s for s in current.status(folder, _run_environ(project_name=project_name))} if current else {}
     _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'PORT':>5}  TENANTS")
     for svc in manifest.services:
@@ -531,7 +815,25 @@ def logs(
 
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    current = run.running_runner(folder) or run.runner("procfile")
+    running = run.running_runner(folder)
+    if running is None:  # releases (issue 30): an environment on Railway shows Railway's logs
+        from deploytool.output import read_manifest
+        from deploytool.render.manifest import MANIFEST
+
+        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else None
+        remote = _on_railway(ctx, env, out, manifest.targets) if manifest is not None else None
+        if remote is not None:
+            from deploytool.railway_deploy import remote_logs
+
+            names = [svc.name for svc in manifest.services] if manifest is not None else []
+            if service is not None and service not in names:
+                raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
+            if follow:
+                raise UserError(f"{env}: runs on Railway; --follow is not supported there (`railway logs` streams)")
+            for line in remote_logs(*remote, [service] if service else names, lines):
+                _echo(line)
+            return
+    current = running or run.runner("procfile")
     for line in current.logs(folder, _run_environ(project_name=project_name), service, lines, follow):
         _echo(line)
 
@@ -649,6 +951,9 @@ def probe(
             interval=interval,
             on_result=on_result,
         )
+    from deploytool.releases import record_probe
+
+    record_probe(rendered.ctx.out, report.results)  # releases (issue 30): tenants' link state for the impact lines
     text = probing.format_report(report, fmt, color=fmt == "table" and output is None and sys.stdout.isatty())
     if output is not None:
         write_report(output, text)
@@ -687,23 +992,98 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Pass --json: the Railw
 
 
 def _railway(
-    ctx: typer.Context, env: str, out: Path | None, action: Action, sets: list[str] | None, **flags: Any
+    ctx: typer.Context,
+    env: str,
+    out: Path | None,
+    action: Action,
+    sets: list[str] | None,
+    wait: WaitOptions | None = None,
+    **flags: Any,
 ) -> None:
     from deploytool import railway_cli
     from deploytool.targets.railway import RAILWAY_FILE
 
-    folder, railway_env, warnings = railway_cli.prepare(_spec(ctx), env, out, sets or ())
+    folder, railway_env, warnings, rendered = railway_cli.prepare_rendered(_spec(ctx), env, out, sets or ())
     for warning in warnings:
         _warn(warning)
     cli = railway_cli.find_cli(os.environ)
     linked = railway_cli.linked_environment(cli, os.environ)
     railway_cli.require_link(railway_env, linked, env)
+    if wait is not None:  # releases (issue 30): --wait takes the CLI's JSON, so it is told to print it
+        flags["json_output"] = True
+    from deploytool.targets.railway import RailwayTarget
+
+    _impact(rendered, RailwayTarget.target.value, _warn)  # releases (issue 30): what it does to tenants
     command = railway_cli.config_command(cli, action, **flags)
     shown = " ".join(command[1:])
     _warn(f"{env}: railway {shown} in {folder} ({RAILWAY_FILE}; linked to Railway environment {linked.name!r})")
+    if wait is not None:
+        _railway_wait(rendered, cli, folder, railway_env, command, wait)
+        return
     code = railway_cli.run_streaming(command, os.environ, folder)
     if code:
         raise typer.Exit(code)
+
+
+# --- releases on Railway (issue 30): apply --wait, rollback ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    timeout: float
+    rollback_on_failure: bool
+    keep: int
+    urls: list[str]
+
+
+def _railway_env(rendered: Rendered, cli: str, folder: Path, railway_env: str) -> Any:
+    from deploytool import releases
+    from deploytool.impact import planned_services
+    from deploytool.plan.model import Role
+    from deploytool.railway_deploy import RailwayEnv
+
+    manifest = rendered.manifest
+    return RailwayEnv(
+        cli=cli,
+        environ=dict(os.environ),
+        cwd=folder,
+        environment=railway_env,
+        env_name=rendered.plan.env_name,
+        out=rendered.ctx.out,
+        services=tuple(sorted(svc.name for svc in rendered.plan.services)),
+        whatsapp=frozenset(svc.name for svc in rendered.plan.services if svc.role == Role.whatsapp),
+        artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+        planned=planned_services(rendered.plan),
+    )
+
+
+def _railway_wait(
+    rendered: Rendered, cli: str, folder: Path, railway_env: str, command: list[str], wait: WaitOptions
+) -> None:
+    from deploytool import probe as probing
+    from deploytool import railway_deploy
+
+    urls = probing.parse_url_options(wait.urls)
+    target = _railway_env(rendered, cli, folder, railway_env)
+    code = railway_deploy.apply_and_wait(
+        target, command, wait.timeout, wait.rollback_on_failure, wait.keep, _echo, _warn
+    )
+    if code:
+        raise typer.Exit(code)
+    manifest = rendered.manifest
+    if not urls and not any(svc.public_url for svc in manifest.services):
+        _echo(
+            f"{rendered.plan.env_name}: probe skipped: no public URL is known; give --url SERVICE=URL (or run "
+            f"`deploytool probe {rendered.plan.env_name} --url ...`)"
+        )
+        return
+    report = probing.probe_environment(manifest, rendered.ctx.out, urls, os.environ)
+    from deploytool.releases import record_probe
+
+    record_probe(rendered.ctx.out, report.results)
+    _echo(probing.format_report(report, "table", color=False).rstrip("\n"))
+    if not report.ok:
+        raise CheckFailed(f"{rendered.plan.env_name}: live on Railway, but the probe failed")
 
 
 RailwaySetOption = Annotated[
@@ -762,19 +1142,46 @@ def railway_apply(
         typer.Option("--plan", metavar="FILE", help="Pass --plan FILE: apply exactly a plan made with --plan-out."),
     ] = None,
     sets: RailwaySetOption = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until every redeployed service is live (or failed), then probe; needs --yes or --plan."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(parser=_seconds(MAX_WAIT_S), metavar="SECONDS", help="--wait: seconds for every deployment."),
+    ] = 600.0,
+    rollback_on_failure: Annotated[
+        bool, typer.Option("--rollback-on-failure", help="--wait: on a failure, roll back to the previous release.")
+    ] = False,
+    keep: KeepOption = 5,
+    url: Annotated[
+        Optional[list[str]],
+        typer.Option("--url", metavar="SERVICE=URL", help="--wait: SERVICE=URL for the probe; repeatable."),
+    ] = None,
 ) -> None:
     """`railway config apply` of the project's file for ENV; refuses a drifted render, a local override, or a
     link to another environment."""
     from deploytool.railway_cli import ci_says_yes
 
+    yes = yes or ci_says_yes(os.environ)
+    if (rollback_on_failure or url) and not wait:
+        raise UserError("--rollback-on-failure and --url go with --wait")
+    if wait and not (yes or plan):
+        raise UserError(
+            "--wait reads the Railway CLI's JSON, and with --json the CLI applies without asking: review "
+            f"`deploytool railway plan {env}`, then add --yes (or apply a pinned --plan FILE)"
+        )
     _railway(
         ctx,
         env,
         out,
         "apply",
         sets,
+        WaitOptions(timeout, rollback_on_failure, keep, url or []) if wait else None,
         json_output=json_output,
-        yes=yes or ci_says_yes(os.environ),
+        yes=yes,
         confirm_destructive=confirm_destructive,
         pinned_plan=plan.resolve() if plan else None,
     )

@@ -102,6 +102,7 @@ GITIGNORE_HEADER = "# deploytool: local secret values, run state, temporary file
 GITIGNORE_LINES = (
     SECRETS_FILE,
     ".run/",
+    ".releases/",  # releases (issue 30): the release history of each output folder
     f"*{TMP_SUFFIX}",
     f"*{OLD_SUFFIX}",
     "environments/*.local.yaml",

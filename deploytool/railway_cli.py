@@ -24,10 +24,13 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from deploytool.errors import UserError
 from deploytool.redact import is_secret_name, redact_values
+
+if TYPE_CHECKING:
+    from deploytool.pipeline import Rendered
 
 Action = Literal["plan", "apply"]
 CLI_NAME = "railway"
@@ -174,6 +177,14 @@ def refuse_local_overrides(spec_path: Path, env_name: str, sets: Sequence[str]) 
 
 
 def prepare(spec_path: Path, env_name: str, out: Path | None, sets: Sequence[str] = ()) -> tuple[Path, str, list[str]]:
+    """`prepare_rendered` without the rendered environment."""
+    folder, railway_env, warnings, _ = prepare_rendered(spec_path, env_name, out, sets)
+    return folder, railway_env, warnings
+
+
+def prepare_rendered(
+    spec_path: Path, env_name: str, out: Path | None, sets: Sequence[str] = ()
+) -> tuple[Path, str, list[str], Rendered]:
     """Render ENV from the committed spec in memory and insist the disk already holds exactly that.
 
     Returns the folder to run the CLI in (the spec's, which holds `.railway/railway.py`), the Railway
@@ -204,4 +215,4 @@ def prepare(spec_path: Path, env_name: str, out: Path | None, sets: Sequence[str
         )
     warnings = [str(f) for f in findings if f.severity != "error"]
     assert (rendered.loaded.root / RAILWAY_FILE).is_file()  # check() above found it up to date
-    return rendered.loaded.root, rendered.plan.railway.environment, warnings
+    return rendered.loaded.root, rendered.plan.railway.environment, warnings, rendered

@@ -34,6 +34,7 @@ def railway(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     shutil.copy(FAKE, bin_dir / "railway")
+    shutil.copy(FAKE.with_name("deployments.py"), bin_dir / "deployments.py")  # its deployments (issue 30)
     log = tmp_path / "railway-calls.jsonl"
     # python3 of this venv (it has railway-sdk): the real CLI also takes python3 from PATH.
     path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])

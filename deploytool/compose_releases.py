@@ -1,0 +1,141 @@
+"""Releases on Compose (issue 30): keep each release's images under a tag, and start them again without a build.
+
+Compose names the image it builds for a service `<project>-<service>` (unless the service sets `image:`), and
+the next `up` builds over that name: the previous image loses its name and is gone at the next prune. So after
+every `up` each image deploytool built gets a second tag, `<image>:r<N>`, which keeps it. `rollback` writes a
+Compose override (`.releases/r<N>.compose.yml`) that names those tags as the services' images, then runs the
+usual `up` without a build and waits for every /health. Tags of releases that fall off the history (`--keep`)
+are removed again (only tags deploytool made; an image still tagged otherwise stays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploytool.errors import CheckFailed, UserError
+from deploytool.output.fs import write_atomic
+from deploytool.releases import RELEASES_WHAT, Release, ServiceRelease, releases_dir
+from deploytool.safeio import own_folder, read_text
+
+
+def built_images(out_dir: Path, project: str) -> dict[str, str]:
+    """service → the image name Compose gives what it builds for it (the generated file's `build:` services)."""
+    text = read_text(out_dir / "docker-compose.yml", "keeps the compose file")
+    if text is None:
+        raise UserError(f"{out_dir / 'docker-compose.yml'}: not found; render the environment first")
+    document = yaml.safe_load(text) or {}
+    services = document.get("services") or {}
+    return {
+        name: str(svc.get("image") or f"{project}-{name}")
+        for name, svc in sorted(services.items())
+        if isinstance(svc, dict) and "build" in svc
+    }
+
+
+def _client(environ: Mapping[str, str]) -> Any:
+    import docker
+
+    return docker.from_env(environment=dict(environ), timeout=30)
+
+
+def release_services(environ: Mapping[str, str], images: Mapping[str, str], number: int) -> dict[str, ServiceRelease]:
+    """Each built service's image id now, and the tag that will keep it (`<image>:r<N>`)."""
+    import docker.errors
+
+    try:
+        client = _client(environ)
+    except docker.errors.DockerException:  # no engine (why `up` failed): the names alone
+        return {service: ServiceRelease(image=name) for service, name in images.items()}
+    found: dict[str, ServiceRelease] = {}
+    try:
+        for service, name in images.items():
+            repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            try:
+                image_id = str(client.images.get(name).id)
+            except docker.errors.ImageNotFound:
+                found[service] = ServiceRelease(image=repository)
+                continue
+            found[service] = ServiceRelease(image=repository, image_id=image_id, tag=f"{repository}:r{number}")
+    finally:
+        client.close()
+    return found
+
+
+def tag_release(environ: Mapping[str, str], release: Release) -> None:
+    client = _client(environ)
+    try:
+        for svc in release.services.values():
+            if svc.image_id and svc.tag:
+                repository, _, tag = svc.tag.rpartition(":")
+                client.images.get(svc.image_id).tag(repository, tag)
+    finally:
+        client.close()
+
+
+def untag(environ: Mapping[str, str], dropped: Sequence[Release]) -> None:
+    """Remove the `:r<N>` tags of releases no longer kept (never an image by id)."""
+    import docker.errors
+
+    client = _client(environ)
+    try:
+        for release in dropped:
+            for svc in release.services.values():
+                if svc.tag:  # gone already, or a container still uses it: it stays
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.images.remove(svc.tag, noprune=True)
+    finally:
+        client.close()
+
+
+def rollback_override(out_dir: Path, release: Release, environ: Mapping[str, str]) -> Path:
+    """`.releases/r<N>.compose.yml`: every built service of release N on its tagged image (each checked)."""
+    import docker.errors
+
+    missing = [name for name, svc in release.services.items() if svc.image and not svc.tag]
+    if missing:
+        raise UserError(f"release {release.number}: no image was kept for {', '.join(missing)}; it cannot be started")
+    client = _client(environ)
+    try:
+        for name, svc in release.services.items():
+            if svc.tag:
+                try:
+                    client.images.get(svc.tag)
+                except docker.errors.ImageNotFound:
+                    raise UserError(
+                        f"release {release.number}: image {svc.tag} ({name}) is gone from this engine; "
+                        "it cannot be started without a build"
+                    ) from None
+    finally:
+        client.close()
+    services = {name: {"image": svc.tag} for name, svc in sorted(release.services.items()) if svc.tag}
+    own_folder(releases_dir(out_dir), RELEASES_WHAT)
+    path = releases_dir(out_dir) / f"r{release.number}.compose.yml"
+    header = f"# deploytool rollback: release {release.number}'s images, started without a build\n"
+    write_atomic(path, header + yaml.safe_dump({"services": services}, sort_keys=True), 0o644)
+    return path
+
+
+def with_override(environ: Mapping[str, str], path: Path, override_var: str) -> dict[str, str]:
+    """`environ` with `path` added after the overrides already given."""
+    given = [p for p in environ.get(override_var, "").split(os.pathsep) if p.strip()]
+    return {**environ, override_var: os.pathsep.join([*given, str(path)])}
+
+
+def changed_artifacts(release: Release, now: Mapping[str, str]) -> list[str]:
+    """The files whose hash differs between release N and the output folder now (the images are N's)."""
+    if not release.artifacts:
+        return []
+    paths = sorted(set(release.artifacts) | set(now))
+    return [p for p in paths if release.artifacts.get(p) != now.get(p)]
+
+
+def require_started(statuses: Sequence[Any], number: int) -> None:
+    bad = [s.name for s in statuses if getattr(s, "state", "healthy") not in ("healthy", "running")]
+    if bad:
+        raise CheckFailed(f"release {number}: {', '.join(bad)} did not come back")
