@@ -67,10 +67,10 @@ def compose_binary() -> Path:
     return binary
 
 
-def project(topology: str, count: int, scratch: Path = SCRATCH) -> Path:
+def project(topology: str, count: int, scratch: Path = SCRATCH, prefix: str | None = None) -> Path:
     """A project folder with deploytool.yaml and environments/bench.yaml; links the services' sources."""
     scratch.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=scratch))
+    folder = Path(tempfile.mkdtemp(dir=scratch, prefix=prefix))
     (folder / "environments").mkdir()
     (folder / "deploytool.yaml").write_text(SPEC.replace("TENANTS", str(count)))
     (folder / "environments" / "bench.yaml").write_text(TOPOLOGIES[topology])
