@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,10 +68,10 @@ def compose_binary() -> Path:
     return binary
 
 
-def project(topology: str, count: int, scratch: Path = SCRATCH) -> Path:
+def project(topology: str, count: int, scratch: Path = SCRATCH, prefix: str | None = None) -> Path:
     """A project folder with deploytool.yaml and environments/bench.yaml; links the services' sources."""
     scratch.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=scratch))
+    folder = Path(tempfile.mkdtemp(dir=scratch, prefix=prefix))
     (folder / "environments").mkdir()
     (folder / "deploytool.yaml").write_text(SPEC.replace("TENANTS", str(count)))
     (folder / "environments" / "bench.yaml").write_text(TOPOLOGIES[topology])
@@ -94,12 +95,21 @@ def timed(command: Sequence[str], *, cwd: Path | None = None, env: dict[str, str
     return elapsed
 
 
+def timed_cpu(command: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one run; CPU time moves less than wall time on a busy
+    machine (other agents' load delays a process, it does not make it do more work)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(command, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
 def median_of(repeat: int, run: Callable[[], float]) -> float:
     return statistics.median(run() for _ in range(repeat))
 
 
-def compose_config(folder: Path) -> Callable[[], float]:
-    """`docker-compose config -q` on the rendered output, secrets from the rendered .secrets.env."""
+def compose_command(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """`docker-compose config -q` on the rendered output, secrets from the rendered .secrets.env (and its env)."""
     out = folder / "deploy" / "bench"
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     command = [
@@ -111,7 +121,19 @@ def compose_config(folder: Path) -> Callable[[], float]:
         "config",
         "-q",
     ]
+    return command, env
+
+
+def compose_config(folder: Path) -> Callable[[], float]:
+    """`compose_command(folder)`, timed on each call."""
+    command, env = compose_command(folder)
     return lambda: timed(command, env=env)
+
+
+def compose_config_cpu(folder: Path) -> tuple[float, float]:
+    """`compose_command(folder)` once, as (wall, CPU) seconds."""
+    command, env = compose_command(folder)
+    return timed_cpu(command, env=env)
 
 
 # The stack's names imported, nothing used: pydantic 2 and typer load lazily, so this is below what any

@@ -95,14 +95,30 @@ def read_bytes(path: Path, what: str, follow: bool = False, limit: int = MAX_REA
     fd = open_regular(path, what, follow=follow)
     if fd is None:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = _read_bounded(fd, limit)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise UserError(f"{path}: larger than {limit:,} bytes; deploytool never writes a file that large there")
     return data
+
+
+def _read_bounded(fd: int, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of `fd`, each read sized by what fstat says is left: reading a small file never
+    allocates a buffer of `limit` bytes (a read of limit + 1 bytes maps 256 MB for a 1 kB env file, ~50 us)."""
+    size = os.fstat(fd).st_size
+    parts: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = os.read(fd, min(limit + 1 - total, max(size - total, 0) + 65536))  # the rest, or what it grew by
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def read_text(

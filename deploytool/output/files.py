@@ -92,8 +92,9 @@ def _stale(root: Path, out: Path, artifacts: list[Artifact]) -> list[str]:
     if previous is None:
         return []
     current = {a.path for a in artifacts}
-    out_rel = os.path.relpath(out, root)
-    inside = {Path(out_rel, p).as_posix() for p in previous.artifacts}
+    prefix = Path(os.path.relpath(out, root)).as_posix()
+    # Path(prefix, p).as_posix() on strings: each `p` is a normalised relative path (the manifest's rule)
+    inside = {p if prefix == "." else f"{prefix}/{p}" for p in previous.artifacts}
     own_lock = lock_path(env_name) if env_name is not None else None
     beside = {p for p in previous.spec_artifacts if p == own_lock}
     stale = []
@@ -233,32 +234,45 @@ def write_files(root: Path, out: Path, artifacts: list[Artifact]) -> list[FileCh
     stale = _stale(root, out, artifacts)
     folders: set[Path] = set()
     known: dict[Path, bool] = {}
-    made: set[Path] = set()
     fresh: list[tuple[str, str, int]] = []  # files inside new folders: (path, content, mode)
     folder_mode = 0o777 & ~_umask()
     # the output folder as the artifact paths spell it (relative to the root, links resolved)
     base = root / os.path.relpath(out.resolve(), root.resolve())
+    # each folder of the artifacts (as their paths spell it) -> (that folder, where its files go inside a new
+    # folder's temporary one, None when it exists): worked out once per folder, not once per file (Path
+    # arithmetic for each of 2,000 env files cost more than writing them into a new folder)
+    places: dict[str, tuple[Path, str | None]] = {}
     try:
         for artifact in artifacts:
-            target = root / artifact.path
-            top = _new_folder(target.parent, base, known)
-            if top is not None:
-                temp_folder = new_folders.get(top)
-                if temp_folder is None:
-                    _prepare_folder(top.parent, folders)
-                    try:
-                        temp_folder = Path(tempfile.mkdtemp(dir=top.parent, prefix=f".{top.name}.", suffix=TMP_SUFFIX))
-                    except OSError as exc:
-                        raise UserError(f"{top.parent}: cannot write there: {exc.strerror}") from None
-                    new_folders[top] = temp_folder
-                    os.chmod(temp_folder, folder_mode)
-                inside = temp_folder / target.relative_to(top)
-                if inside.parent not in made and inside.parent != temp_folder:
-                    inside.parent.mkdir(parents=True, exist_ok=True)
-                made.add(inside.parent)
-                fresh.append((str(inside), artifact.content, artifact.mode))
+            rel_folder, _, name = artifact.path.rpartition("/")
+            place = places.get(rel_folder)
+            if place is None:
+                parent = root / rel_folder
+                top = _new_folder(parent, base, known)
+                inside: str | None = None
+                if top is not None:
+                    temp_folder = new_folders.get(top)
+                    if temp_folder is None:
+                        _prepare_folder(top.parent, folders)
+                        try:
+                            temp_folder = Path(
+                                tempfile.mkdtemp(dir=top.parent, prefix=f".{top.name}.", suffix=TMP_SUFFIX)
+                            )
+                        except OSError as exc:
+                            raise UserError(f"{top.parent}: cannot write there: {exc.strerror}") from None
+                        new_folders[top] = temp_folder
+                        os.chmod(temp_folder, folder_mode)
+                    inside_folder = temp_folder / parent.relative_to(top)
+                    if inside_folder != temp_folder:
+                        inside_folder.mkdir(parents=True, exist_ok=True)
+                    inside = str(inside_folder)
+                place = places[rel_folder] = (parent, inside)
+            parent, inside = place
+            if inside is not None:
+                fresh.append((os.path.join(inside, name), artifact.content, artifact.mode))
                 changes.append(FileChange(artifact.path, "created"))
                 continue
+            target = parent / name
             old = _read(target)
             if old == artifact.content:
                 changes.append(FileChange(artifact.path, "unchanged"))

@@ -287,9 +287,24 @@ class Plan:
         """A team's own secrets: declared in the spec, set by the team (environment, .secrets.env, Railway)."""
         return tuple(name for name in self.secrets if name not in self.generated_secrets)
 
+    @cached_property
+    def _origins(self) -> dict[tuple[object, ...], tuple[str, str]]:
+        return {}
+
     def env_origin(self, svc: ServiceInstance, name: str, value: EnvValue) -> tuple[str, str]:
         """(what in the spec made variable `name` of `svc`, the spec field a value the spec holds came from), for
-        env file headers and error locations. The field is "" for a value deploytool derives."""
+        env file headers and error locations. The field is "" for a value deploytool derives.
+
+        Worked out once per spec service, variable and kind of value (a URL: per URL): the 1,000 processes of
+        a per-port environment share them."""
+        kind = value if isinstance(value, ServiceUrl) else type(value)
+        key = (id(svc.spec), svc.spec_name, svc.role, name, kind)
+        found = self._origins.get(key)
+        if found is None:
+            found = self._origins[key] = self._env_origin(svc, name, value)
+        return found
+
+    def _env_origin(self, svc: ServiceInstance, name: str, value: EnvValue) -> tuple[str, str]:
         spec = svc.spec_name
         for owner in (svc, self.web) if svc.role is Role.worker else (svc,):
             if name in owner.spec.env:  # the spec's own `env` wins over anything generated

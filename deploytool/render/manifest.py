@@ -29,16 +29,11 @@ SHA256 = r"^[0-9a-f]{64}$"
 
 
 def _inside(path: str) -> str:
-    """A relative, normalised posix path that cannot leave the folder it is relative to."""
-    pure = PurePosixPath(path)
-    if (
-        not path
-        or "\\" in path
-        or "\0" in path
-        or pure.is_absolute()
-        or pure.as_posix() != path
-        or any(part in ("..", ".", "") for part in path.split("/"))
-    ):
+    """A relative, normalised posix path that cannot leave the folder it is relative to.
+
+    No part empty (so no leading, trailing or double slash), `.` or `..`: such a path is already what
+    PurePosixPath would normalise it to (checked on strings: a manifest lists 2,000 env files)."""
+    if not path or "\\" in path or "\0" in path or any(part in ("..", ".", "") for part in path.split("/")):
         raise ValueError(f"{path!r} is not a relative path inside the folder (no '..', no absolute path)")
     return path
 

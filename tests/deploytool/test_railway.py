@@ -538,3 +538,39 @@ def test_a_railway_file_deploytool_did_not_write_is_never_overwritten(make_proje
     rendered = pipeline.render_environment(spec, "staging")
     codes = {f.code for f in pipeline.findings_of(rendered, deep=False) if f.severity == "error"}
     assert "RAILWAY_FILE_OWNER" in codes
+
+
+# A file that notices the globals of an earlier evaluation: each one must start in a new module.
+_COUNTING_FILE = """\
+from railway_sdk import project
+
+assert "SEEN" not in globals(), SEEN  # the module of an earlier evaluation
+SEEN = []
+
+
+def main(ctx):
+    SEEN.append(ctx.environment)
+    return project("p")
+"""
+
+
+def test_the_file_is_compiled_once_and_run_in_a_new_module_for_every_context(monkeypatch):
+    import importlib.machinery
+
+    compiled: list[str] = []
+    original = importlib.machinery.SourceFileLoader.source_to_code
+
+    def counting(self, data, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        compiled.append(str(path))
+        return original(self, data, path, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.machinery.SourceFileLoader, "source_to_code", counting)
+    contexts = [railway_iac.Context("staging"), railway_iac.Context(railway_iac.UNKNOWN_ENVIRONMENT)]
+    graphs = railway_iac.evaluate(_COUNTING_FILE, contexts)
+    assert set(graphs) == set(contexts)
+    assert len(compiled) == 1 and compiled[0].endswith(".railway/railway.py")
+
+
+def test_a_file_that_does_not_compile_is_an_evaluation_failure():
+    with pytest.raises(railway_iac.EvaluationFailed, match=r"evaluation for staging failed: SyntaxError"):
+        railway_iac.evaluate("def main(ctx:\n", [railway_iac.Context("staging")])
