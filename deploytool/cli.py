@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from typer._click.core import ParameterSource
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, OutputFailed, UserError
@@ -44,11 +42,17 @@ app = typer.Typer(
 def _environments(ctx: typer.Context, incomplete: str) -> list[str]:
     """ENV completes to the names in environments/ beside this call's spec (a shell's TAB, not a check)."""
     root = ctx.find_root()
-    given = root.get_parameter_source("spec") not in (None, ParameterSource.DEFAULT)
+    given = _given(root, "spec")
     spec = Path(root.params["spec"]) if given and root.params.get("spec") else _search_spec()
     folder = spec.parent / "environments"
     names = (p.stem for p in folder.glob("*.yaml") if "." not in p.stem)  # not dev.local.yaml
     return sorted(name for name in names if name.startswith(incomplete))
+
+
+def _given(ctx: Any, name: str) -> bool:
+    """True when the option was given (on the line or in the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _search_spec() -> Path:
@@ -226,8 +230,7 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    source = ctx.get_parameter_source("spec")
-    ctx.obj = spec if source not in (None, ParameterSource.DEFAULT) else None  # None: search upward
+    ctx.obj = spec if _given(ctx, "spec") else None  # None: search upward
 
 
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
@@ -829,13 +832,11 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose read
 def _stdout_closed() -> bool:
     """True once typer has met a closed stdout (EPIPE): it then wraps stdout and stderr to silence their
     flushes. Unwrapped again here, so a later call in this process (tests) writes as usual."""
-    from typer._click.utils import PacifyFlushWrapper
-
-    if not isinstance(sys.stdout, PacifyFlushWrapper):
+    wrapped = getattr(sys.stdout, "wrapped", None)  # click's wrapper keeps the stream it silences as `wrapped`
+    if wrapped is None:
         return False
-    sys.stdout = sys.stdout.wrapped
-    if isinstance(sys.stderr, PacifyFlushWrapper):
-        sys.stderr = sys.stderr.wrapped
+    sys.stdout = wrapped
+    sys.stderr = getattr(sys.stderr, "wrapped", sys.stderr)
     return True
 
 
@@ -850,16 +851,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.Exit as exc:
         return exc.exit_code
-    except NoArgsIsHelpError as exc:  # `deploytool` or `deploytool railway` alone: the help, on stderr
-        exc.show()
-        return 2
-    except UsageError as exc:  # bad option, missing argument: the usage line and one error line
-        if exc.ctx is not None:
-            _warn(exc.ctx.get_usage())
-        _warn(f"error: {exc.format_message()}")
-        return 2
-    except typer.TyperException as exc:  # click's other errors (a file that does not open)
-        _warn(f"error: {exc.format_message()}")
+    except typer.TyperException as exc:  # click's errors, as typer raises them
+        usage_of = getattr(exc, "ctx", None)  # a usage error carries the command's context
+        if usage_of is not None and exc.format_message() == usage_of.get_help():
+            _warn(exc.format_message())  # `deploytool` or `deploytool railway` alone: the help, on stderr
+            return 2
+        if usage_of is not None:  # bad option, missing argument: the usage line and one error line
+            _warn(usage_of.get_usage())
+        _warn(f"error: {exc.format_message()}")  # or another of click's errors (a file that does not open)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):  # Ctrl-C or end of input at one of `init`'s questions
         _warn("aborted")

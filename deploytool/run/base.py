@@ -69,12 +69,3 @@ class Runner(Protocol):
     def run_command(self, out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequence[str]) -> int:
         """Run one command with exactly `service`'s environment; its exit code (`deploytool run`)."""
         ...
-
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        """Copy `folder` of service `source`'s AUTH_ROOT (a tenant's session files) into `target`'s, without its
-        `.lock`; False when `source` has no such folder (`deploytool tenants move`, file store)."""
-        ...
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        """Remove `folder` of the service's AUTH_ROOT (the old copy, once the tenant runs elsewhere)."""
-        ...

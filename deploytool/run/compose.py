@@ -23,20 +23,18 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.fs import write_atomic
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
-from deploytool.run import engine
+from deploytool.run import engine, live
 from deploytool.run.base import ServiceStatus
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import port_in_use
+from deploytool.run.procs import refuse_taken_ports
 from deploytool.run.state import (
     RunState,
     own_run_dir,
@@ -48,8 +46,8 @@ from deploytool.run.state import (
     write_state,
 )
 from deploytool.safeio import read_text
+from deploytool.targets.compose import COMPOSE_FILE
 
-COMPOSE_FILE = "docker-compose.yml"
 OVERRIDE_VAR = "DEPLOYTOOL_COMPOSE_OVERRIDE"
 PROJECT_VAR = "DEPLOYTOOL_COMPOSE_PROJECT"  # `--project-name`
 BUILD_NETWORK_VAR = "DEPLOYTOOL_BUILD_NETWORK"  # `--build-network`
@@ -59,7 +57,6 @@ DEFAULT_ENGINE_DIR = "/var/cache/deploytool-engine"  # scripts/engine's private 
 BUILD_TIMEOUT_S = 900.0
 PROJECT_FILE = "compose-project"  # under .run/: the project name `up` used, for down/ps/logs/restart
 RUNTIME_OVERRIDE = "compose-override.yml"  # under .run/: this machine's build network, never rendered
-POLL_INTERVAL_S = 0.3
 PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LOG_LINES = 20
@@ -431,22 +428,6 @@ def _stop_group(process: subprocess.Popen[str]) -> None:
 # ---- up / down / restart / status ----------------------------------------------------------------------
 
 
-def _refuse_taken_ports(manifest: RunManifest) -> None:
-    """The procfile runner's check, before Compose creates anything: Compose's own bind error comes mid-output,
-    after other containers already started."""
-    taken = [
-        f"service {svc.name}: port {svc.port}"
-        for svc in manifest.services
-        if svc.port and port_in_use(urlsplit(svc.local_url or "").hostname or "127.0.0.1", svc.port)
-    ]
-    if taken:
-        raise UserError(
-            "port already in use by another process: "
-            + "; ".join(taken)
-            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
-        )
-
-
 def _live(containers: list[engine.ContainerState]) -> list[engine.ContainerState]:
     return [c for c in containers if c.status in ("running", "restarting", "paused")]
 
@@ -481,7 +462,9 @@ def compose_up(
         if state is not None and state.runner == "compose":
             remove_state(out_dir)  # left by containers that are gone since
         refuse_if_running(out_dir, "compose", manifest.down_hint)
-        _refuse_taken_ports(manifest)  # before anything is created: one line naming the service and port
+        refuse_taken_ports(
+            (s.name, s.local_url, s.port) for s in manifest.services
+        )  # before anything is created: one line naming the service and port
         _store_project(out_dir, project)
         write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
         try:
@@ -520,9 +503,9 @@ def _wait_ready(
     """Every service ready: its /health answers 200 here, or (no health path) its container runs, healthy by
     the engine where it has a check (workers: running). Polling here, not `up --wait`, because the engine
     checks health at its `interval` (5 s; `start_interval` needs Engine 25) and would add that to every `up`."""
-    started = time.monotonic()
     waiting: dict[str, str] = {svc.name: "not started" for svc in manifest.services}
-    while True:
+
+    def all_ready() -> bool:
         statuses = {s.name: s for s in compose_status(out_dir, environ, project=project, timeout_s=1.0)}
         for name in list(waiting):
             status = statuses[name]
@@ -538,12 +521,11 @@ def _wait_ready(
                 )
             else:
                 waiting[name] = f"{status.state}{f' ({status.detail})' if status.detail else ''}"
-        if not waiting:
-            return
-        if time.monotonic() - started >= deadline_s:
-            said = "; ".join(f"{name}: {why}" for name, why in waiting.items())
-            raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
-        time.sleep(POLL_INTERVAL_S)
+        return not waiting
+
+    if not live.wait_until(all_ready, deadline_s):
+        said = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+        raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
 
 
 def compose_status(
@@ -551,44 +533,36 @@ def compose_status(
 ) -> list[ServiceStatus]:
     """What the engine reports for this folder's containers, in the procfile runner's words: `not created`
     (no container), `stopped`/`restarting`, `running` (no health path), else /health asked from here."""
-    import requests
-
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     project = project or project_name(out_dir, environ)
     containers = engine.project_containers(environ, project, str(out_dir))
     result = []
-    with requests.Session() as client:
-        client.trust_env = False  # our own containers on loopback: never through the caller's HTTP_PROXY
+    with live.client() as client:
         for svc in manifest.services:
             url = svc.local_url or "-"
             mine = [c for c in containers if c.service == svc.name]
-            live = [c for c in mine if c.status == "running"]
+            running = [c for c in mine if c.status == "running"]
             if not mine:
                 result.append(ServiceStatus(svc.name, "not created", url, svc.health_url))
                 continue
-            if not live:
+            if not running:
                 worst = mine[0]
                 state = "restarting" if worst.status == "restarting" else "stopped"
                 detail = f"{worst.status}, exit code {worst.exit_code}"
                 result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
                 continue
             if svc.health_url is None:
-                healths = {c.health for c in live}
+                healths = {c.health for c in running}
                 if svc.role.value == "worker" or healths <= {None, "healthy"}:
                     state = "running"  # the procfile runner's word for a service without a health path
                 else:
                     state = "unhealthy" if "unhealthy" in healths else "starting"
                 result.append(ServiceStatus(svc.name, state, url, None))
                 continue
-            try:
-                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
-                    code = response.status_code
-                detail = f"HTTP {code}"
-            except requests.RequestException as exc:
-                code, detail = 0, type(exc).__name__
-            state = "healthy" if code == 200 else "unhealthy"
-            result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
+            health = live.check_health(client, svc.health_url, timeout_s)
+            state = "healthy" if health.ok else "unhealthy"
+            result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=health.detail))
     return result
 
 
@@ -631,60 +605,3 @@ def compose_restart(out_dir: Path, environ: Mapping[str, str], service: str, *, 
         ):
             command = compose_command(out_dir, docker, *args, environ=environ)
             _run_compose(out_dir, command, environ, True, " ".join(args[:1] + [service]))
-
-
-# ---- session folders: `deploytool tenants move` with the file store -------------------------------------------
-
-
-def _auth_root(out_dir: Path, service: str) -> str:
-    """The service's AUTH_ROOT as the rendered compose file gives it (a path in its container, on its volume)."""
-    import yaml
-
-    data = yaml.safe_load(compose_text(out_dir)) or {}
-    root = ((data.get("services") or {}).get(service) or {}).get("environment", {}).get("AUTH_ROOT")
-    if not root:
-        raise CheckFailed(f"{COMPOSE_FILE}: {service} has no AUTH_ROOT")
-    return str(root)
-
-
-def _container(out_dir: Path, docker: str, environ: Mapping[str, str], service: str) -> str:
-    command = compose_command(out_dir, docker, "ps", "-a", "-q", service, environ=environ)
-    result = subprocess.run(command, cwd=out_dir, capture_output=True, text=True, env=dict(environ), timeout=60)
-    ids = result.stdout.split()
-    if result.returncode != 0 or not ids:
-        raise CheckFailed(f"{service}: no container ({result.stderr.strip() or 'not created'})")
-    return ids[0]
-
-
-def _engine(docker: str, environ: Mapping[str, str], *args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run([docker, *args], input=stdin, capture_output=True, timeout=300, env=dict(environ))
-    if result.returncode != 0:
-        raise CheckFailed(f"docker {args[0]}: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout
-
-
-def compose_copy_auth(out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-    """Copy `folder` of `source`'s AUTH_ROOT into `target`'s, volume to volume through the engine: `docker cp`
-    streams a tar out of one container and into the other (no host path, so it works on a remote engine too).
-    Without its `.lock`. False when `source` has no such folder."""
-    out_dir = Path(out_dir).resolve()
-    docker = _check_ready(out_dir, environ)
-    old, new = _container(out_dir, docker, environ, source), _container(out_dir, docker, environ, target)
-    from_path, into = f"{_auth_root(out_dir, source)}/{folder}", _auth_root(out_dir, target)
-    try:
-        archive = _engine(docker, environ, "cp", f"{old}:{from_path}", "-")
-    except CheckFailed:
-        return False  # no folder: a tenant that never started there
-    _engine(docker, environ, "exec", new, "rm", "-rf", f"{into}/{folder}")  # a stale copy of an earlier stay
-    _engine(docker, environ, "exec", new, "mkdir", "-p", into)
-    _engine(docker, environ, "cp", "-", f"{new}:{into}", stdin=archive)
-    # the image's entrypoint gives what uid 1000 does not own to it at the next start (the shard restarts next)
-    _engine(docker, environ, "exec", new, "rm", "-f", f"{into}/{folder}/.lock")
-    return True
-
-
-def compose_remove_auth(out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-    out_dir = Path(out_dir).resolve()
-    docker = _check_ready(out_dir, environ)
-    container = _container(out_dir, docker, environ, service)
-    _engine(docker, environ, "exec", container, "rm", "-rf", f"{_auth_root(out_dir, service)}/{folder}")

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +137,23 @@ def port_in_use(host: str, port: int) -> bool:
                 if exc.errno == errno.EADDRINUSE:
                     return True
     return False
+
+
+def refuse_taken_ports(services: Iterable[tuple[str, str | None, int | None]]) -> None:
+    """UserError naming every (service, local URL, port) whose port another process already listens on, before
+    anything starts: a bind error later comes mid-start, after other services already run."""
+    from urllib.parse import urlsplit
+
+    from deploytool.errors import UserError
+
+    taken = [
+        f"service {name}: port {port}"
+        for name, url, port in services
+        if port and port_in_use(urlsplit(url or "").hostname or "127.0.0.1", port)
+    ]
+    if taken:
+        raise UserError(
+            "port already in use by another process: "
+            + "; ".join(taken)
+            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
+        )

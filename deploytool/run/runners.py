@@ -15,7 +15,6 @@ from deploytool.output.secrets import read_secrets
 from deploytool.redact import redact_url, redact_values
 from deploytool.run import compose, supervisor
 from deploytool.run.base import EventHandler, Runner, ServiceStatus
-from deploytool.run.environment import env_file_values
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import read_state, run_dir
 from deploytool.safeio import read_from, read_tail
@@ -33,16 +32,6 @@ def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
     stored = read_secrets(out_dir)
     values = [*stored.values(), *(environ[name] for name in stored if name in environ)]
     return redact_url(redact_values(text, values))
-
-
-def _auth_dir(out_dir: Path, service: str) -> Path:
-    """The service's AUTH_ROOT folder on this machine, as its env file gives it (relative to the project root)."""
-    manifest = load_manifest(out_dir)
-    entry = next((s for s in manifest.services if s.name == service), None)
-    auth = env_file_values(entry, out_dir).get("AUTH_ROOT") if entry and entry.env_file else None
-    if not auth:
-        raise UserError(f"service {service!r}: no AUTH_ROOT in its env file")
-    return manifest.require_project_root() / auth
 
 
 class ProcfileRunner:
@@ -108,18 +97,6 @@ class ProcfileRunner:
 
         return run_here(out_dir, environ, service, argv)
 
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        source_dir, target_dir = _auth_dir(out_dir, source) / folder, _auth_dir(out_dir, target) / folder
-        if not source_dir.is_dir():
-            return False  # a tenant that never started there
-        if target_dir.exists():
-            shutil.rmtree(target_dir)  # a stale copy of an earlier stay on that shard: the source is current
-        shutil.copytree(source_dir, target_dir, ignore=shutil.ignore_patterns(".lock"))
-        return True
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        shutil.rmtree(_auth_dir(out_dir, service) / folder, ignore_errors=True)
-
 
 class ComposeRunner:
     """`docker compose` on the rendered docker-compose.yml (the `compose` target)."""
@@ -148,7 +125,7 @@ class ComposeRunner:
         if service not in names:
             raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
         compose.compose_restart(out_dir, environ, service, wait_timeout_s=deadline_s)
-        return next(s for s in supervisor.status(out_dir) if s.name == service)
+        return next(s for s in compose.compose_status(out_dir, environ) if s.name == service)
 
     def logs(
         self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
@@ -167,12 +144,6 @@ class ComposeRunner:
         from deploytool.run.oneoff import run_in_compose
 
         return run_in_compose(out_dir, environ, service, argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
-
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        return compose.compose_copy_auth(out_dir, environ, source, target, folder)
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        compose.compose_remove_auth(out_dir, environ, service, folder)
 
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (ProcfileRunner(), ComposeRunner())}

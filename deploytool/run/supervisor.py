@@ -10,18 +10,17 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.fs import create_temp
 from deploytool.redact import redact_url
 from deploytool.redact import redact_values as redact
 from deploytool.render.manifest import ManifestService
+from deploytool.run import live
 from deploytool.run.base import Event, EventHandler, ServiceStatus
 from deploytool.run.environment import ProcessEnv, process_env
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import gone, owned, port_in_use, signal_group, start_time
+from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time
 from deploytool.run.state import (
     ProcessRecord,
     RunState,
@@ -34,9 +33,6 @@ from deploytool.run.state import (
     write_state,
 )
 from deploytool.safeio import check_own_folder, not_regular, open_regular, own_folder, read_tail
-
-if TYPE_CHECKING:
-    import requests
 
 LOG_TAIL_LINES = 20
 KILL_WAIT_S = 3.0
@@ -119,13 +115,15 @@ def _gone(record: ProcessRecord) -> bool:
 
 
 def _wait_gone(records: list[ProcessRecord], timeout_s: float) -> list[ProcessRecord]:
-    deadline = time.monotonic() + timeout_s
     remaining = records
-    while True:
+
+    def all_gone() -> bool:
+        nonlocal remaining
         remaining = [r for r in remaining if not _gone(r)]
-        if not remaining or time.monotonic() >= deadline:
-            return remaining
-        time.sleep(0.05)
+        return not remaining
+
+    live.wait_until(all_gone, timeout_s, interval_s=0.05)
+    return remaining
 
 
 def _stop(
@@ -152,57 +150,7 @@ def _emit(on_event: EventHandler | None, service: str, kind: str, detail: str = 
         on_event(Event(service, kind, detail))
 
 
-# ---- health: GET of our own processes on loopback ------------------------------------------------------
-
-
-def _health_session() -> requests.Session:
-    """A session for the local processes' health URLs (127.0.0.1), imported only by the commands that poll.
-
-    trust_env off: these URLs are this machine's own processes, and an HTTP_PROXY set for the outside world
-    (without a NO_PROXY naming 127.0.0.1, which requests then honours) would send the polls to the proxy,
-    which cannot reach our loopback, and `up` would wait for a healthy service in vain. It also keeps netrc
-    credentials and REQUESTS_CA_BUNDLE out of a plain-HTTP loopback check.
-    """
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    return session
-
-
-def _health_error(exc: BaseException) -> str:
-    """A failed poll in a few words: the innermost error's own (`Connection refused`), not urllib3's wrapping."""
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    words = str(exc) or type(exc).__name__
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # requests -> urllib3 -> the OSError
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            words = current.strerror
-        inner = [getattr(current, "reason", None), current.__cause__, *current.args]
-        current = next((e for e in inner if isinstance(e, BaseException)), None)
-    return words
-
-
 # ---- up ----------------------------------------------------------------------------------------------
-
-
-def _refuse_taken_ports(manifest: RunManifest) -> None:
-    taken = []
-    for svc in manifest.services:
-        host = urlsplit(svc.local_url or "").hostname or "127.0.0.1"
-        if svc.port and port_in_use(host, svc.port):
-            taken.append(f"service {svc.name}: port {svc.port}")
-    if taken:
-        raise UserError(
-            "port already in use by another process: "
-            + "; ".join(taken)
-            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
-        )
 
 
 def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append: bool = False) -> _Running:
@@ -262,11 +210,10 @@ def _wait_healthy(
     started = time.monotonic()
     healthy: dict[str, ServiceStatus] = {}
     last: dict[str, str] = {run.service.name: "no answer yet" for run in running}
-    import requests
-
     poll_timeout = min(2.0, max(0.5, interval_s * 4))
-    with _health_session() as client:
-        while True:
+    with live.client() as client:
+
+        def all_healthy() -> bool:
             exited = [run for run in running if run.process.poll() is not None]
             if exited:
                 blocks = [
@@ -287,12 +234,8 @@ def _wait_healthy(
                     ok = time.monotonic() - started >= start_grace_s
                     last[svc.name] = "no health path; alive after the start grace period" if ok else "starting"
                 else:
-                    try:
-                        with client.get(url, timeout=poll_timeout, allow_redirects=False) as response:
-                            ok = response.status_code == 200
-                        last[svc.name] = f"GET {url} -> HTTP {response.status_code}"
-                    except requests.RequestException as exc:
-                        ok, last[svc.name] = False, f"GET {url} -> {_health_error(exc)}"
+                    health = live.check_health(client, url, poll_timeout)
+                    ok, last[svc.name] = health.ok, f"GET {url} -> {health.detail}"
                 if ok:
                     healthy[svc.name] = ServiceStatus(
                         svc.name,
@@ -303,20 +246,18 @@ def _wait_healthy(
                         manifest.out_dir / run.record.log,
                     )
                     _emit(on_event, svc.name, "healthy", svc.local_url or "-")
-            if len(healthy) == len(running):
-                return [healthy[run.service.name] for run in running]
-            if time.monotonic() - started >= deadline_s:
-                waiting = [run for run in running if run.service.name not in healthy]
-                for run in waiting:
-                    _emit(on_event, run.service.name, "failed", last[run.service.name])
-                blocks = [
-                    _failure_block(
-                        manifest, run, f"was not healthy within {deadline_s:g}s: last {last[run.service.name]}", secrets
-                    )
-                    for run in waiting
-                ]
-                raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
-            time.sleep(interval_s)
+            return len(healthy) == len(running)
+
+        if live.wait_until(all_healthy, deadline_s, interval_s):
+            return [healthy[run.service.name] for run in running]
+    waiting = [run for run in running if run.service.name not in healthy]
+    for run in waiting:
+        _emit(on_event, run.service.name, "failed", last[run.service.name])
+    blocks = [
+        _failure_block(manifest, run, f"was not healthy within {deadline_s:g}s: last {last[run.service.name]}", secrets)
+        for run in waiting
+    ]
+    raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
 
 
 def up(
@@ -346,7 +287,7 @@ def up(
         folder = logs_dir(out_dir, create=True)
         for svc in manifest.services:  # before anything starts
             check_log_path(folder / f"{svc.name}.log")
-        _refuse_taken_ports(manifest)
+        refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
         running: list[_Running] = []
         try:
             for svc in manifest.services:
@@ -449,9 +390,7 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
     records = {r.name: r for r in state.processes} if state else {}
     compose = state is not None and state.runner != "procfile"  # another runner: no processes of ours to check
     result = []
-    import requests
-
-    with _health_session() as client:
+    with live.client() as client:
         for svc in manifest.services:
             record = records.get(svc.name)
             log = out_dir / record.log if record else None
@@ -460,18 +399,13 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
                 word = "not created" if record is None else "stopped"
                 result.append(ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log))
                 continue
-            if svc.health_url is None:
-                result.append(
-                    ServiceStatus(svc.name, "running", svc.local_url or "-", None, record.pid if record else None, log)
-                )
-                continue
-            try:
-                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
-                    code = response.status_code
-                detail = f"HTTP {code}"
-            except requests.RequestException as exc:
-                code, detail = 0, _health_error(exc)
-            state_name = "healthy" if code == 200 else "unhealthy"
             pid = record.pid if record else None
-            result.append(ServiceStatus(svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, detail))
+            if svc.health_url is None:
+                result.append(ServiceStatus(svc.name, "running", svc.local_url or "-", None, pid, log))
+                continue
+            health = live.check_health(client, svc.health_url, timeout_s)
+            state_name = "healthy" if health.ok else "unhealthy"
+            result.append(
+                ServiceStatus(svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, health.detail)
+            )
     return result

@@ -64,10 +64,6 @@ def target_of_runner(runner: str) -> Target | None:
     return next((t for t, p in sorted(_REGISTRY.items()) if p.runner == runner), None)
 
 
-def runner_names() -> list[str]:
-    return sorted({p.runner for p in _REGISTRY.values() if p.runner})
-
-
 def render_all(
     plan: Plan, ctx: RenderContext, on_target: Callable[[TargetPlugin, list[Artifact]], None] | None = None
 ) -> list[Artifact]:

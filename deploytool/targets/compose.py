@@ -437,15 +437,9 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
                 )
 
 
-def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
-    """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
-
-    Every variable is inline, so the compose file is all Compose reads."""
-    return start_compose_config(compose_text, secrets)()
-
-
 def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
-    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
+    """Start `docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed; every
+    variable is inline, so the file is all Compose reads) and return what waits for its finding: Compose (a Go
     binary, most of a big `validate`) works while the caller runs its own checks."""
     binary = compose_binary()
     if binary is None:
