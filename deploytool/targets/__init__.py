@@ -36,12 +36,15 @@ _REGISTRY: dict[Target, TargetPlugin] = {}
 
 
 def register(target_plugin: TargetPlugin) -> TargetPlugin:
+    """Put a target in use: the spec accepts its name and `deploytool schema` lists it."""
     _REGISTRY[target_plugin.target] = target_plugin
+    Target.use(target_plugin.target)
     return target_plugin
 
 
 def unregister(target: Target) -> None:
     _REGISTRY.pop(target, None)
+    Target.use(target, used=False)
 
 
 for _builtin in (LocalTarget(), ComposeTarget(), RailwayTarget()):
