@@ -11,7 +11,7 @@ import gc
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -192,6 +192,18 @@ def _echo(text: str = "") -> None:
 
 def _warn(text: str) -> None:
     typer.echo(text, err=True)
+
+
+def _as_up_had_it(folder: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with what `up` took from its shell put back (DATABASE_URL, REDIS_URL), said when this shell's
+    differs (names only: the values are never printed)."""
+    from deploytool.run.environment import as_up_had_it
+
+    taken = as_up_had_it(folder, environ)
+    note = taken.note(folder)
+    if note:
+        _warn(note)
+    return taken.environ
 
 
 @contextmanager
@@ -546,8 +558,9 @@ def restart(
     current = run.running_runner(folder)
     if current is None:
         raise UserError(f"{env}: nothing is running; start it with `deploytool up {env}`")
+    environ = _as_up_had_it(folder, _run_environ(project_name=project_name))
     with _up_progress(1) as on_event:
-        status = current.restart(folder, _run_environ(project_name=project_name), service, timeout, on_event)
+        status = current.restart(folder, environ, service, timeout, on_event)
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
@@ -580,7 +593,8 @@ def run_command(
     if runner is not None and current is not None and current.name != runner:
         raise UserError(f"{env}: runs with --runner {current.name}; drop --runner {runner} or stop it first")
     chosen = run.runner(runner) if runner is not None else current or run.runner("procfile")
-    code = chosen.run_command(folder, os.environ, service, [*command, *ctx.args])
+    environ = _as_up_had_it(folder, os.environ) if current is not None else dict(os.environ)
+    code = chosen.run_command(folder, environ, service, [*command, *ctx.args])
     if code:
         raise typer.Exit(code)
 

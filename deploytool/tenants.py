@@ -167,6 +167,7 @@ class Live:
     urls: dict[str, str]  # service -> base URL on this machine
     key: str
     session: requests.Session
+    note: str | None = None  # the names this shell has otherwise than `up` had them
 
     def url(self, service: str) -> str:
         try:
@@ -203,16 +204,19 @@ def live(lay: Layout, environ: Mapping[str, str]) -> Live | None:
     from deploytool.output import read_manifest
     from deploytool.output.secrets import secret_values
     from deploytool.run import live as live_layer
+    from deploytool.run.environment import as_up_had_it
 
     current = run.running_runner(lay.out)
     if current is None:
         return None
+    taken = as_up_had_it(lay.out, environ)  # a shard restarts on the session store `up` gave it
+    environ = taken.environ
     manifest = read_manifest(lay.out)
     key = secret_values(["WHATSAPP_API_KEY"], lay.out, environ).get("WHATSAPP_API_KEY")
     if not key:
         raise UserError(f"WHATSAPP_API_KEY: not in the environment or {lay.out / '.secrets.env'}")
     urls = {s.name: s.local_url for s in manifest.services if s.local_url}
-    return Live(lay.out, current, environ, urls, key, live_layer.client())
+    return Live(lay.out, current, environ, urls, key, live_layer.client(), taken.note(lay.out))
 
 
 def tenant_rows(lay: Layout, environ: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
@@ -364,6 +368,8 @@ def move(
 
     The caller holds the output folder's lock (`move_command`, `rebalance_command`)."""
     here = live(lay, environ)
+    if here is not None and here.note:
+        say(f"  {here.note}")
     for step in moves:
         assignment = {**lay.assignment, step.tenant: step.target}
         old, new = lay.service_of(step.source), lay.service_of(step.target)

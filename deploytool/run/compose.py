@@ -33,6 +33,7 @@ from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
 from deploytool.run import engine, live
 from deploytool.run.base import ServiceStatus
+from deploytool.run.environment import record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.procs import refuse_taken_ports
 from deploytool.run.state import (
@@ -467,6 +468,7 @@ def compose_up(
         )  # before anything is created: one line naming the service and port
         _store_project(out_dir, project)
         write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
+        record_up_environ(out_dir, manifest.services, environ)
         try:
             _runtime_override(out_dir, environ)
             if build:

@@ -21,6 +21,7 @@ from deploytool.safeio import check_own_folder, load_json, open_regular, own_fol
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
+UP_ENVIRON_FILE = "up-environ.json"  # what `up` took from its shell (run/environment.py), mode 0600
 STATE_VERSION: Literal[1] = 1
 
 
@@ -93,7 +94,9 @@ def write_state(out_dir: Path, state: RunState) -> None:
 
 
 def remove_state(out_dir: Path) -> None:
+    """Forget what runs: the state and, with it, the record of the environment `up` ran with."""
     state_path(out_dir).unlink(missing_ok=True)
+    (run_dir(out_dir) / UP_ENVIRON_FILE).unlink(missing_ok=True)
 
 
 # Locks this process holds, by folder, with how many `run_lock`s deep: a `tenants move` holds the folder's lock

@@ -18,7 +18,7 @@ from deploytool.redact import redact_values as redact
 from deploytool.render.manifest import ManifestService
 from deploytool.run import live
 from deploytool.run.base import Event, EventHandler, ServiceStatus
-from deploytool.run.environment import ProcessEnv, process_env
+from deploytool.run.environment import ProcessEnv, process_env, record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time
 from deploytool.run.state import (
@@ -290,6 +290,7 @@ def up(
         refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
         running: list[_Running] = []
         try:
+            record_up_environ(out_dir, manifest.services, environ)  # `restart` starts a service with the same
             for svc in manifest.services:
                 run = _start(manifest, svc, envs[svc.name])
                 running.append(run)

@@ -1,0 +1,198 @@
+"""The run side's one live layer (run/live.py) and what day two relies on: the environment `up` ran with is the
+one `restart`, `run` and `tenants move` start services with."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from deploytool import run
+from deploytool.cli import main
+from deploytool.errors import CheckFailed
+from deploytool.run import live
+from deploytool.run.supervisor import down, up
+from tests.deploytool.test_run import Folder, leftovers
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks read /proc (Linux)")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Folder]:
+    made = Folder(tmp_path)
+    try:
+        yield made
+    finally:
+        try:
+            down(made.out, grace_s=2)
+        finally:
+            for pid in leftovers(tmp_path):
+                os.kill(pid, signal.SIGKILL)
+
+
+# ---- the layer itself ------------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 200 if self.path == "/health" else 503
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_one_health_check_never_goes_through_the_shells_proxy(server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with live.client() as client:
+        assert live.check_health(client, f"{server}/health", 2) == live.Health(True, "HTTP 200")
+        assert live.check_health(client, f"{server}/other", 2) == live.Health(False, "HTTP 503")
+        refused = live.check_health(client, f"http://127.0.0.1:{closed_port()}/health", 2)
+        assert refused == live.Health(False, "Connection refused")  # the OSError's words, not urllib3's wrapping
+
+
+def test_one_wording_for_a_request_that_got_no_answer():
+    url = f"http://127.0.0.1:{closed_port()}/tenants/1/status"
+    with live.client() as client, pytest.raises(CheckFailed) as failed:
+        live.call(client, "GET", url, 2)
+    assert str(failed.value) == f"GET {url}: no answer (Connection refused)"
+
+
+def test_wait_until_asks_until_done_or_the_deadline():
+    asked = []
+    assert live.wait_until(lambda: asked.append(1) or len(asked) == 3, 30, interval_s=0)
+    assert len(asked) == 3
+    assert not live.wait_until(lambda: False, 0, interval_s=0)  # asked once, however short the deadline
+
+
+def test_nothing_under_run_opens_its_own_session_or_polls_on_its_own():
+    """The one client and the one poller: no other module of deploytool/run (nor tenants) builds a requests
+    session, sleeps in a loop on a deadline, or reaches into the supervisor's private helpers."""
+    root = Path(__file__).resolve().parents[2]
+    for path in [*sorted((root / "deploytool" / "run").glob("*.py")), root / "deploytool" / "tenants.py"]:
+        text = path.read_text()
+        if path.name == "live.py":
+            continue
+        assert "requests.Session(" not in text and "trust_env" not in text, path
+        assert "_health_session" not in text and "RequestException" not in text, path
+        sleeps = text.count("time.sleep(")
+        assert sleeps == (1 if path.name == "runners.py" else 0), path  # runners.py: `logs --follow`, no deadline
+
+
+# ---- the environment `up` ran with ------------------------------------------------------------------------
+
+SHOW_DATABASE_URL = "import os, sys; print('database', os.environ.get('DATABASE_URL', 'unset'))"
+
+
+def test_restart_and_run_use_what_up_took_from_its_shell_and_say_so(folder, monkeypatch, capfd):
+    web = folder.add("web", passthrough=("DATABASE_URL",))
+    up(folder.out, folder.environ, deadline_s=20)
+    url = folder.environ["DATABASE_URL"]
+    record = folder.out / ".run" / "up-environ.json"
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600  # it may hold a password
+    assert json.loads(record.read_text()) == {"DATABASE_URL": url}
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # a fresh shell: without it a shard would pick the file store
+    for name, value in folder.environ.items():
+        if name != "DATABASE_URL":
+            monkeypatch.setenv(name, value)
+    assert main(["restart", "test", "web", "--out", str(folder.out)]) == 0
+    err = capfd.readouterr().err
+    assert "DATABASE_URL: as `deploytool up` had it" in err and str(record) in err
+    assert url not in err  # the name, never the value
+    assert folder.get(web, "/env").json()["env"]["DATABASE_URL"] == url
+
+    code = main(["run", "test", "web", "--out", str(folder.out), "--", sys.executable, "-c", SHOW_DATABASE_URL])
+    assert code == 0
+    said = capfd.readouterr()
+    assert f"database {url}" in said.out and "DATABASE_URL: as `deploytool up` had it" in said.err
+
+    monkeypatch.setenv("DATABASE_URL", url)  # the same shell again: nothing to say
+    assert main(["restart", "test", "web", "--out", str(folder.out)]) == 0
+    assert "as `deploytool up` had" not in capfd.readouterr().err
+
+    assert run.down(folder.out) == ["web"]
+    assert not record.exists()  # it goes with what runs
+
+
+# ---- a move that times out says which session store each side used ---------------------------------------------
+
+SHARDED = "stage: production\ntenants: ['1', '2', '3']\ntopology: {kind: sharded, max_tenants_per_shard: 2}\n"
+
+
+class _Answer:
+    def __init__(self, code: int, data: dict[str, object] | None = None) -> None:
+        self.status_code, self.ok, self._data, self.text = code, code < 400, data or {}, json.dumps(data or {})
+
+    def json(self) -> dict[str, object]:
+        return self._data
+
+
+class _Shards:
+    """Shard 1 on PostgreSQL, shard 2 started (from another shell) on the file store: the tenant never connects."""
+
+    def request(self, method: str, url: str, **_: object) -> _Answer:
+        if url.endswith("/health"):
+            return _Answer(200, {"session_store": "postgres" if "shard-1" in url else "files"})
+        if url.endswith("/release"):
+            return _Answer(200)
+        if url.endswith("/connect"):
+            return _Answer(202)
+        if "shard-1" in url:
+            return _Answer(200, {"state": "connected", "me": "+15550001"})
+        return _Answer(200, {"state": "qr", "me": None, "last_error": None})
+
+
+class _Runner:
+    name = "procfile"
+
+    def restart(self, out: Path, environ: object, service: str, timeout: float, on_event: object) -> object:
+        return type("Status", (), {"state": "healthy"})()
+
+
+def test_a_move_that_times_out_names_the_session_store_each_side_used(make_project, monkeypatch, capsys):
+    from deploytool import tenants
+
+    monkeypatch.delenv("CI", raising=False)
+    spec = make_project({"prod": SHARDED})
+    assert main(["--spec", str(spec), "render", "prod"]) == 0
+
+    def running(lay, environ):
+        urls = {s.name: f"http://127.0.0.1:1/{s.name}" for s in lay.plan.services}
+        return tenants.Live(lay.out, _Runner(), environ, urls, "key", _Shards())  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tenants, "live", running)
+    assert main(["--spec", str(spec), "tenants", "move", "prod", "1", "--shard", "2", "--timeout", "0.3"]) == 1
+    err = capsys.readouterr().err
+    assert "whatsapp-shard-2: tenant 1 not connected within 0.3 s" in err
+    assert "session store: whatsapp-shard-1 postgres, whatsapp-shard-2 files" in err
