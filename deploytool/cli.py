@@ -314,15 +314,44 @@ def render(
             _warn(f"warning: {shown} is not git-ignored: add `{SECRETS_FILE}` to .gitignore before `git add`")
 
 
+TableOrJson = Annotated[str, typer.Option("--format", metavar="FORMAT", help="table (default) or json.")]
+
+
+def _table_or_json(form: str) -> bool:
+    """True for json; UserError naming the choices for anything but table and json."""
+    if form not in ("table", "json"):
+        raise UserError(f"--format: expected table or json, got {form!r}")
+    return form == "json"
+
+
+def _json(data: object) -> None:
+    import json
+
+    _echo(json.dumps(data, indent=2, sort_keys=True))
+
+
 @app.command()
-def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
+def show(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    sets: SetOption = None,
+    form: Annotated[str, typer.Option("--format", metavar="FORMAT", help="yaml (default) or json.")] = "yaml",
+) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
     import yaml
 
     from deploytool.show import describe_plan
 
+    if form not in ("yaml", "json"):
+        raise UserError(f"--format: expected yaml or json, got {form!r}")
     rendered = _render(ctx, env, out, sets)
     document = describe_plan(rendered.plan, rendered.ctx)
+    if form == "json":
+        import json
+
+        _echo(json.dumps(document, indent=2))  # the plan's own order, as the YAML has it
+        return
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
 
@@ -493,24 +522,79 @@ def down(
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
+RUNNING_STATES = ("healthy", "running", "starting")
+
+
 @app.command()
-def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None, project_name: ProjectOption = None) -> None:
-    """What runs for ENV: every service with its runner, state, port and tenants."""
+def ps(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    project_name: ProjectOption = None,
+    form: TableOrJson = "table",
+) -> None:
+    """What runs for ENV: every service and add-on with its runner, state, exit code, uptime, port and tenants.
+
+    Exit 1 when ENV was started and one of them does not run (stopped, unhealthy, not created)."""
+    import time
+
     from deploytool import pipeline, run
     from deploytool.output import read_manifest
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
+    as_json = _table_or_json(form)
     folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
     current = run.running_runner(folder)
-    statuses = {s.name: s for s in current.status(folder, _run_environ(project_name=project_name))} if current else {}
-    _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'PORT':>5}  TENANTS")
-    for svc in manifest.services:
-        status = statuses.get(svc.name)
-        state = status.state if status else "stopped"
-        tenants = ",".join(svc.tenants) or "-"
-        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:11} {svc.port or '-':>5}  {tenants}")
+    found = current.status(folder, _run_environ(project_name=project_name)) if current else []
+    statuses = {s.name: s for s in found}
+    services = {svc.name: svc for svc in manifest.services}
+    names = [svc.name for svc in manifest.services] + [s.name for s in found if s.addon]
+    now = time.time()
+    rows = []
+    for name in names:
+        status, svc = statuses.get(name), services.get(name)
+        started = status.started_at if status else None
+        rows.append(
+            {
+                "service": name,
+                "runner": current.name if current else None,
+                "state": status.state if status else "stopped",
+                "exit_code": status.exit_code if status else None,
+                "uptime_s": max(0, round(now - started)) if started is not None else None,
+                "port": svc.port if svc else None,
+                "tenants": list(svc.tenants) if svc else [],
+                "addon": status.addon if status else False,
+            }
+        )
+    if as_json:
+        _json(rows)
+    else:
+        _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'EXIT':>4} {'UPTIME':>8} {'PORT':>5}  TENANTS")
+        for row in rows:
+            exit_code = "-" if row["exit_code"] is None else row["exit_code"]
+            uptime = "-" if row["uptime_s"] is None else _duration(row["uptime_s"])  # type: ignore[arg-type]
+            tenants = ",".join(row["tenants"]) or "-"  # type: ignore[arg-type]
+            _echo(
+                f"{row['service']:24} {row['runner'] or '-':9} {row['state']:11} {exit_code:>4} {uptime:>8} "
+                f"{row['port'] or '-':>5}  {tenants}"
+            )
+    down = [str(row["service"]) for row in rows if row["state"] not in RUNNING_STATES]
+    if current is not None and down:
+        raise CheckFailed(f"{env}: not running: {', '.join(down)}")
+
+
+def _duration(seconds: int) -> str:
+    """`ps`'s uptime: 42s, 5m12s, 3h04m, 2d05h."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 @app.command()
@@ -661,19 +745,26 @@ def probe(
 
 
 @app.command()
-def doctor(ctx: typer.Context) -> None:
+def doctor(ctx: typer.Context, form: TableOrJson = "table") -> None:
     """Check what each command needs (Python, Node 22, Docker + Compose v2, the Railway CLI and its link).
 
     Exit 0 when the default path (validate, render, up, probe with the procfile runner) has what it needs,
     1 when not. Local only: no network."""
     from deploytool import doctor as checking
 
+    as_json = _table_or_json(form)
     obj = ctx.find_root().obj
     spec = obj if isinstance(obj, Path) else _search_spec()
     checks = checking.run_checks(os.environ, Path.cwd(), spec if spec.is_file() else None)
+    ready, line = checking.summary(checks)
+    if as_json:
+        fields = ("name", "needed_by", "ok", "detail", "fix")
+        _json({"ready": ready, "summary": line, "checks": [{f: getattr(c, f) for f in fields} for c in checks]})
+        if not ready:
+            raise typer.Exit(CheckFailed.exit_code)
+        return
     for check in checks:
         _echo(check.line())
-    ready, line = checking.summary(checks)
     if not ready:
         raise CheckFailed(line)
     _echo(line)
@@ -799,11 +890,16 @@ MoveTimeoutOption = Annotated[
 
 
 @tenants_app.command("list")
-def tenants_list(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def tenants_list(ctx: typer.Context, env: EnvArgument, out: OutOption = None, form: TableOrJson = "table") -> None:
     """Every tenant with the service serving it, and its live state when ENV runs here."""
     from deploytool import tenants
 
+    as_json = _table_or_json(form)
     rows = tenants.tenant_rows(tenants.layout(_spec(ctx), env, out), os.environ)
+    if as_json:
+        known = [(t, svc, None if state == "-" else state, None if me == "-" else me) for t, svc, state, me in rows]
+        _json([{"tenant": t, "service": svc, "state": state, "me": me} for t, svc, state, me in known])
+        return
     _echo(f"{'TENANT':12} {'SERVICE':24} {'STATE':13} ME")
     for tenant, service, state, me in rows:
         _echo(f"{tenant:12} {service:24} {state:13} {me}")

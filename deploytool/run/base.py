@@ -23,6 +23,9 @@ class ServiceStatus:
     pid: int | None = None
     log: Path | None = None
     detail: str = ""
+    exit_code: int | None = None  # of the last run, once it ended (None: runs, or not known)
+    started_at: float | None = None  # seconds since the epoch, while it runs (`ps`'s uptime)
+    addon: bool = False  # postgres, redis: run beside the services (compose), not from the spec's services
 
 
 @dataclass(frozen=True)

@@ -530,41 +530,56 @@ def _wait_ready(
         raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
 
 
+def addon_services(out_dir: Path) -> list[str]:
+    """The compose file's services that are not the spec's (postgres, redis): the add-ons Compose runs."""
+    import yaml
+
+    services = (yaml.safe_load(compose_text(out_dir)) or {}).get("services") or {}
+    own = {svc.name for svc in load_manifest(out_dir).services}
+    return sorted(name for name in services if name not in own)
+
+
+def _engine_state(containers: list[engine.ContainerState]) -> tuple[str, engine.ContainerState]:
+    """One word for a service's containers as the engine sees them (its healthcheck, where it has one)."""
+    running = [c for c in containers if c.status == "running"]
+    if not running:
+        worst = containers[0]
+        return ("restarting" if worst.status == "restarting" else "stopped"), worst
+    healths = {c.health for c in running}
+    if healths <= {None}:
+        return "running", running[0]  # the procfile runner's word for a service without a health check
+    if healths <= {"healthy"}:
+        return "healthy", running[0]
+    return ("unhealthy" if "unhealthy" in healths else "starting"), running[0]
+
+
 def compose_status(
     out_dir: Path, environ: Mapping[str, str], *, project: str | None = None, timeout_s: float = 2.0
 ) -> list[ServiceStatus]:
     """What the engine reports for this folder's containers, in the procfile runner's words: `not created`
-    (no container), `stopped`/`restarting`, `running` (no health path), else /health asked from here."""
+    (no container), `stopped`/`restarting`, `running` (no health check), the engine's health (add-ons, workers),
+    else /health asked from here. The add-ons (postgres, redis) come last."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     project = project or project_name(out_dir, environ)
     containers = engine.project_containers(environ, project, str(out_dir))
+    wanted = [(svc.name, svc.local_url or "-", svc.health_url, False) for svc in manifest.services]
+    wanted += [(name, "-", None, True) for name in addon_services(out_dir)]
     result = []
     with live.client() as client:
-        for svc in manifest.services:
-            url = svc.local_url or "-"
-            mine = [c for c in containers if c.service == svc.name]
-            running = [c for c in mine if c.status == "running"]
+        for name, url, health_url, addon in wanted:
+            mine = [c for c in containers if c.service == name]
             if not mine:
-                result.append(ServiceStatus(svc.name, "not created", url, svc.health_url))
+                result.append(ServiceStatus(name, "not created", url, health_url, addon=addon))
                 continue
-            if not running:
-                worst = mine[0]
-                state = "restarting" if worst.status == "restarting" else "stopped"
-                detail = f"{worst.status}, exit code {worst.exit_code}"
-                result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
-                continue
-            if svc.health_url is None:
-                healths = {c.health for c in running}
-                if svc.role.value == "worker" or healths <= {None, "healthy"}:
-                    state = "running"  # the procfile runner's word for a service without a health path
-                else:
-                    state = "unhealthy" if "unhealthy" in healths else "starting"
-                result.append(ServiceStatus(svc.name, state, url, None))
-                continue
-            health = live.check_health(client, svc.health_url, timeout_s)
-            state = "healthy" if health.ok else "unhealthy"
-            result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=health.detail))
+            state, seen = _engine_state(mine)
+            detail = f"{seen.status}, exit code {seen.exit_code}" if state in ("stopped", "restarting") else ""
+            ended = seen.exit_code if seen.status != "running" else None
+            started = seen.started_at if seen.status == "running" else None
+            if health_url is not None and seen.status == "running":
+                health = live.check_health(client, health_url, timeout_s)
+                state, detail = ("healthy" if health.ok else "unhealthy"), health.detail
+            result.append(ServiceStatus(name, state, url, health_url, None, None, detail, ended, started, addon))
     return result
 
 

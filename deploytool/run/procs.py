@@ -157,3 +157,16 @@ def refuse_taken_ports(services: Iterable[tuple[str, str | None, int | None]]) -
             + "; ".join(taken)
             + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
         )
+
+
+def started_epoch(started: str) -> float | None:
+    """A process's start time (`start_time`) as seconds since the epoch, None where it cannot be told (/proc's
+    clock ticks after boot, added to the boot time /proc/stat gives)."""
+    if not started.isdigit():
+        return None
+    try:
+        text = (PROC / "stat").read_text()
+        boot = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return boot + int(started) / os.sysconf("SC_CLK_TCK")

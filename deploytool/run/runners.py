@@ -121,7 +121,7 @@ class ComposeRunner:
     def restart(
         self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
     ) -> ServiceStatus:
-        names = [s.name for s in load_manifest(out_dir).services]
+        names = [s.name for s in load_manifest(out_dir).services] + compose.addon_services(out_dir)  # postgres too
         if service not in names:
             raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
         compose.compose_restart(out_dir, environ, service, wait_timeout_s=deadline_s)

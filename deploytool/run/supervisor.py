@@ -20,7 +20,7 @@ from deploytool.run import live
 from deploytool.run.base import Event, EventHandler, ServiceStatus
 from deploytool.run.environment import ProcessEnv, process_env, record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time
+from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time, started_epoch
 from deploytool.run.state import (
     ProcessRecord,
     RunState,
@@ -35,6 +35,7 @@ from deploytool.run.state import (
 from deploytool.safeio import check_own_folder, not_regular, open_regular, own_folder, read_tail
 
 LOG_TAIL_LINES = 20
+ADDONS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}  # what compose runs beside the services
 KILL_WAIT_S = 3.0
 
 
@@ -321,6 +322,11 @@ def restart(
     svc = next((s for s in manifest.services if s.name == name), None)
     if svc is None:
         known = ", ".join(s.name for s in manifest.services)
+        if name in ADDONS:  # the procfile runner runs no add-on: it takes its URL from the environment
+            raise UserError(
+                f"service {name!r}: an add-on the procfile runner does not run ({ADDONS[name]} comes from the "
+                f"environment; restart it where it runs); known: {known}"
+            )
         raise UserError(f"service {name!r}: not in this environment (known: {known})")
     with run_lock(out_dir):
         state = read_state(out_dir)
@@ -401,12 +407,17 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
                 result.append(ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log))
                 continue
             pid = record.pid if record else None
+            since = started_epoch(record.start_time) if record else None
             if svc.health_url is None:
-                result.append(ServiceStatus(svc.name, "running", svc.local_url or "-", None, pid, log))
+                result.append(
+                    ServiceStatus(svc.name, "running", svc.local_url or "-", None, pid, log, started_at=since)
+                )
                 continue
             health = live.check_health(client, svc.health_url, timeout_s)
             state_name = "healthy" if health.ok else "unhealthy"
             result.append(
-                ServiceStatus(svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, health.detail)
+                ServiceStatus(
+                    svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, health.detail, None, since
+                )
             )
     return result

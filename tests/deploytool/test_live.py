@@ -196,3 +196,66 @@ def test_a_move_that_times_out_names_the_session_store_each_side_used(make_proje
     err = capsys.readouterr().err
     assert "whatsapp-shard-2: tenant 1 not connected within 0.3 s" in err
     assert "session store: whatsapp-shard-1 postgres, whatsapp-shard-2 files" in err
+
+
+# ---- ps, restart and the --format json of show, tenants list and doctor -----------------------------------------
+
+
+def test_ps_lists_state_exit_code_and_uptime_as_json_and_exits_1_when_a_service_is_down(folder, capsys):
+    folder.add("web")
+    folder.add("worker", health_path=None, command=f"exec python -c 'import time; time.sleep(60)' {folder.root}")
+    up(folder.out, folder.environ, deadline_s=20)
+    ps = ["ps", "test", "--out", str(folder.out)]
+    assert main([*ps, "--format", "json"]) == 0
+    rows = {row["service"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["web"]["state"] == "healthy" and rows["worker"]["state"] == "running"
+    assert rows["web"]["runner"] == "procfile" and rows["web"]["exit_code"] is None
+    assert isinstance(rows["web"]["uptime_s"], int) and 0 <= rows["web"]["uptime_s"] < 600
+    assert main(ps) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["SERVICE", "RUNNER", "STATE", "EXIT", "UPTIME", "PORT", "TENANTS"]
+
+    state = json.loads((folder.out / ".run" / "state.json").read_text())
+    worker = next(p for p in state["processes"] if p["name"] == "worker")
+    os.killpg(worker["pgid"], signal.SIGKILL)  # the worker dies on its own
+    assert wait_gone(worker["pid"])
+    assert main(ps) == 1
+    said = capsys.readouterr()
+    assert any(line.split()[:3] == ["worker", "procfile", "stopped"] for line in said.out.splitlines())
+    assert "not running: worker" in said.err
+
+
+def wait_gone(pid: int) -> bool:
+    return live.wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, 0.05)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rindex(")") + 2] in "ZX"
+
+
+def test_restart_of_an_add_on_on_the_procfile_runner_says_where_it_comes_from(folder, capsys):
+    folder.add("web")
+    up(folder.out, folder.environ, deadline_s=20)
+    assert main(["restart", "test", "postgres", "--out", str(folder.out)]) == 2
+    err = capsys.readouterr().err
+    assert "an add-on the procfile runner does not run (DATABASE_URL comes from the environment" in err
+
+
+def test_show_tenants_list_and_doctor_print_json(make_project, capsys):
+    spec = make_project({"dev": "{}\n"})
+    assert main(["--spec", str(spec), "show", "dev", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["environment"] == "dev" and "web" in shown["services"]
+    assert main(["--spec", str(spec), "tenants", "list", "dev", "--format", "json"]) == 0
+    tenants = json.loads(capsys.readouterr().out)
+    assert tenants and set(tenants[0]) == {"tenant", "service", "state", "me"} and tenants[0]["state"] is None
+    code = main(["--spec", str(spec), "doctor", "--format", "json"])
+    doctor = json.loads(capsys.readouterr().out)
+    assert code == (0 if doctor["ready"] else 1)
+    assert {"name", "needed_by", "ok", "detail", "fix"} == set(doctor["checks"][0])
+    assert main(["--spec", str(spec), "show", "dev", "--format", "xml"]) == 2
+    assert "--format: expected yaml or json" in capsys.readouterr().err
