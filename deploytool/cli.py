@@ -476,8 +476,13 @@ def up(
         ),
     ] = None,
     sets: SetOption = None,
+    force_recreate: Annotated[
+        bool, typer.Option("--force-recreate", help="On a running ENV, restart every service, changed or not.")
+    ] = False,
 ) -> None:
-    """Render ENV if needed, start it, and return once every service is healthy."""
+    """Render ENV if needed, start it, and return once every service is healthy.
+
+    On a running ENV, like `docker compose up -d`: start what is missing, restart what changed, leave the rest."""
     from deploytool import pipeline, run
     from deploytool.targets import target_of_runner
 
@@ -496,7 +501,7 @@ def up(
     pipeline.write(rendered)
     with _up_progress(len(rendered.plan.services)) as on_event:
         environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
-        statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+        statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event, force_recreate)
     for status in statuses:
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")

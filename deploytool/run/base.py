@@ -44,9 +44,15 @@ class Runner(Protocol):
     name: str
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self,
+        out_dir: Path,
+        environ: Mapping[str, str],
+        deadline_s: float,
+        on_event: EventHandler | None,
+        force_recreate: bool = False,
     ) -> list[ServiceStatus]:
-        """Start every service of the rendered folder and return once each is healthy."""
+        """Start every service of the rendered folder and return once each is healthy; on a running folder, start
+        what is missing and restart what changed, like `docker compose up -d` (`force_recreate`: everything)."""
         ...
 
     def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:

@@ -441,9 +441,10 @@ def compose_up(
     build: bool = True,
     wait_timeout_s: float = 300.0,
     progress: Callable[[str], None] | None = None,
+    force_recreate: bool = False,
 ) -> list[str]:
     """Build (own deadline), `docker compose up -d`, then wait until every service answers its /health from
-    here, as the procfile runner does. On any failure, what this call created is removed again."""
+    here, as the procfile runner does. On a failed first `up`, what this call created is removed again."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
@@ -451,21 +452,15 @@ def compose_up(
     timeout_s = build_timeout(environ)
     with run_lock(out_dir):
         _refuse_foreign(out_dir, environ, project)
-        running = _live(engine.project_containers(environ, project, str(out_dir)))
-        if running:
-            # The procfile runner's rule: a second `up` is refused, never a silent rebuild and recreate.
-            names = ", ".join(sorted({c.service for c in running}))
-            raise UserError(
-                f"{out_dir}: already running from a previous `deploytool up` (compose project {project}: {names}); "
-                f"run `{manifest.down_hint}` first, or `deploytool restart {manifest.environment} SERVICE`"
-            )
+        # Like `docker compose up -d` on a project that runs: Compose itself starts what is missing, recreates
+        # what changed (configuration, image) and leaves the rest; `force_recreate` recreates everything.
+        converging = bool(_live(engine.project_containers(environ, project, str(out_dir))))
         state = read_state(out_dir)
-        if state is not None and state.runner == "compose":
+        if state is not None and state.runner == "compose" and not converging:
             remove_state(out_dir)  # left by containers that are gone since
         refuse_if_running(out_dir, "compose", manifest.down_hint)
-        refuse_taken_ports(
-            (s.name, s.local_url, s.port) for s in manifest.services
-        )  # before anything is created: one line naming the service and port
+        if not converging:  # before anything is created: one line naming the service and port
+            refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
         _store_project(out_dir, project)
         write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
         record_up_environ(out_dir, manifest.services, environ)
@@ -474,6 +469,7 @@ def compose_up(
             if build:
                 compose_build(out_dir, environ, docker, timeout_s, progress)
             args = ["up", "-d", "--remove-orphans", *(["--no-build"] if build else [])]  # built just above
+            args += ["--force-recreate"] if force_recreate else []
             command = compose_command(out_dir, docker, *args, environ=environ)
             try:
                 _run_compose(out_dir, command, environ, capture_output, "up")
@@ -482,9 +478,11 @@ def compose_up(
                 raise (CheckFailed(bind) if bind else exc) from None
             _wait_ready(out_dir, manifest, environ, project, wait_timeout_s, progress)
         except BaseException:
-            # Leave nothing running after a failed `up` (volumes stay: they may hold sessions from earlier runs).
-            _down_quietly(out_dir, docker, environ)
-            remove_state(out_dir)
+            if not converging:
+                # Leave nothing running after a failed first `up` (volumes stay: they may hold sessions from
+                # earlier runs). A converge leaves what ran: `ps` shows what did not come up.
+                _down_quietly(out_dir, docker, environ)
+                remove_state(out_dir)
             raise
     return [svc.name for svc in manifest.services]
 
@@ -564,6 +562,7 @@ def compose_status(
     project = project or project_name(out_dir, environ)
     containers = engine.project_containers(environ, project, str(out_dir))
     wanted = [(svc.name, svc.local_url or "-", svc.health_url, False) for svc in manifest.services]
+    engine_checked: set[str] = set()  # services whose container healthcheck checks more than that it runs
     wanted += [(name, "-", None, True) for name in addon_services(out_dir)]
     result = []
     with live.client() as client:
@@ -579,6 +578,8 @@ def compose_status(
             if health_url is not None and seen.status == "running":
                 health = live.check_health(client, health_url, timeout_s)
                 state, detail = ("healthy" if health.ok else "unhealthy"), health.detail
+            elif not addon and state == "healthy" and name not in engine_checked:
+                state = "running"  # the procfile runner's word: its healthcheck (`exit 0`) only says it runs
             result.append(ServiceStatus(name, state, url, health_url, None, None, detail, ended, started, addon))
     return result
 

@@ -102,6 +102,16 @@ def env_file_values(service: ManifestService, out_dir: Path) -> dict[str, str]:
         raise UserError(f"{path}: {exc}") from None
 
 
+def env_file_digest(service: ManifestService, out_dir: Path) -> str:
+    """sha256 of the service's env file as it is now ("" without one): what a running process started from."""
+    import hashlib
+
+    if service.env_file is None:
+        return ""
+    text = read_regular(out_dir / service.env_file, "keeps an env file", follow=True)
+    return "" if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
 def missing_secrets_message(service: str, missing: list[str], out_dir: Path) -> str:
     """Which secrets are missing and where to set them; `render` generates only deploytool's own."""
     path = out_dir / SECRETS_FILE

@@ -40,9 +40,14 @@ class ProcfileRunner:
     name = "procfile"
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self,
+        out_dir: Path,
+        environ: Mapping[str, str],
+        deadline_s: float,
+        on_event: EventHandler | None,
+        force_recreate: bool = False,
     ) -> list[ServiceStatus]:
-        return supervisor.up(out_dir, environ, deadline_s=deadline_s, on_event=on_event)
+        return supervisor.up(out_dir, environ, deadline_s, on_event, force_recreate=force_recreate)
 
     def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
         stopped = supervisor.down(out_dir, environ)
@@ -104,12 +109,19 @@ class ComposeRunner:
     name = "compose"
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self,
+        out_dir: Path,
+        environ: Mapping[str, str],
+        deadline_s: float,
+        on_event: EventHandler | None,
+        force_recreate: bool = False,
     ) -> list[ServiceStatus]:
         def progress(line: str) -> None:  # build steps and readiness as they happen: a build is never silent
             print(line, file=sys.stderr, flush=True)
 
-        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s, progress=progress)
+        compose.compose_up(
+            out_dir, environ, wait_timeout_s=deadline_s, progress=progress, force_recreate=force_recreate
+        )
         return compose.compose_status(out_dir, environ)
 
     def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:

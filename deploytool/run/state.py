@@ -40,6 +40,7 @@ class ProcessRecord:
     start_time: str  # identifies the process together with pid: a reused pid has another start time
     command: str
     log: str  # relative to the output folder
+    env_digest: str = ""  # sha256 of the env file it started with (no secret is in it): `up` restarts it on a change
 
 
 @dataclass(frozen=True, config=_CONFIG)

@@ -18,7 +18,14 @@ from deploytool.redact import redact_values as redact
 from deploytool.render.manifest import ManifestService
 from deploytool.run import live
 from deploytool.run.base import Event, EventHandler, ServiceStatus
-from deploytool.run.environment import ProcessEnv, process_env, record_up_environ
+from deploytool.run.environment import (
+    ProcessEnv,
+    env_file_digest,
+    process_env,
+    record_up_environ,
+    taken_names,
+    up_environ,
+)
 from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time, started_epoch
 from deploytool.run.state import (
@@ -178,6 +185,7 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
         start_time=start_time(process.pid) or "",
         command=svc.command or "",
         log=log_rel,
+        env_digest=env_file_digest(svc, manifest.out_dir),
     )
     return _Running(svc, process, record)
 
@@ -261,49 +269,94 @@ def _wait_healthy(
     raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
 
 
+def _unchanged(out_dir: Path, svc: ManifestService, record: ProcessRecord, taken: dict[str, str | None]) -> bool:
+    """True when the process `up` started for `svc` still runs what `svc` says now: the same command, the same
+    env file, the same values from the shell (DATABASE_URL, REDIS_URL) as the running `up` took."""
+    recorded = up_environ(out_dir) or {}
+    same_shell = all(recorded.get(name) == taken.get(name) for name in svc.passthrough)
+    return (
+        _owned(record)
+        and record.command == (svc.command or "")
+        and same_shell
+        and (record.env_digest == env_file_digest(svc, out_dir))
+    )
+
+
 def up(
     out_dir: Path,
     environ: Mapping[str, str],
     deadline_s: float = 60.0,
     on_event: EventHandler | None = None,
     *,
+    force_recreate: bool = False,
     start_grace_s: float = 1.0,
     interval_s: float = 0.3,
     stop_grace_s: float = 5.0,
 ) -> list[ServiceStatus]:
     """Start every service of the rendered folder `out_dir`; return once each one is healthy.
 
-    The processes keep running after this returns (`down` stops them). On failure everything this call
-    started is stopped again and CheckFailed names the service, what happened and the end of its log.
+    On an environment that runs already, like `docker compose up -d`: a service whose process is gone starts,
+    one whose command, env file or values from the shell changed restarts, the others are left alone (all of
+    them restart with `force_recreate`); a process of a service the folder no longer has is stopped. The
+    processes keep running after this returns (`down` stops them). On failure what this call started is stopped
+    again and CheckFailed names the service, what happened and the end of its log.
     """
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     manifest.require_processes()
     with run_lock(out_dir):
-        refuse_if_running(out_dir, "procfile", manifest.down_hint)
+        state = read_state(out_dir)
+        if state is None or state.runner != "procfile":
+            refuse_if_running(out_dir, "procfile", manifest.down_hint)
+            state = None
         if not manifest.root.is_dir():
             raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
-        envs = {svc.name: process_env(svc, out_dir, environ) for svc in manifest.services}
+        taken = {name: environ.get(name) for name in taken_names(manifest.services)}
+        records = {r.name: r for r in state.processes} if state else {}
+        kept = {
+            svc.name: records[svc.name]
+            for svc in manifest.services
+            if not force_recreate and svc.name in records and _unchanged(out_dir, svc, records[svc.name], taken)
+        }
+        to_start = [svc for svc in manifest.services if svc.name not in kept]
+        envs = {svc.name: process_env(svc, out_dir, environ) for svc in to_start}
         secrets = tuple(value for env in envs.values() for value in env.secret_values)
         folder = logs_dir(out_dir, create=True)
-        for svc in manifest.services:  # before anything starts
+        for svc in to_start:  # before anything starts
             check_log_path(folder / f"{svc.name}.log")
-        refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
+        _stop([r for r in records.values() if r.name not in kept], stop_grace_s, on_event)  # changed, or gone
+        refuse_taken_ports((s.name, s.local_url, s.port) for s in to_start)
         running: list[_Running] = []
+
+        def save() -> None:
+            started = {r.record.name: r.record for r in running}
+            ordered = [({**kept, **started}).get(s.name) for s in manifest.services]
+            write_state(out_dir, RunState("procfile", manifest.environment, tuple(r for r in ordered if r)))
+
         try:
             record_up_environ(out_dir, manifest.services, environ)  # `restart` starts a service with the same
-            for svc in manifest.services:
+            save()
+            for svc in to_start:
                 run = _start(manifest, svc, envs[svc.name])
                 running.append(run)
-                write_state(out_dir, RunState("procfile", manifest.environment, tuple(r.record for r in running)))
+                save()
                 _emit(on_event, svc.name, "started", f"pid {run.process.pid}")
-            return _wait_healthy(manifest, running, secrets, deadline_s, start_grace_s, interval_s, on_event)
+            fresh = _wait_healthy(manifest, running, secrets, deadline_s, start_grace_s, interval_s, on_event)
         except BaseException:
             _stop([r.record for r in running], stop_grace_s, on_event)
             for run in running:
                 run.process.poll()
-            remove_state(out_dir)
+            running.clear()
+            if kept:
+                save()  # what ran before and was left alone still runs
+            else:
+                remove_state(out_dir)
             raise
+        looked = {s.name: s for s in status(out_dir)} if kept else {}
+        for name in kept:
+            _emit(on_event, name, "healthy", "unchanged")
+        by_name = {s.name: s for s in fresh}
+        return [by_name.get(svc.name) or looked[svc.name] for svc in manifest.services]
 
 
 def restart(

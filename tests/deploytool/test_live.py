@@ -259,3 +259,54 @@ def test_show_tenants_list_and_doctor_print_json(make_project, capsys):
     assert {"name", "needed_by", "ok", "detail", "fix"} == set(doctor["checks"][0])
     assert main(["--spec", str(spec), "show", "dev", "--format", "xml"]) == 2
     assert "--format: expected yaml or json" in capsys.readouterr().err
+
+
+# ---- up converges, like `docker compose up -d` --------------------------------------------------------------------
+
+
+def pids(folder: Folder) -> dict[str, int]:
+    state = json.loads((folder.out / ".run" / "state.json").read_text())
+    return {p["name"]: p["pid"] for p in state["processes"]}
+
+
+def test_up_on_a_running_environment_starts_what_is_missing_and_restarts_what_changed(folder):
+    web, api = folder.add("web"), folder.add("api")
+    up(folder.out, folder.environ, deadline_s=20)
+    first = pids(folder)
+
+    env_file = folder.out / "env" / "local" / "api.env"
+    env_file.write_text(env_file.read_text() + "FEATURE=on\n")  # api's env file changed
+    os.killpg(first["web"], signal.SIGKILL)  # web's process is gone
+    assert wait_gone(first["web"])
+    folder.add("extra")  # a new service
+    statuses = up(folder.out, folder.environ, deadline_s=20)
+    second = pids(folder)
+    assert {s.name: s.state for s in statuses} == {"api": "healthy", "extra": "healthy", "web": "healthy"}
+    assert second["web"] != first["web"] and second["api"] != first["api"]
+    assert folder.get(api, "/env").json()["env"]["FEATURE"] == "on"
+    assert folder.get(web, "/health").status_code == 200
+
+    assert pids(folder) == second and up(folder.out, folder.environ, deadline_s=20) and pids(folder) == second
+    changed_shell = {**folder.environ, "DATABASE_URL": "postgresql://other@127.0.0.1/app"}
+    up(folder.out, changed_shell, deadline_s=20)  # no service takes DATABASE_URL: nothing to restart
+    assert pids(folder) == second
+
+    up(folder.out, folder.environ, deadline_s=20, force_recreate=True)
+    third = pids(folder)
+    assert all(third[name] != second[name] for name in second)
+
+    folder.services = [s for s in folder.services if s["name"] != "extra"]  # a service the spec no longer has
+    folder.write()
+    up(folder.out, folder.environ, deadline_s=20)
+    assert set(pids(folder)) == {"api", "web"} and wait_gone(third["extra"])
+    assert pids(folder)["web"] == third["web"]
+
+
+def test_up_restarts_a_service_when_what_it_takes_from_the_shell_changed(folder):
+    folder.add("web", passthrough=("DATABASE_URL",))
+    up(folder.out, folder.environ, deadline_s=20)
+    first = pids(folder)
+    other = "postgresql://other@127.0.0.1/app"
+    up(folder.out, {**folder.environ, "DATABASE_URL": other}, deadline_s=20)
+    assert pids(folder)["web"] != first["web"]
+    assert json.loads((folder.out / ".run" / "up-environ.json").read_text()) == {"DATABASE_URL": other}
