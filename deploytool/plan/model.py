@@ -173,7 +173,7 @@ class ServiceInstance:
 
     @property
     def health_command(self) -> str | None:
-        """generic: the image's own healthcheck command."""
+        """worker, generic: a command that exits 0 while the service is healthy."""
         return self.spec.health_command
 
     def env_dict(self) -> dict[str, EnvValue]:

@@ -562,7 +562,8 @@ def compose_status(
     project = project or project_name(out_dir, environ)
     containers = engine.project_containers(environ, project, str(out_dir))
     wanted = [(svc.name, svc.local_url or "-", svc.health_url, False) for svc in manifest.services]
-    engine_checked: set[str] = set()  # services whose container healthcheck checks more than that it runs
+    # services whose container healthcheck checks more than that it runs (a worker's `health_command`)
+    engine_checked = {svc.name for svc in manifest.services if svc.health_command}
     wanted += [(name, "-", None, True) for name in addon_services(out_dir)]
     result = []
     with live.client() as client:

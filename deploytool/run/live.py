@@ -9,9 +9,14 @@ requests is imported when a live environment is touched, never with this module.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytool.errors import CheckFailed
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     import requests
 
 POLL_INTERVAL_S = 0.3
+COMMAND_TIMEOUT_S = 10.0  # a health command that takes longer counts as unhealthy
 
 
 def client() -> requests.Session:
@@ -85,6 +91,32 @@ def check_health(session: requests.Session, url: str, timeout_s: float) -> Healt
             return Health(response.status_code == 200, f"HTTP {response.status_code}")
     except requests.RequestException as exc:
         return Health(False, no_answer(exc))
+
+
+def check_command(command: str, cwd: Path, env: Mapping[str, str], timeout_s: float = COMMAND_TIMEOUT_S) -> Health:
+    """One run of a health command (a worker's `health_command`) with the service's environment: healthy when
+    it exits 0. Its output is not kept (it may print the service's secrets); one that hangs is killed with its
+    children and counts as unhealthy."""
+    try:
+        process = subprocess.Popen(
+            ["sh", "-c", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return Health(False, f"cannot run the health command: {exc.strerror or exc}")
+    try:
+        code = process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return Health(False, f"health command did not finish within {timeout_s:g} s")
+    return Health(code == 0, f"health command exit code {code}")
 
 
 def wait_until(

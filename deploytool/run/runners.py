@@ -59,7 +59,7 @@ class ProcfileRunner:
         return stopped
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
-        return supervisor.status(out_dir)
+        return supervisor.status(out_dir, environ=environ)
 
     def restart(
         self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None

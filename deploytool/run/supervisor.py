@@ -51,6 +51,7 @@ class _Running:
     service: ManifestService
     process: subprocess.Popen[bytes]
     record: ProcessRecord
+    env: ProcessEnv
 
 
 LOG_WHAT = "writes a service's log"
@@ -187,7 +188,7 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
         log=log_rel,
         env_digest=env_file_digest(svc, manifest.out_dir),
     )
-    return _Running(svc, process, record)
+    return _Running(svc, process, record, env)
 
 
 def _exit_text(code: int) -> str:
@@ -239,7 +240,11 @@ def _wait_healthy(
                 if svc.name in healthy:
                     continue
                 url = svc.health_url
-                if url is None:
+                check = svc.process.health_command if svc.process else None
+                if check is not None:  # a worker: its health command, with its environment
+                    health = live.check_command(check, manifest.root, run.env.values)
+                    ok, last[svc.name] = health.ok, health.detail
+                elif url is None:
                     ok = time.monotonic() - started >= start_grace_s
                     last[svc.name] = "no health path; alive after the start grace period" if ok else "starting"
                 else:
@@ -248,7 +253,8 @@ def _wait_healthy(
                 if ok:
                     healthy[svc.name] = ServiceStatus(
                         svc.name,
-                        "healthy" if url else "running",  # `ps`'s word too: without a health path, alive is all we know
+                        # `ps`'s word too: without a health path or command, alive is all we know
+                        "healthy" if url or check else "running",
                         svc.local_url or "-",
                         url,
                         run.process.pid,
@@ -442,8 +448,19 @@ def down(
         return stopped
 
 
-def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
-    """One look at every service of the folder: healthy / unhealthy / running / stopped."""
+def _command_health(manifest: RunManifest, svc: ManifestService, environ: Mapping[str, str]) -> live.Health:
+    check = svc.process.health_command if svc.process else None
+    assert check is not None
+    try:
+        env = process_env(svc, manifest.out_dir, environ)
+    except UserError as exc:
+        return live.Health(False, f"cannot run its health command: {exc}")
+    return live.check_command(check, manifest.root, env.values)
+
+
+def status(out_dir: Path, timeout_s: float = 2.0, environ: Mapping[str, str] | None = None) -> list[ServiceStatus]:
+    """One look at every service of the folder: healthy / unhealthy / running / stopped. A worker's health
+    command runs with the service's environment from `environ` (default: this process's)."""
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     state = read_state(out_dir)
@@ -461,6 +478,12 @@ def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
                 continue
             pid = record.pid if record else None
             since = started_epoch(record.start_time) if record else None
+            if svc.process is not None and svc.process.health_command is not None and not compose:
+                health = _command_health(manifest, svc, os.environ if environ is None else environ)
+                word = "healthy" if health.ok else "unhealthy"
+                url = svc.local_url or "-"
+                result.append(ServiceStatus(svc.name, word, url, None, pid, log, health.detail, None, since))
+                continue
             if svc.health_url is None:
                 result.append(
                     ServiceStatus(svc.name, "running", svc.local_url or "-", None, pid, log, started_at=since)

@@ -204,7 +204,9 @@ class ServiceSpec(Strict):
         "/health", description="Health endpoint; null disables healthchecks (worker, generic: off unless set)."
     )
     health_command: OneLine | None = Field(
-        None, description="generic: the container's healthcheck command (images differ in what they ship)."
+        None,
+        description="worker, generic: a command that exits 0 while the service is healthy (the container's "
+        "healthcheck; the procfile runner and `probe` run it too). Workers have no /health to ask.",
     )
     qr_path: OneLine = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
     start: OneLine | None = Field(
@@ -248,8 +250,10 @@ class ServiceSpec(Strict):
             raise ValueError(f"a {kind.value} service needs `port`")
         if kind is ServiceKind.generic and (self.source is None) == (self.image is None):
             raise ValueError("a generic service needs exactly one of `source` (a Dockerfile) or `image`")
-        if kind is not ServiceKind.generic and (self.image or self.health_command):
-            raise ValueError("`image` and `health_command` are for generic services")
+        if kind is not ServiceKind.generic and self.image:
+            raise ValueError("`image` and `health_command` are for generic services (`health_command`: workers too)")
+        if kind not in (ServiceKind.generic, ServiceKind.worker) and self.health_command:
+            raise ValueError("`health_command` is for worker and generic services (the others have /health)")
         if kind is ServiceKind.worker and self.start is None and self.local_start is None:
             raise ValueError("a worker needs `start` (else it would run the image's own command, the web server)")
         if self.health_path is not None and self.port is None:

@@ -121,7 +121,12 @@ class LocalTarget(TargetPlugin):
         command = local_command(svc)
         if command is None:
             return None
-        return ManifestProcess(command=command, env_file=env_file_path(self.target.value, svc.name))
+        check = svc.health_command
+        if check is not None and svc.source is not None:
+            check = f"cd {svc.source} && {check}"  # where its start command runs
+        return ManifestProcess(
+            command=command, env_file=env_file_path(self.target.value, svc.name), health_command=check
+        )
 
     def env_vars(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> list[EnvVar]:
         variables = []

@@ -310,3 +310,73 @@ def test_up_restarts_a_service_when_what_it_takes_from_the_shell_changed(folder)
     up(folder.out, {**folder.environ, "DATABASE_URL": other}, deadline_s=20)
     assert pids(folder)["web"] != first["web"]
     assert json.loads((folder.out / ".run" / "up-environ.json").read_text()) == {"DATABASE_URL": other}
+
+
+# ---- workers have a health ------------------------------------------------------------------------------------------
+
+
+def add_worker(folder: Folder, name: str, health_command: str) -> None:
+    folder.add(name, health_path=None, command=f"exec python -c 'import time; time.sleep(60)' {folder.root}")
+    entry = folder.services[-1]
+    entry["role"], entry["port"], entry["local_url"] = "worker", None, None
+    entry["health_command"] = health_command
+    entry["process"]["health_command"] = health_command
+    folder.write()
+
+
+def test_a_workers_health_command_gates_up_and_ps_and_a_dead_worker_fails_the_probe(folder, capsys):
+    from deploytool.output import read_manifest
+    from deploytool.probe import probe_environment
+
+    ready = folder.root / "worker-ready"
+    add_worker(folder, "worker", f"test -f {ready} && test \"$GREETING\" = 'hello world'")  # its environment
+    threading.Timer(0.5, ready.touch).start()  # healthy only once the file is there
+    statuses = up(folder.out, folder.environ, deadline_s=20)
+    assert ready.exists() and [(s.name, s.state) for s in statuses] == [("worker", "healthy")]
+
+    def probe() -> dict[str, str]:
+        report = probe_environment(read_manifest(folder.out), folder.out, {}, folder.environ, timeout=5)
+        return {r.id: r.status for r in report.results} | {"ok": str(report.ok)}
+
+    assert probe() == {"worker:worker": "pass", "ok": "True"}
+    ps = ["ps", "test", "--out", str(folder.out), "--format", "json"]
+    ready.unlink()  # the worker says it is not healthy
+    assert main(ps) == 1
+    assert json.loads(capsys.readouterr().out)[0]["state"] == "unhealthy"
+    ready.touch()
+    assert main(ps) == 0
+    capsys.readouterr()
+
+    worker = pids(folder)["worker"]
+    os.killpg(worker, signal.SIGKILL)  # a dead worker
+    assert wait_gone(worker)
+    assert probe() == {"worker:worker": "fail", "ok": "False"}
+
+
+def test_a_worker_that_never_gets_healthy_fails_up(folder):
+    add_worker(folder, "worker", "exit 1")
+    with pytest.raises(CheckFailed) as failed:
+        up(folder.out, folder.environ, deadline_s=1)
+    assert "worker was not healthy within 1s: last health command exit code 1" in str(failed.value)
+
+
+def test_health_command_is_for_workers_and_generic_services_and_compose_checks_it(make_project, capsys):
+    import yaml
+
+    worker = (
+        "services:\n  jobs: {kind: worker, source: flask_service, start: python -m jobs, health_command: 'kill -0 1'}\n"
+    )
+    spec = make_project({"dev": worker})
+    assert main(["--spec", str(spec), "render", "dev"]) == 0
+    compose = yaml.safe_load((spec.parent / "deploy/dev/docker-compose.yml").read_text())
+    assert compose["services"]["jobs"]["healthcheck"]["test"] == ["CMD-SHELL", "kill -0 1"]
+    manifest = json.loads((spec.parent / "deploy/dev/deploytool-manifest.json").read_text())
+    jobs = next(s for s in manifest["services"] if s["name"] == "jobs")
+    assert jobs["health_command"] == "kill -0 1"
+    assert jobs["process"]["health_command"] == "cd flask_service && kill -0 1"  # where its start command runs
+    capsys.readouterr()
+    bad = make_project(
+        {"dev": "services:\n  web: {kind: flask, source: flask_service, port: 5002, health_command: x}\n"}
+    )
+    assert main(["--spec", str(bad), "validate", "dev"]) == 2
+    assert "`health_command` is for worker and generic services" in capsys.readouterr().err
