@@ -507,6 +507,9 @@ def up(
     _echo(f"{env}: {len(statuses)} services up ({runner}); stop them with `deploytool down {env}`")
 
 
+RMI_CHOICES = ("local",)  # like `docker compose down --rmi local`: the images built here, without an `image:` name
+
+
 @app.command()
 def down(
     ctx: typer.Context,
@@ -516,6 +519,14 @@ def down(
         bool, typer.Option("--volumes", help="Also remove the data volumes (WhatsApp sessions, database).")
     ] = False,
     project_name: ProjectOption = None,
+    rmi: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rmi",
+            metavar="local",
+            help="--runner compose: also remove the images this environment built (not the pulled ones).",
+        ),
+    ] = None,
 ) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import pipeline, run
@@ -523,7 +534,9 @@ def down(
 
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes)
+    if rmi is not None and rmi not in RMI_CHOICES:  # `all` would remove the pulled postgres and redis images too
+        raise UserError(f"--rmi: expected local (the images this environment built), got {rmi!r}")
+    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes, rmi_local=rmi is not None)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 

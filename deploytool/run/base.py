@@ -38,25 +38,22 @@ class Event:
 
 
 EventHandler = Callable[[Event], None]
+Environ = Mapping[str, str]
 
 
 class Runner(Protocol):
     name: str
 
     def up(
-        self,
-        out_dir: Path,
-        environ: Mapping[str, str],
-        deadline_s: float,
-        on_event: EventHandler | None,
-        force_recreate: bool = False,
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
         """Start every service of the rendered folder and return once each is healthy; on a running folder, start
-        what is missing and restart what changed, like `docker compose up -d` (`force_recreate`: everything)."""
+        what is missing and restart what changed, like `docker compose up -d` (`recreate`: everything)."""
         ...
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        """Stop exactly what `up` started; `volumes` also removes the data volumes it made."""
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        """Stop exactly what `up` started; `volumes` also removes the data volumes it made, `rmi_local` the images
+        it built (never a pulled one)."""
         ...
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:

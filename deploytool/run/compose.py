@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -32,20 +31,12 @@ from deploytool.output.fs import write_atomic
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
 from deploytool.run import engine, live
+from deploytool.run import state as run_state
 from deploytool.run.base import ServiceStatus
 from deploytool.run.environment import record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import refuse_taken_ports
-from deploytool.run.state import (
-    RunState,
-    own_run_dir,
-    read_state,
-    refuse_if_running,
-    remove_state,
-    run_dir,
-    run_lock,
-    write_state,
-)
+from deploytool.run.procs import refuse_taken_ports, stop_group
+from deploytool.run.state import RunState, read_state, run_dir, run_lock
 from deploytool.safeio import read_text
 from deploytool.targets.compose import COMPOSE_FILE
 
@@ -145,8 +136,13 @@ def project_name(out_dir: Path, environ: Mapping[str, str] | None = None) -> str
     return f"{file_project_name(out_dir)}-{digest}"
 
 
+def used_here(out_dir: Path) -> bool:
+    """True when `up --runner compose` ran for this folder once (it keeps the project name under `.run/`)."""
+    return (run_dir(Path(out_dir)) / PROJECT_FILE).is_file()
+
+
 def _store_project(out_dir: Path, project: str) -> None:
-    write_atomic(own_run_dir(out_dir) / PROJECT_FILE, project + "\n")
+    write_atomic(run_state.own_run_dir(out_dir) / PROJECT_FILE, project + "\n")
 
 
 def _refuse_foreign(out_dir: Path, environ: Mapping[str, str], project: str) -> None:
@@ -210,7 +206,7 @@ def _runtime_override(out_dir: Path, environ: Mapping[str, str]) -> Path | None:
 
     data = yaml.safe_load(compose_text(out_dir)) or {}
     services = {n: {"build": {"network": network}} for n, s in (data.get("services") or {}).items() if "build" in s}
-    own_run_dir(out_dir)
+    run_state.own_run_dir(out_dir)
     write_atomic(path, yaml.safe_dump({"services": services}, sort_keys=True))
     return path
 
@@ -391,7 +387,7 @@ def compose_build(
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _stop_group(process)
+        stop_group(process)
         reader.join(5)
         stuck = log.running()
         where = "; ".join(f"service {svc} at step {step}" for svc, step in stuck) or "before its first step"
@@ -400,7 +396,7 @@ def compose_build(
             redact(f"build did not finish within {timeout_s:g} s: {where}{hint}", _secrets(out_dir, environ))
         ) from None
     except BaseException:  # Ctrl-C: no build left behind
-        _stop_group(process)
+        stop_group(process)
         raise
     reader.join(5)
     if process.returncode != 0:
@@ -411,19 +407,6 @@ def compose_build(
             head = f"`docker compose build` failed with exit code {process.returncode}"
         body = "".join(f"\n    | {line}" for line in log.failed_output())
         raise CheckFailed(redact(head + body, _secrets(out_dir, environ)))
-
-
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=wait_s)
-            break
-        except subprocess.TimeoutExpired:
-            continue
 
 
 # ---- up / down / restart / status ----------------------------------------------------------------------
@@ -457,12 +440,14 @@ def compose_up(
         converging = bool(_live(engine.project_containers(environ, project, str(out_dir))))
         state = read_state(out_dir)
         if state is not None and state.runner == "compose" and not converging:
-            remove_state(out_dir)  # left by containers that are gone since
-        refuse_if_running(out_dir, "compose", manifest.down_hint)
+            run_state.remove_state(out_dir)  # left by containers that are gone since
+        run_state.refuse_if_running(out_dir, "compose", manifest.down_hint)
         if not converging:  # before anything is created: one line naming the service and port
             refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
         _store_project(out_dir, project)
-        write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
+        run_state.write_state(
+            out_dir, RunState("compose", manifest.environment)
+        )  # so `down` knows, even after a failure
         record_up_environ(out_dir, manifest.services, environ)
         try:
             _runtime_override(out_dir, environ)
@@ -482,7 +467,7 @@ def compose_up(
                 # Leave nothing running after a failed first `up` (volumes stay: they may hold sessions from
                 # earlier runs). A converge leaves what ran: `ps` shows what did not come up.
                 _down_quietly(out_dir, docker, environ)
-                remove_state(out_dir)
+                run_state.remove_state(out_dir)
             raise
     return [svc.name for svc in manifest.services]
 
@@ -592,20 +577,23 @@ def compose_down(
     capture_output: bool = False,
     locked: bool = False,
     volumes: bool = False,
+    rmi_local: bool = False,
 ) -> list[str]:
     """`docker compose … down`: removes containers and networks; named volumes (WhatsApp sessions, the database)
-    only with `volumes=True`. Only this folder's project: refused when its name is held by another folder."""
+    only with `volumes=True`; with `rmi_local` the images Compose built for this project (`--rmi local`: those
+    without an `image:` name, never a pulled postgres or redis). Only this folder's project: refused when its name
+    is held by another folder."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
-    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else []), *(["--rmi", "local"] if rmi_local else [])]
     with nullcontext() if locked else run_lock(out_dir):
         _refuse_foreign(out_dir, environ, project_name(out_dir, environ))
         command = compose_command(out_dir, docker, *args, environ=environ)
         _run_compose(out_dir, command, environ, capture_output, "down")
         state = read_state(out_dir)
         if state is not None and state.runner == "compose":
-            remove_state(out_dir)
+            run_state.remove_state(out_dir)
     return [svc.name for svc in manifest.services]
 
 

@@ -9,9 +9,6 @@ requests is imported when a live environment is touched, never with this module.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytool.errors import CheckFailed
+from deploytool.run.procs import stop_group
 
 if TYPE_CHECKING:
     import requests
@@ -97,14 +95,15 @@ def check_command(command: str, cwd: Path, env: Mapping[str, str], timeout_s: fl
     """One run of a health command (a worker's `health_command`) with the service's environment: healthy when
     it exits 0. Its output is not kept (it may print the service's secrets); one that hangs is killed with its
     children and counts as unhealthy."""
+    quiet = subprocess.DEVNULL
     try:
         process = subprocess.Popen(
             ["sh", "-c", command],
             cwd=cwd,
             env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdin=quiet,
+            stdout=quiet,
+            stderr=quiet,
             start_new_session=True,
         )
     except OSError as exc:
@@ -112,9 +111,7 @@ def check_command(command: str, cwd: Path, env: Mapping[str, str], timeout_s: fl
     try:
         code = process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_group(process, (0.0, 5.0))
         return Health(False, f"health command did not finish within {timeout_s:g} s")
     return Health(code == 0, f"health command exit code {code}")
 

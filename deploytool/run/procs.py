@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
 
@@ -170,3 +171,18 @@ def started_epoch(started: str) -> float | None:
     except (OSError, StopIteration, ValueError, IndexError):
         return None
     return boot + int(started) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_group(process: subprocess.Popen[Any], waits: tuple[float, float] = (5.0, 5.0)) -> None:
+    """End a child started in its own session (`start_new_session`) with everything it started: SIGTERM to its
+    group, SIGKILL when it is still there after the first wait."""
+    for sig, wait_s in zip((signal.SIGTERM, signal.SIGKILL), waits, strict=True):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue

@@ -14,7 +14,7 @@ from deploytool.errors import UserError
 from deploytool.output.secrets import read_secrets
 from deploytool.redact import redact_url, redact_values
 from deploytool.run import compose, supervisor
-from deploytool.run.base import EventHandler, Runner, ServiceStatus
+from deploytool.run.base import Environ, EventHandler, Runner, ServiceStatus
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import read_state, run_dir
 from deploytool.safeio import read_from, read_tail
@@ -40,17 +40,12 @@ class ProcfileRunner:
     name = "procfile"
 
     def up(
-        self,
-        out_dir: Path,
-        environ: Mapping[str, str],
-        deadline_s: float,
-        on_event: EventHandler | None,
-        force_recreate: bool = False,
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
-        return supervisor.up(out_dir, environ, deadline_s, on_event, force_recreate=force_recreate)
+        return supervisor.up(out_dir, environ, deadline_s, on_event, force_recreate=recreate)
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        stopped = supervisor.down(out_dir, environ)
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        stopped = supervisor.down(out_dir, environ)  # `rmi_local`: it builds no image
         if volumes:
             # the procfile runner's "volumes": session folders it created under .run/data
             data = run_dir(out_dir) / "data"
@@ -109,23 +104,16 @@ class ComposeRunner:
     name = "compose"
 
     def up(
-        self,
-        out_dir: Path,
-        environ: Mapping[str, str],
-        deadline_s: float,
-        on_event: EventHandler | None,
-        force_recreate: bool = False,
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
         def progress(line: str) -> None:  # build steps and readiness as they happen: a build is never silent
             print(line, file=sys.stderr, flush=True)
 
-        compose.compose_up(
-            out_dir, environ, wait_timeout_s=deadline_s, progress=progress, force_recreate=force_recreate
-        )
+        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s, progress=progress, force_recreate=recreate)
         return compose.compose_status(out_dir, environ)
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        return compose.compose_down(out_dir, environ, volumes=volumes)
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        return compose.compose_down(out_dir, environ, volumes=volumes, rmi_local=rmi_local)
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
         return compose.compose_status(out_dir, environ)  # what the engine has, not what `up` once started
@@ -174,9 +162,17 @@ def running_runner(out_dir: Path) -> Runner | None:
     return None if state is None else runner(state.runner)
 
 
-def down(out_dir: Path, environ: Mapping[str, str] | None = None, volumes: bool = False) -> list[str]:
-    """Stop whatever `up` started in `out_dir`, with the runner that started it; [] when nothing runs."""
-    current = running_runner(Path(out_dir))
+def down(
+    out_dir: Path, environ: Mapping[str, str] | None = None, volumes: bool = False, rmi_local: bool = False
+) -> list[str]:
+    """Stop whatever `up` started in `out_dir`, with the runner that started it; [] when nothing runs.
+
+    `rmi_local` also removes the images this folder's Compose project built, even once nothing runs."""
+    out_dir = Path(out_dir)
+    environ = environ if environ is not None else os.environ
+    current = running_runner(out_dir)
     if current is None:
+        if rmi_local and compose.used_here(out_dir):  # stopped earlier: its built images may still be there
+            compose.compose_down(out_dir, environ, rmi_local=True)
         return []
-    return current.down(Path(out_dir), environ if environ is not None else os.environ, volumes)
+    return current.down(out_dir, environ, volumes, rmi_local)

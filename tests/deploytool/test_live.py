@@ -20,23 +20,11 @@ from deploytool import run
 from deploytool.cli import main
 from deploytool.errors import CheckFailed
 from deploytool.run import live
-from deploytool.run.supervisor import down, up
-from tests.deploytool.test_run import Folder, leftovers
+from deploytool.run.supervisor import up
+from tests.deploytool.test_run import Folder, folder
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process checks read /proc (Linux)")
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Iterator[Folder]:
-    made = Folder(tmp_path)
-    try:
-        yield made
-    finally:
-        try:
-            down(made.out, grace_s=2)
-        finally:
-            for pid in leftovers(tmp_path):
-                os.kill(pid, signal.SIGKILL)
+__all__ = ["folder"]  # the fixture: every process a test starts is stopped after it
 
 
 # ---- the layer itself ------------------------------------------------------------------------------------
@@ -380,3 +368,34 @@ def test_health_command_is_for_workers_and_generic_services_and_compose_checks_i
     )
     assert main(["--spec", str(bad), "validate", "dev"]) == 2
     assert "`health_command` is for worker and generic services" in capsys.readouterr().err
+
+
+# ---- compose: up --force-recreate, down --rmi local (a fake docker CLI that logs its arguments) -------------------
+
+
+def test_compose_up_force_recreate_and_down_rmi_local_reach_compose(folder, monkeypatch, capsys):
+    from deploytool.run import compose
+    from deploytool.run.compose import compose_up
+    from tests.deploytool.test_run import fake_docker
+
+    folder.add("web")
+    environ = fake_docker(folder, engine=True)
+    (folder.out / "docker-compose.yml").write_text("name: acme-test\nservices: {}\n")
+    monkeypatch.setattr("deploytool.run.engine.engine_problem", lambda environ: None)
+    monkeypatch.setattr("deploytool.run.engine.project_containers", lambda *args: [])
+    monkeypatch.setattr(compose, "_wait_ready", lambda *args: None)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    assert compose_up(folder.out, environ, force_recreate=True) == ["web"]
+    assert main(["down", "test", "--out", str(folder.out), "--rmi", "all"]) == 2
+    assert "--rmi: expected local" in capsys.readouterr().err
+    assert main(["down", "test", "--out", str(folder.out), "--rmi", "local"]) == 0
+    assert main(["down", "test", "--out", str(folder.out), "--rmi", "local"]) == 0  # stopped: images still go
+
+    out = folder.out.resolve()
+    prefix = f"compose -p {compose.project_name(out)} --env-file {out}/.secrets.env -f {out}/docker-compose.yml"
+    calls = (folder.root / "docker.log").read_text().splitlines()
+    assert f"{prefix} up -d --remove-orphans --no-build --force-recreate" in calls
+    assert calls.count(f"{prefix} down --remove-orphans --rmi local") == 2
+    assert not any(" rmi " in f" {c} " and "--rmi local" not in c for c in calls)  # never `docker rmi` by hand
