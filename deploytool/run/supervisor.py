@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -169,7 +170,7 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
     try:
         with open(fd, "wb") as log:
             process = subprocess.Popen(
-                ["sh", "-c", svc.command or "false"],
+                ["sh", "-c", EXIT_NOTE, "sh", svc.command or "false"],
                 cwd=manifest.root,
                 env=env.values,
                 stdin=subprocess.DEVNULL,
@@ -191,13 +192,27 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
     return _Running(svc, process, record, env)
 
 
+# The service runs in a shell of its own under the group's leader, which notes its exit code as the last line of
+# the log (`ps` reads it once the process is gone: no later deploytool command is its parent) and exits with it.
+EXIT_NOTE = 'sh -c "$1"; code=$?; echo "deploytool: exited with code $code"; exit $code'
+EXIT_LINE = re.compile(r"^deploytool: exited with code (\d+)$")
+
+
 def _exit_text(code: int) -> str:
-    if code < 0:
+    if code < 0 or code > 128:  # killed by the system, or a signal the leader's shell reports as 128 + N
+        number = -code if code < 0 else code - 128
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            return f"was killed by {signal.Signals(number).name}"
         except ValueError:
-            return f"was killed by signal {-code}"
+            return f"was killed by signal {number}" if code < 0 else f"exited with code {code}"
     return f"exited with code {code}"
+
+
+def last_exit_code(path: Path) -> int | None:
+    """The exit code the service's last run noted at the end of its log; None while it runs or when not told."""
+    tail = log_tail(path, 1)
+    found = EXIT_LINE.match(tail[-1]) if tail else None
+    return int(found.group(1)) if found else None
 
 
 def _failure_block(manifest: RunManifest, run: _Running, what: str, secrets: tuple[str, ...]) -> str:
@@ -474,7 +489,11 @@ def status(out_dir: Path, timeout_s: float = 2.0, environ: Mapping[str, str] | N
             if not compose and (record is None or not _owned(record)):
                 # the compose runner's words: a service `up` never started has no process to be stopped
                 word = "not created" if record is None else "stopped"
-                result.append(ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log))
+                code = last_exit_code(log) if log else None
+                detail = "" if code is None else f"exited with code {code}"
+                result.append(
+                    ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log, detail, code)
+                )
                 continue
             pid = record.pid if record else None
             since = started_epoch(record.start_time) if record else None

@@ -399,3 +399,20 @@ def test_compose_up_force_recreate_and_down_rmi_local_reach_compose(folder, monk
     assert f"{prefix} up -d --remove-orphans --no-build --force-recreate" in calls
     assert calls.count(f"{prefix} down --remove-orphans --rmi local") == 2
     assert not any(" rmi " in f" {c} " and "--rmi local" not in c for c in calls)  # never `docker rmi` by hand
+
+
+def test_ps_gives_the_exit_code_of_a_process_that_ended_on_its_own(folder, capsys):
+    from deploytool.run.supervisor import status
+
+    flag = folder.root / "end-now"
+    waits = f"import os, sys, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.05)\nsys.exit(3)"
+    (folder.root / "job.py").write_text(waits)
+    folder.add("web")
+    folder.add("job", health_path=None, command=f"exec python {folder.root / 'job.py'}")
+    up(folder.out, folder.environ, deadline_s=20)
+    flag.touch()  # it ends on its own, after `up`
+    assert live.wait_until(lambda: status(folder.out)[0].state == "stopped", 20, 0.1)  # `job` sorts first
+    assert main(["ps", "test", "--out", str(folder.out), "--format", "json"]) == 1
+    rows = {row["service"]: row for row in json.loads(capsys.readouterr().out)}
+    assert (rows["job"]["state"], rows["job"]["exit_code"], rows["job"]["uptime_s"]) == ("stopped", 3, None)
+    assert rows["web"]["exit_code"] is None and rows["web"]["state"] == "healthy"
