@@ -540,9 +540,6 @@ def down(
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
-RUNNING_STATES = ("healthy", "running", "starting")
-
-
 @app.command()
 def ps(
     ctx: typer.Context,
@@ -554,52 +551,28 @@ def ps(
     """What runs for ENV: every service and add-on with its runner, state, exit code, uptime, port and tenants.
 
     Exit 1 when ENV was started and one of them does not run (stopped, unhealthy, not created)."""
-    import time
+    from dataclasses import asdict
 
     from deploytool import pipeline, run
-    from deploytool.output import read_manifest
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
     as_json = _table_or_json(form)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    manifest = read_manifest(folder)
-    current = run.running_runner(folder)
-    found = current.status(folder, _run_environ(project_name=project_name)) if current else []
-    statuses = {s.name: s for s in found}
-    services = {svc.name: svc for svc in manifest.services}
-    names = [svc.name for svc in manifest.services] + [s.name for s in found if s.addon]
-    now = time.time()
-    rows = []
-    for name in names:
-        status, svc = statuses.get(name), services.get(name)
-        started = status.started_at if status else None
-        rows.append(
-            {
-                "service": name,
-                "runner": current.name if current else None,
-                "state": status.state if status else "stopped",
-                "exit_code": status.exit_code if status else None,
-                "uptime_s": max(0, round(now - started)) if started is not None else None,
-                "port": svc.port if svc else None,
-                "tenants": list(svc.tenants) if svc else [],
-                "addon": status.addon if status else False,
-            }
-        )
+    rows = run.ps_rows(folder, _run_environ(project_name=project_name))
     if as_json:
-        _json(rows)
+        _json([asdict(row) for row in rows])
     else:
         _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'EXIT':>4} {'UPTIME':>8} {'PORT':>5}  TENANTS")
         for row in rows:
-            exit_code = "-" if row["exit_code"] is None else row["exit_code"]
-            uptime = "-" if row["uptime_s"] is None else _duration(row["uptime_s"])  # type: ignore[arg-type]
-            tenants = ",".join(row["tenants"]) or "-"  # type: ignore[arg-type]
+            exit_code = "-" if row.exit_code is None else row.exit_code
+            uptime = "-" if row.uptime_s is None else _duration(row.uptime_s)
             _echo(
-                f"{row['service']:24} {row['runner'] or '-':9} {row['state']:11} {exit_code:>4} {uptime:>8} "
-                f"{row['port'] or '-':>5}  {tenants}"
+                f"{row.service:24} {row.runner or '-':9} {row.state:11} {exit_code:>4} {uptime:>8} "
+                f"{row.port or '-':>5}  {','.join(row.tenants) or '-'}"
             )
-    down = [str(row["service"]) for row in rows if row["state"] not in RUNNING_STATES]
-    if current is not None and down:
+    down = [row.service for row in rows if row.runner is not None and not row.up]
+    if down:
         raise CheckFailed(f"{env}: not running: {', '.join(down)}")
 
 

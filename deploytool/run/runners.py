@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploytool.errors import UserError
@@ -176,3 +177,53 @@ def down(
             compose.compose_down(out_dir, environ, rmi_local=True)
         return []
     return current.down(out_dir, environ, volumes, rmi_local)
+
+
+RUNNING_STATES = ("healthy", "running", "starting")
+
+
+@dataclass(frozen=True)
+class PsRow:
+    """One line of `deploytool ps` (and one object of its --format json)."""
+
+    service: str
+    runner: str | None  # None: nothing runs
+    state: str
+    exit_code: int | None
+    uptime_s: int | None
+    port: int | None
+    tenants: list[str]
+    addon: bool
+
+    @property
+    def up(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+def ps_rows(out_dir: Path, environ: Mapping[str, str]) -> list[PsRow]:
+    """Every service of the folder, then the add-ons its runner runs, as the runner sees them now."""
+    from deploytool.output import read_manifest
+
+    manifest = read_manifest(out_dir)
+    current = running_runner(out_dir)
+    found = current.status(out_dir, environ) if current else []
+    statuses = {s.name: s for s in found}
+    services = {svc.name: svc for svc in manifest.services}
+    now = time.time()
+    rows = []
+    for name in [svc.name for svc in manifest.services] + [s.name for s in found if s.addon]:
+        status, svc = statuses.get(name), services.get(name)
+        started = status.started_at if status else None
+        rows.append(
+            PsRow(
+                service=name,
+                runner=current.name if current else None,
+                state=status.state if status else "stopped",
+                exit_code=status.exit_code if status else None,
+                uptime_s=max(0, round(now - started)) if started is not None else None,
+                port=svc.port if svc else None,
+                tenants=list(svc.tenants) if svc else [],
+                addon=status.addon if status else False,
+            )
+        )
+    return rows
