@@ -64,9 +64,9 @@ def make(root: Path) -> Path:
     return spec
 
 
-def ps(spec: Path, capsys, *args: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def ps(spec: Path, capsys, *args: str, code: int = 0) -> dict[str, str]:  # type: ignore[no-untyped-def]
     capsys.readouterr()
-    assert main(["--spec", str(spec), "ps", "e2e", *args]) == 0
+    assert main(["--spec", str(spec), "ps", "e2e", *args]) == code  # 1: a service that should run does not
     rows = capsys.readouterr().out.splitlines()[1:]
     return {row.split()[0]: row[35:47].strip() for row in rows}
 
@@ -112,7 +112,7 @@ def test_two_checkouts_a_second_up_ps_and_a_taken_port(tmp_path: Path, engine_en
         for service in ("web", "worker"):
             victim = next(c for c in engine.project_containers(engine_environ, name) if c.service == service)
             client.containers.get(victim.name).remove(force=True)
-        assert ps(spec, capsys) == {"web": "not created", "whatsapp": "healthy", "worker": "not created"}
+        assert ps(spec, capsys, code=1) == {"web": "not created", "whatsapp": "healthy", "worker": "not created"}
         assert main(["--spec", str(spec), "down", "e2e"]) == 0
         assert engine.project_containers(engine_environ, name) == []
 
