@@ -11,15 +11,13 @@ import gc
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional, cast
 
 import typer
-from typer._click.core import ParameterSource
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from deploytool import __version__
 from deploytool.errors import CheckFailed, DeploytoolError, OutputFailed, UserError
@@ -46,11 +44,17 @@ app = typer.Typer(
 def _environments(ctx: typer.Context, incomplete: str) -> list[str]:
     """ENV completes to the names in environments/ beside this call's spec (a shell's TAB, not a check)."""
     root = ctx.find_root()
-    given = root.get_parameter_source("spec") not in (None, ParameterSource.DEFAULT)
+    given = _given(root, "spec")
     spec = Path(root.params["spec"]) if given and root.params.get("spec") else _search_spec()
     folder = spec.parent / "environments"
     names = (p.stem for p in folder.glob("*.yaml") if "." not in p.stem)  # not dev.local.yaml
     return sorted(name for name in names if name.startswith(incomplete))
+
+
+def _given(ctx: Any, name: str) -> bool:
+    """True when the option was given (on the line or in the environment), not left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _search_spec() -> Path:
@@ -205,6 +209,18 @@ def _warn(text: str) -> None:
     typer.echo(text, err=True)
 
 
+def _as_up_had_it(folder: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with what `up` took from its shell put back (DATABASE_URL, REDIS_URL), said when this shell's
+    differs (names only: the values are never printed)."""
+    from deploytool.run.environment import as_up_had_it
+
+    taken = as_up_had_it(folder, environ)
+    note = taken.note(folder)
+    if note:
+        _warn(note)
+    return taken.environ
+
+
 @contextmanager
 def _up_progress(total: int) -> Iterator[Callable[[Event], None]]:
     """A live line while `up` waits, on a terminal only; a log or CI gets the result lines alone."""
@@ -241,8 +257,7 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    source = ctx.get_parameter_source("spec")
-    ctx.obj = spec if source not in (None, ParameterSource.DEFAULT) else None  # None: search upward
+    ctx.obj = spec if _given(ctx, "spec") else None  # None: search upward
 
 
 def _report_findings(findings: list) -> None:  # type: ignore[type-arg]
@@ -327,15 +342,44 @@ def render(
             _warn(f"warning: {shown} is not git-ignored: add `{SECRETS_FILE}` to .gitignore before `git add`")
 
 
+TableOrJson = Annotated[str, typer.Option("--format", metavar="FORMAT", help="table (default) or json.")]
+
+
+def _table_or_json(form: str) -> bool:
+    """True for json; UserError naming the choices for anything but table and json."""
+    if form not in ("table", "json"):
+        raise UserError(f"--format: expected table or json, got {form!r}")
+    return form == "json"
+
+
+def _json(data: object) -> None:
+    import json
+
+    _echo(json.dumps(data, indent=2, sort_keys=True))
+
+
 @app.command()
-def show(ctx: typer.Context, env: EnvArgument, out: OutOption = None, sets: SetOption = None) -> None:
+def show(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    sets: SetOption = None,
+    form: Annotated[str, typer.Option("--format", metavar="FORMAT", help="yaml (default) or json.")] = "yaml",
+) -> None:
     """Print the resolved plan of ENV, secrets redacted."""
     import yaml
 
     from deploytool.show import describe_plan
 
+    if form not in ("yaml", "json"):
+        raise UserError(f"--format: expected yaml or json, got {form!r}")
     rendered = _render(ctx, env, out, sets)
     document = describe_plan(rendered.plan, rendered.ctx)
+    if form == "json":
+        import json
+
+        _echo(json.dumps(document, indent=2))  # the plan's own order, as the YAML has it
+        return
     _echo(yaml.safe_dump(document, sort_keys=False, width=120).rstrip())
 
 
@@ -465,8 +509,13 @@ def up(
         bool,
         typer.Option("--rollback-on-failure", help="--runner compose: on a failure, start the previous release again."),
     ] = False,
+    force_recreate: Annotated[
+        bool, typer.Option("--force-recreate", help="On a running ENV, restart every service, changed or not.")
+    ] = False,
 ) -> None:
-    """Render ENV if needed, start it, and return once every service is healthy."""
+    """Render ENV if needed, start it, and return once every service is healthy.
+
+    On a running ENV, like `docker compose up -d`: start what is missing, restart what changed, leave the rest."""
     from deploytool import pipeline, run
     from deploytool.targets import target_of_runner
 
@@ -490,7 +539,7 @@ def up(
         environ = _run_environ(project_name=project_name, build_timeout=build_timeout, build_network=build_network)
         # releases (issue 30): every `up` is a release, a failed one too
         try:
-            statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event)
+            statuses = chosen.up(rendered.ctx.out, environ, timeout, on_event, force_recreate)
         except DeploytoolError as exc:
             if isinstance(exc, UserError):  # refused before anything started (a port taken, already running)
                 raise
@@ -750,6 +799,9 @@ _ROLLBACKS: dict[str, Callable[[typer.Context, str, Path | None, int | None, flo
 }
 
 
+RMI_CHOICES = ("local",)  # like `docker compose down --rmi local`: the images built here, without an `image:` name
+
+
 @app.command()
 def down(
     ctx: typer.Context,
@@ -759,6 +811,14 @@ def down(
         bool, typer.Option("--volumes", help="Also remove the data volumes (WhatsApp sessions, database).")
     ] = False,
     project_name: ProjectOption = None,
+    rmi: Annotated[
+        Optional[str],
+        typer.Option(
+            "--rmi",
+            metavar="local",
+            help="--runner compose: also remove the images this environment built (not the pulled ones).",
+        ),
+    ] = None,
 ) -> None:
     """Stop everything `up` started for ENV (processes or compose), and nothing else."""
     from deploytool import pipeline, run
@@ -766,35 +826,74 @@ def down(
 
     check_env_name(env)
     folder = out or pipeline.default_out(_spec(ctx), env)
-    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes)
+    if rmi is not None and rmi not in RMI_CHOICES:  # `all` would remove the pulled postgres and redis images too
+        raise UserError(f"--rmi: expected local (the images this environment built), got {rmi!r}")
+    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes, rmi_local=rmi is not None)
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 
 @app.command()
-def ps(ctx: typer.Context, env: EnvArgument, out: OutOption = None, project_name: ProjectOption = None) -> None:
-    """What runs for ENV: every service with its runner, state, port and tenants."""
+def ps(
+    ctx: typer.Context,
+    env: EnvArgument,
+    out: OutOption = None,
+    project_name: ProjectOption = None,
+    form: TableOrJson = "table",
+) -> None:
+    """What runs for ENV: every service and add-on with its runner, state, exit code, uptime, port and tenants.
+
+    Exit 1 when ENV was started and one of them does not run (stopped, unhealthy, not created)."""
+    from dataclasses import asdict
+
     from deploytool import pipeline, run
     from deploytool.output import read_manifest
     from deploytool.spec.load import check_env_name
 
     check_env_name(env)
+    as_json = _table_or_json(form)
     folder = out or pipeline.default_out(_spec(ctx), env)
     manifest = read_manifest(folder)
-    current = run.running_runner(folder)
-    remote = _on_railway(ctx, env, out, manifest.targets) if current is None else None  # releases (issue 30)
-    if remote is not None:
-        from deploytool.railway_deploy import remote_ps
+    remote = _on_railway(ctx, env, out, manifest.targets) if run.running_runner(folder) is None else None
+    if remote is not None:  # releases (issue 30): an environment on Railway, not running here
+        from deploytool.railway_deploy import remote_ps, remote_rows
 
-        for line in remote_ps(*remote, [svc.name for svc in manifest.services]):
-            _echo(line)
+        found = remote_rows(*remote, [svc.name for svc in manifest.services])
+        if as_json:
+            _json(found)
+        else:
+            for line in remote_ps(found):
+                _echo(line)
+        broken = [row["service"] for row in found if row["state"] in ("FAILED", "CRASHED", "NO DEPLOYMENT", "REMOVED")]
+        if broken:
+            raise CheckFailed(f"{env}: not running on Railway: {', '.join(broken)}")
         return
-    statuses = {s.name: s for s in current.status(folder, _run_environ(project_name=project_name))} if current else {}
-    _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'PORT':>5}  TENANTS")
-    for svc in manifest.services:
-        status = statuses.get(svc.name)
-        state = status.state if status else "stopped"
-        tenants = ",".join(svc.tenants) or "-"
-        _echo(f"{svc.name:24} {current.name if current else '-':9} {state:11} {svc.port or '-':>5}  {tenants}")
+    rows = run.ps_rows(folder, _run_environ(project_name=project_name))
+    if as_json:
+        _json([asdict(row) for row in rows])
+    else:
+        _echo(f"{'SERVICE':24} {'RUNNER':9} {'STATE':11} {'EXIT':>4} {'UPTIME':>8} {'PORT':>5}  TENANTS")
+        for row in rows:
+            exit_code = "-" if row.exit_code is None else row.exit_code
+            uptime = "-" if row.uptime_s is None else _duration(row.uptime_s)
+            _echo(
+                f"{row.service:24} {row.runner or '-':9} {row.state:11} {exit_code:>4} {uptime:>8} "
+                f"{row.port or '-':>5}  {','.join(row.tenants) or '-'}"
+            )
+    down = [row.service for row in rows if row.runner is not None and not row.up]
+    if down:
+        raise CheckFailed(f"{env}: not running: {', '.join(down)}")
+
+
+def _duration(seconds: int) -> str:
+    """`ps`'s uptime: 42s, 5m12s, 3h04m, 2d05h."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 @app.command()
@@ -860,8 +959,9 @@ def restart(
     current = run.running_runner(folder)
     if current is None:
         raise UserError(f"{env}: nothing is running; start it with `deploytool up {env}`")
+    environ = _as_up_had_it(folder, _run_environ(project_name=project_name))
     with _up_progress(1) as on_event:
-        status = current.restart(folder, _run_environ(project_name=project_name), service, timeout, on_event)
+        status = current.restart(folder, environ, service, timeout, on_event)
     _echo(f"{status.state:9} {status.name:24} {status.url}")
 
 
@@ -894,7 +994,8 @@ def run_command(
     if runner is not None and current is not None and current.name != runner:
         raise UserError(f"{env}: runs with --runner {current.name}; drop --runner {runner} or stop it first")
     chosen = run.runner(runner) if runner is not None else current or run.runner("procfile")
-    code = chosen.run_command(folder, os.environ, service, [*command, *ctx.args])
+    environ = _as_up_had_it(folder, os.environ) if current is not None else dict(os.environ)
+    code = chosen.run_command(folder, environ, service, [*command, *ctx.args])
     if code:
         raise typer.Exit(code)
 
@@ -964,19 +1065,26 @@ def probe(
 
 
 @app.command()
-def doctor(ctx: typer.Context) -> None:
+def doctor(ctx: typer.Context, form: TableOrJson = "table") -> None:
     """Check what each command needs (Python, Node 22, Docker + Compose v2, the Railway CLI and its link).
 
     Exit 0 when the default path (validate, render, up, probe with the procfile runner) has what it needs,
     1 when not. Local only: no network."""
     from deploytool import doctor as checking
 
+    as_json = _table_or_json(form)
     obj = ctx.find_root().obj
     spec = obj if isinstance(obj, Path) else _search_spec()
     checks = checking.run_checks(os.environ, Path.cwd(), spec if spec.is_file() else None)
+    ready, line = checking.summary(checks)
+    if as_json:
+        fields = ("name", "needed_by", "ok", "detail", "fix")
+        _json({"ready": ready, "summary": line, "checks": [{f: getattr(c, f) for f in fields} for c in checks]})
+        if not ready:
+            raise typer.Exit(CheckFailed.exit_code)
+        return
     for check in checks:
         _echo(check.line())
-    ready, line = checking.summary(checks)
     if not ready:
         raise CheckFailed(line)
     _echo(line)
@@ -1205,11 +1313,16 @@ MoveTimeoutOption = Annotated[
 
 
 @tenants_app.command("list")
-def tenants_list(ctx: typer.Context, env: EnvArgument, out: OutOption = None) -> None:
+def tenants_list(ctx: typer.Context, env: EnvArgument, out: OutOption = None, form: TableOrJson = "table") -> None:
     """Every tenant with the service serving it, and its live state when ENV runs here."""
     from deploytool import tenants
 
+    as_json = _table_or_json(form)
     rows = tenants.tenant_rows(tenants.layout(_spec(ctx), env, out), os.environ)
+    if as_json:
+        known = [(t, svc, None if state == "-" else state, None if me == "-" else me) for t, svc, state, me in rows]
+        _json([{"tenant": t, "service": svc, "state": state, "me": me} for t, svc, state, me in known])
+        return
     _echo(f"{'TENANT':12} {'SERVICE':24} {'STATE':13} ME")
     for tenant, service, state, me in rows:
         _echo(f"{tenant:12} {service:24} {state:13} {me}")
@@ -1283,13 +1396,11 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a writer whose read
 def _stdout_closed() -> bool:
     """True once typer has met a closed stdout (EPIPE): it then wraps stdout and stderr to silence their
     flushes. Unwrapped again here, so a later call in this process (tests) writes as usual."""
-    from typer._click.utils import PacifyFlushWrapper
-
-    if not isinstance(sys.stdout, PacifyFlushWrapper):
+    wrapped = getattr(sys.stdout, "wrapped", None)  # click's wrapper keeps the stream it silences as `wrapped`
+    if wrapped is None:
         return False
-    sys.stdout = sys.stdout.wrapped
-    if isinstance(sys.stderr, PacifyFlushWrapper):
-        sys.stderr = sys.stderr.wrapped
+    sys.stdout = wrapped
+    sys.stderr = getattr(sys.stderr, "wrapped", sys.stderr)
     return True
 
 
@@ -1304,16 +1415,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except typer.Exit as exc:
         return exc.exit_code
-    except NoArgsIsHelpError as exc:  # `deploytool` or `deploytool railway` alone: the help, on stderr
-        exc.show()
-        return 2
-    except UsageError as exc:  # bad option, missing argument: the usage line and one error line
-        if exc.ctx is not None:
-            _warn(exc.ctx.get_usage())
-        _warn(f"error: {exc.format_message()}")
-        return 2
-    except typer.TyperException as exc:  # click's other errors (a file that does not open)
-        _warn(f"error: {exc.format_message()}")
+    except typer.TyperException as exc:  # click's errors, as typer raises them
+        usage_of = getattr(exc, "ctx", None)  # a usage error carries the command's context
+        if usage_of is not None and exc.format_message() == usage_of.get_help():
+            _warn(exc.format_message())  # `deploytool` or `deploytool railway` alone: the help, on stderr
+            return 2
+        if usage_of is not None:  # bad option, missing argument: the usage line and one error line
+            _warn(usage_of.get_usage())
+        _warn(f"error: {exc.format_message()}")  # or another of click's errors (a file that does not open)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):  # Ctrl-C or end of input at one of `init`'s questions
         _warn("aborted")

@@ -92,11 +92,17 @@ def read_lock(loaded: LoadedSpec) -> dict[str, int]:
 
 
 def plan_environment(
-    spec_path: Path, env_name: str, sets: Sequence[str] = (), local: bool = True
+    spec_path: Path,
+    env_name: str,
+    sets: Sequence[str] = (),
+    local: bool = True,
+    lock: Mapping[str, int] | None = None,
 ) -> tuple[LoadedSpec, Plan]:
-    """`local`: merge this checkout's `environments/<env>.local.yaml` (false: the committed spec alone)."""
+    """`local`: merge this checkout's `environments/<env>.local.yaml` (false: the committed spec alone).
+    `lock`: plan with this shard assignment instead of the lock file's (`tenants move`)."""
     loaded = load_spec(spec_path, env_name, sets, local)
-    lock = read_lock(loaded) if loaded.spec.topology.kind is Topology.sharded else None
+    if lock is None and loaded.spec.topology.kind is Topology.sharded:
+        lock = read_lock(loaded)
     plan = build_plan(loaded.spec, env_name, lock)
     out_of_range = ports_out_of_range(plan)  # before rendering: no target, nor the manifest, holds such a port
     if out_of_range:
@@ -105,11 +111,17 @@ def plan_environment(
 
 
 def render_environment(
-    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = (), local: bool = True
+    spec_path: Path,
+    env_name: str,
+    out: Path | None = None,
+    sets: Sequence[str] = (),
+    local: bool = True,
+    lock: Mapping[str, int] | None = None,
 ) -> Rendered:
     """`sets`: `--set PATH=VALUE` arguments, merged after the overlays (and the local overlay, if any, unless
-    `local` is false). With either applied, the default output folder is `deploy/<env>.local/`."""
-    loaded, plan = plan_environment(spec_path, env_name, sets, local)
+    `local` is false). With either applied, the default output folder is `deploy/<env>.local/`. `lock`: a shard
+    assignment to plan with instead of the lock file's."""
+    loaded, plan = plan_environment(spec_path, env_name, sets, local, lock)
     ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
     with located_env_errors(loaded):
         return Rendered(loaded, plan, ctx, render_all(plan, ctx))

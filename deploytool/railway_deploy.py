@@ -558,23 +558,37 @@ def age(created_at: str, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def remote_ps(
+def remote_rows(
     cli: str,
     environ: Mapping[str, str],
     cwd: Path,
     environment: str,
     services: Sequence[str],
     now: datetime | None = None,
-) -> list[str]:
-    """One line per service: its latest deployment's status, id and age (`railway deployment list`)."""
-    lines = [f"{'SERVICE':24} {'RUNNER':9} {'STATE':12} {'DEPLOYMENT':38} AGE"]
+) -> list[dict[str, Any]]:
+    """Each service's latest deployment (`railway deployment list`): status, id, age; `ps --format json`."""
+    rows: list[dict[str, Any]] = []
     for service in services:
         found = list_deployments(cli, environ, cwd, service, environment, limit=1)
         latest = found[0] if found else None
-        state = latest.status if latest else "NO DEPLOYMENT"
+        rows.append(
+            {
+                "service": service,
+                "runner": "railway",
+                "state": latest.status if latest else "NO DEPLOYMENT",
+                "deployment": latest.id if latest else None,
+                "age": age(latest.created_at, now) if latest else None,
+            }
+        )
+    return rows
+
+
+def remote_ps(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`remote_rows` as `ps`'s table."""
+    lines = [f"{'SERVICE':24} {'RUNNER':9} {'STATE':12} {'DEPLOYMENT':38} AGE"]
+    for row in rows:
         lines.append(
-            f"{service:24} {'railway':9} {state:12} {latest.id if latest else '-':38} "
-            f"{age(latest.created_at, now) if latest else '-'}"
+            f"{row['service']:24} {row['runner']:9} {row['state']:12} {row['deployment'] or '-':38} {row['age'] or '-'}"
         )
     return lines
 

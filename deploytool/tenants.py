@@ -18,7 +18,6 @@ HTTP goes through requests, imported when a live environment is touched.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,13 +147,8 @@ def rebalance_moves(assignment: Mapping[str, int], shards: list[int], order: lis
 def write_assignment(lay: Layout, assignment: Mapping[str, int]) -> Rendered:
     """Plan with `assignment` as the lock, check, and write every artifact (the lock file among them)."""
     from deploytool import pipeline
-    from deploytool.plan import build_plan
-    from deploytool.render import RenderContext
-    from deploytool.targets import render_all
 
-    plan = build_plan(lay.loaded.spec, lay.env, assignment)
-    ctx = RenderContext(root=lay.loaded.root, out=lay.out)
-    rendered = pipeline.Rendered(lay.loaded, plan, ctx, render_all(plan, ctx))
+    rendered = pipeline.render_environment(lay.spec_path, lay.env, lay.out, lock=assignment)
     pipeline.require_no_errors(pipeline.findings_of(rendered, consumers=False))
     pipeline.write(rendered)
     return rendered
@@ -173,6 +167,7 @@ class Live:
     urls: dict[str, str]  # service -> base URL on this machine
     key: str
     session: requests.Session
+    note: str | None = None  # the names this shell has otherwise than `up` had them
 
     def url(self, service: str) -> str:
         try:
@@ -181,13 +176,9 @@ class Live:
             raise CheckFailed(f"{service}: no URL on this machine in the manifest") from None
 
     def call(self, method: str, service: str, path: str) -> requests.Response:
-        import requests
+        from deploytool.run import live
 
-        url = self.url(service) + path
-        try:
-            return self.session.request(method, url, headers={"X-Api-Key": self.key}, timeout=HTTP_TIMEOUT_S)
-        except requests.RequestException as exc:
-            raise CheckFailed(f"{method} {url}: {type(exc).__name__}: no answer from {service}") from None
+        return live.call(self.session, method, self.url(service) + path, HTTP_TIMEOUT_S, {"X-Api-Key": self.key})
 
     def status(self, service: str, tenant: str) -> dict[str, Any] | None:
         """node's status of the tenant on that shard; None when the shard does not know it (404)."""
@@ -199,10 +190,12 @@ class Live:
         data: dict[str, Any] = response.json()
         return data
 
-    def postgres_store(self, service: str) -> bool:
-        """What the shard itself runs: locally the store follows the runner's DATABASE_URL (node's rule)."""
+    def session_store(self, service: str) -> str:
+        """What the shard itself runs (`postgres` or `files`): locally the store follows the DATABASE_URL the
+        shard was started with (node's rule)."""
         response = self.call("GET", service, "/health")
-        return bool(response.ok and response.json().get("session_store") == "postgres")
+        store = response.json().get("session_store") if response.ok else None
+        return store if isinstance(store, str) else "unknown"
 
 
 def live(lay: Layout, environ: Mapping[str, str]) -> Live | None:
@@ -210,18 +203,20 @@ def live(lay: Layout, environ: Mapping[str, str]) -> Live | None:
     from deploytool import run
     from deploytool.output import read_manifest
     from deploytool.output.secrets import secret_values
-    from deploytool.run.supervisor import _health_session
+    from deploytool.run import live as live_layer
+    from deploytool.run.environment import as_up_had_it
 
     current = run.running_runner(lay.out)
     if current is None:
         return None
+    taken = as_up_had_it(lay.out, environ)  # a shard restarts on the session store `up` gave it
+    environ = taken.environ
     manifest = read_manifest(lay.out)
     key = secret_values(["WHATSAPP_API_KEY"], lay.out, environ).get("WHATSAPP_API_KEY")
     if not key:
         raise UserError(f"WHATSAPP_API_KEY: not in the environment or {lay.out / '.secrets.env'}")
     urls = {s.name: s.local_url for s in manifest.services if s.local_url}
-    # loopback only: never through a proxy from the environment (see _health_session)
-    return Live(lay.out, current, environ, urls, key, _health_session())
+    return Live(lay.out, current, environ, urls, key, live_layer.client(), taken.note(lay.out))
 
 
 def tenant_rows(lay: Layout, environ: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
@@ -373,6 +368,8 @@ def move(
 
     The caller holds the output folder's lock (`move_command`, `rebalance_command`)."""
     here = live(lay, environ)
+    if here is not None and here.note:
+        say(f"  {here.note}")
     for step in moves:
         assignment = {**lay.assignment, step.tenant: step.target}
         old, new = lay.service_of(step.source), lay.service_of(step.target)
@@ -431,8 +428,11 @@ def _move_live(
         write_atomic(_pending_path(lay), json.dumps(record, sort_keys=True) + "\n")  # before anything changes
     else:
         before = {k: resume.get(k) for k in ("state", "me") if resume.get(k) is not None}
+    from deploytool.run.sessions import session_files
+
     me = before.get("me")
-    postgres = here.postgres_store(old)
+    stores = {old: here.session_store(old)}
+    sessions = session_files(stores[old], here.runner.name, here.out, here.environ)
     response = here.call("POST", old, f"/tenants/{tenant}/release")
     if response.status_code not in (200, 404):  # 404: the shard never ran it (or let go of it already)
         raise CheckFailed(f"{old}: POST /tenants/{tenant}/release -> HTTP {response.status_code}: {response.text}")
@@ -441,22 +441,23 @@ def _move_live(
     restart = _restarter(here, timeout_s, say)
     restart(old)
     # file store: the folder moves while neither shard runs the tenant (released there, not yet listed here)
-    copied = not postgres and here.runner.copy_auth(here.out, here.environ, old, new, tenant)
+    copied = sessions.copy(old, new, tenant)
     if copied:
         say(f"  copied the session files of tenant {tenant} from {old} to {new}")
     restart(new)
+    stores[new] = here.session_store(new)
     if me or before.get("state") == "connected":
         response = here.call("POST", new, f"/tenants/{tenant}/connect")
         if response.status_code not in (202, 409):  # 409: it connected by itself already
             raise CheckFailed(f"{new}: POST /tenants/{tenant}/connect -> HTTP {response.status_code}: {response.text}")
-        status = _wait_connected(here, new, tenant, timeout_s)
+        status = _wait_connected(here, new, tenant, timeout_s, stores)
         if me and status.get("me") != me:
             raise CheckFailed(f"{new}: tenant {tenant} connected as {status.get('me')!r}, not {me!r}")
         say(f"  connected on {new} as {status.get('me')}, no new scan")
     else:
         say(f"  tenant {tenant} was not linked: {new} serves it from now on (its QR is there)")
     if copied:
-        here.runner.remove_auth(here.out, here.environ, old, tenant)  # only now that the new shard holds it
+        sessions.remove(old, tenant)  # only now that the new shard holds it
         say(f"  removed the old session files of tenant {tenant} on {old}")
     for svc in lay.plan.services:  # web and workers: every process holding the routes
         if "WHATSAPP_TENANT_URLS" in svc.env_dict():
@@ -472,15 +473,22 @@ def _restarter(here: Live, timeout_s: float, say: Say) -> Callable[[str], None]:
     return restart
 
 
-def _wait_connected(here: Live, service: str, tenant: str, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
+def _wait_connected(
+    here: Live, service: str, tenant: str, timeout_s: float, stores: Mapping[str, str]
+) -> dict[str, Any]:
+    from deploytool.run import live as live_layer
+
     status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def connected() -> bool:
+        nonlocal status
         status = here.status(service, tenant) or {}
-        if status.get("state") == "connected":
-            return status
-        time.sleep(POLL_S)
+        return status.get("state") == "connected"
+
+    if live_layer.wait_until(connected, timeout_s, POLL_S):
+        return status
+    used = ", ".join(f"{name} {store}" for name, store in stores.items())
     raise CheckFailed(
         f"{service}: tenant {tenant} not connected within {timeout_s:g} s (state {status.get('state')!r}, "
-        f"last error {status.get('last_error')!r}); the lock already names {service}"
+        f"last error {status.get('last_error')!r}; session store: {used}); the lock already names {service}"
     )

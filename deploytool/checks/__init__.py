@@ -10,7 +10,7 @@ from deploytool.plan.model import Finding, Plan
 from deploytool.render.artifacts import Artifact, RenderContext
 from deploytool.targets import TargetPlugin, plugins_of
 
-__all__ = ["TargetChecks", "check_artifacts", "check_plan", "start_artifact_checks"]
+__all__ = ["TargetChecks", "check_plan", "start_artifact_checks"]
 
 
 class TargetChecks:
@@ -52,15 +52,11 @@ class TargetChecks:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def check_artifacts(plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True) -> list[Finding]:
-    """Every target's consumer checks on its files; `deep` adds the slow ones (Compose v2 itself)."""
-    return start_artifact_checks(plan, ctx, artifacts, deep)()
-
-
 def start_artifact_checks(
     plan: Plan, ctx: RenderContext, artifacts: list[Artifact], deep: bool = True
 ) -> Callable[[], list[Finding]]:
-    """`check_artifacts`, started (every target at once, on every file): returns what collects the findings."""
+    """Every target's consumer checks on its files (`deep` adds the slow ones, Compose v2 itself), started at once
+    on every file: returns what collects the findings."""
     checks = TargetChecks(plan, ctx, deep)
     for target in plugins_of(plan):
         checks.start(target, artifacts)

@@ -74,6 +74,7 @@ class ManifestProcess(Model):
 
     command: str = Field(min_length=1)
     env_file: InsidePath
+    health_command: str | None = None  # from the project root, with the service's environment: exit 0 = healthy
 
 
 class ManifestService(Model):
@@ -81,6 +82,7 @@ class ManifestService(Model):
     role: Role
     port: Annotated[int | None, BeforeValidator(whole_number)] = Field(None, ge=1, le=65535)  # None: no listener
     health_path: str | None = Field(pattern=r"^/", default=None)
+    health_command: str | None = None  # worker, generic: its container healthcheck (no URL to ask)
     tenants: list[TenantId]
     # where the runners on this machine expose it
     local_url: str | None = Field(None, pattern=r"^http://127\.0\.0\.1:\d+$")
@@ -200,6 +202,7 @@ def build_manifest(
             role=svc.role,
             port=svc.port,
             health_path=svc.health_path,
+            health_command=svc.health_command,
             tenants=list(svc.tenants),
             local_url=None if svc.port is None else f"http://127.0.0.1:{svc.port}",
             public_url=public.get(svc.name),

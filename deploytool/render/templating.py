@@ -122,11 +122,6 @@ def call(function: str, *args: object, **kwargs: object) -> PySource:
     return PySource(f"{identifier(function)}({', '.join(parts)})")
 
 
-def pyrepr(value: object) -> PySource:
-    """The literal of `value` (the name the Railway target has always used)."""
-    return literal(value)
-
-
 def _only_python_source(value: object) -> PySource:
     if isinstance(value, PySource):
         return value

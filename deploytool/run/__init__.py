@@ -7,6 +7,6 @@ docker-compose.yml to Docker Compose v2.
 """
 
 from deploytool.run.base import Event, Runner, ServiceStatus
-from deploytool.run.runners import RUNNERS, down, runner, running_runner
+from deploytool.run.runners import RUNNERS, PsRow, down, ps_rows, runner, running_runner
 
-__all__ = ["RUNNERS", "Event", "Runner", "ServiceStatus", "down", "runner", "running_runner"]
+__all__ = ["RUNNERS", "Event", "PsRow", "Runner", "ServiceStatus", "down", "ps_rows", "runner", "running_runner"]

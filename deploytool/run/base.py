@@ -23,6 +23,9 @@ class ServiceStatus:
     pid: int | None = None
     log: Path | None = None
     detail: str = ""
+    exit_code: int | None = None  # of the last run, once it ended (None: runs, or not known)
+    started_at: float | None = None  # seconds since the epoch, while it runs (`ps`'s uptime)
+    addon: bool = False  # postgres, redis: run beside the services (compose), not from the spec's services
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,22 @@ class Event:
 
 
 EventHandler = Callable[[Event], None]
+Environ = Mapping[str, str]
 
 
 class Runner(Protocol):
     name: str
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
-        """Start every service of the rendered folder and return once each is healthy."""
+        """Start every service of the rendered folder and return once each is healthy; on a running folder, start
+        what is missing and restart what changed, like `docker compose up -d` (`recreate`: everything)."""
         ...
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        """Stop exactly what `up` started; `volumes` also removes the data volumes it made."""
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        """Stop exactly what `up` started; `volumes` also removes the data volumes it made, `rmi_local` the images
+        it built (never a pulled one)."""
         ...
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
@@ -68,13 +74,4 @@ class Runner(Protocol):
 
     def run_command(self, out_dir: Path, environ: Mapping[str, str], service: str, argv: Sequence[str]) -> int:
         """Run one command with exactly `service`'s environment; its exit code (`deploytool run`)."""
-        ...
-
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        """Copy `folder` of service `source`'s AUTH_ROOT (a tenant's session files) into `target`'s, without its
-        `.lock`; False when `source` has no such folder (`deploytool tenants move`, file store)."""
-        ...
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        """Remove `folder` of the service's AUTH_ROOT (the old copy, once the tenant runs elsewhere)."""
         ...

@@ -20,36 +20,26 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.fs import write_atomic
 from deploytool.output.secrets import SECRETS_FILE, read_secrets
 from deploytool.redact import redact_values as redact
-from deploytool.run import engine
+from deploytool.run import engine, live
+from deploytool.run import state as run_state
 from deploytool.run.base import ServiceStatus
+from deploytool.run.environment import record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import port_in_use
-from deploytool.run.state import (
-    RunState,
-    own_run_dir,
-    read_state,
-    refuse_if_running,
-    remove_state,
-    run_dir,
-    run_lock,
-    write_state,
-)
+from deploytool.run.procs import refuse_taken_ports, stop_group
+from deploytool.run.state import RunState, read_state, run_dir, run_lock
 from deploytool.safeio import read_text
+from deploytool.targets.compose import COMPOSE_FILE
 
-COMPOSE_FILE = "docker-compose.yml"
 OVERRIDE_VAR = "DEPLOYTOOL_COMPOSE_OVERRIDE"
 PROJECT_VAR = "DEPLOYTOOL_COMPOSE_PROJECT"  # `--project-name`
 BUILD_NETWORK_VAR = "DEPLOYTOOL_BUILD_NETWORK"  # `--build-network`
@@ -59,7 +49,6 @@ DEFAULT_ENGINE_DIR = "/var/cache/deploytool-engine"  # scripts/engine's private 
 BUILD_TIMEOUT_S = 900.0
 PROJECT_FILE = "compose-project"  # under .run/: the project name `up` used, for down/ps/logs/restart
 RUNTIME_OVERRIDE = "compose-override.yml"  # under .run/: this machine's build network, never rendered
-POLL_INTERVAL_S = 0.3
 PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LOG_LINES = 20
@@ -147,8 +136,13 @@ def project_name(out_dir: Path, environ: Mapping[str, str] | None = None) -> str
     return f"{file_project_name(out_dir)}-{digest}"
 
 
+def used_here(out_dir: Path) -> bool:
+    """True when `up --runner compose` ran for this folder once (it keeps the project name under `.run/`)."""
+    return (run_dir(Path(out_dir)) / PROJECT_FILE).is_file()
+
+
 def _store_project(out_dir: Path, project: str) -> None:
-    write_atomic(own_run_dir(out_dir) / PROJECT_FILE, project + "\n")
+    write_atomic(run_state.own_run_dir(out_dir) / PROJECT_FILE, project + "\n")
 
 
 def _refuse_foreign(out_dir: Path, environ: Mapping[str, str], project: str) -> None:
@@ -212,7 +206,7 @@ def _runtime_override(out_dir: Path, environ: Mapping[str, str]) -> Path | None:
 
     data = yaml.safe_load(compose_text(out_dir)) or {}
     services = {n: {"build": {"network": network}} for n, s in (data.get("services") or {}).items() if "build" in s}
-    own_run_dir(out_dir)
+    run_state.own_run_dir(out_dir)
     write_atomic(path, yaml.safe_dump({"services": services}, sort_keys=True))
     return path
 
@@ -393,7 +387,7 @@ def compose_build(
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _stop_group(process)
+        stop_group(process)
         reader.join(5)
         stuck = log.running()
         where = "; ".join(f"service {svc} at step {step}" for svc, step in stuck) or "before its first step"
@@ -402,7 +396,7 @@ def compose_build(
             redact(f"build did not finish within {timeout_s:g} s: {where}{hint}", _secrets(out_dir, environ))
         ) from None
     except BaseException:  # Ctrl-C: no build left behind
-        _stop_group(process)
+        stop_group(process)
         raise
     reader.join(5)
     if process.returncode != 0:
@@ -415,36 +409,7 @@ def compose_build(
         raise CheckFailed(redact(head + body, _secrets(out_dir, environ)))
 
 
-def _stop_group(process: subprocess.Popen[str]) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=wait_s)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-
-
 # ---- up / down / restart / status ----------------------------------------------------------------------
-
-
-def _refuse_taken_ports(manifest: RunManifest) -> None:
-    """The procfile runner's check, before Compose creates anything: Compose's own bind error comes mid-output,
-    after other containers already started."""
-    taken = [
-        f"service {svc.name}: port {svc.port}"
-        for svc in manifest.services
-        if svc.port and port_in_use(urlsplit(svc.local_url or "").hostname or "127.0.0.1", svc.port)
-    ]
-    if taken:
-        raise UserError(
-            "port already in use by another process: "
-            + "; ".join(taken)
-            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
-        )
 
 
 def _live(containers: list[engine.ContainerState]) -> list[engine.ContainerState]:
@@ -459,9 +424,10 @@ def compose_up(
     build: bool = True,
     wait_timeout_s: float = 300.0,
     progress: Callable[[str], None] | None = None,
+    force_recreate: bool = False,
 ) -> list[str]:
     """Build (own deadline), `docker compose up -d`, then wait until every service answers its /health from
-    here, as the procfile runner does. On any failure, what this call created is removed again."""
+    here, as the procfile runner does. On a failed first `up`, what this call created is removed again."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
@@ -469,26 +435,26 @@ def compose_up(
     timeout_s = build_timeout(environ)
     with run_lock(out_dir):
         _refuse_foreign(out_dir, environ, project)
-        running = _live(engine.project_containers(environ, project, str(out_dir)))
-        if running:
-            # The procfile runner's rule: a second `up` is refused, never a silent rebuild and recreate.
-            names = ", ".join(sorted({c.service for c in running}))
-            raise UserError(
-                f"{out_dir}: already running from a previous `deploytool up` (compose project {project}: {names}); "
-                f"run `{manifest.down_hint}` first, or `deploytool restart {manifest.environment} SERVICE`"
-            )
+        # Like `docker compose up -d` on a project that runs: Compose itself starts what is missing, recreates
+        # what changed (configuration, image) and leaves the rest; `force_recreate` recreates everything.
+        converging = bool(_live(engine.project_containers(environ, project, str(out_dir))))
         state = read_state(out_dir)
-        if state is not None and state.runner == "compose":
-            remove_state(out_dir)  # left by containers that are gone since
-        refuse_if_running(out_dir, "compose", manifest.down_hint)
-        _refuse_taken_ports(manifest)  # before anything is created: one line naming the service and port
+        if state is not None and state.runner == "compose" and not converging:
+            run_state.remove_state(out_dir)  # left by containers that are gone since
+        run_state.refuse_if_running(out_dir, "compose", manifest.down_hint)
+        if not converging:  # before anything is created: one line naming the service and port
+            refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
         _store_project(out_dir, project)
-        write_state(out_dir, RunState("compose", manifest.environment))  # so `down` knows, even after a failure
+        run_state.write_state(
+            out_dir, RunState("compose", manifest.environment)
+        )  # so `down` knows, even after a failure
+        record_up_environ(out_dir, manifest.services, environ)
         try:
             _runtime_override(out_dir, environ)
             if build:
                 compose_build(out_dir, environ, docker, timeout_s, progress)
             args = ["up", "-d", "--remove-orphans", *(["--no-build"] if build else [])]  # built just above
+            args += ["--force-recreate"] if force_recreate else []
             command = compose_command(out_dir, docker, *args, environ=environ)
             try:
                 _run_compose(out_dir, command, environ, capture_output, "up")
@@ -497,9 +463,11 @@ def compose_up(
                 raise (CheckFailed(bind) if bind else exc) from None
             _wait_ready(out_dir, manifest, environ, project, wait_timeout_s, progress)
         except BaseException:
-            # Leave nothing running after a failed `up` (volumes stay: they may hold sessions from earlier runs).
-            _down_quietly(out_dir, docker, environ)
-            remove_state(out_dir)
+            if not converging:
+                # Leave nothing running after a failed first `up` (volumes stay: they may hold sessions from
+                # earlier runs). A converge leaves what ran: `ps` shows what did not come up.
+                _down_quietly(out_dir, docker, environ)
+                run_state.remove_state(out_dir)
             raise
     return [svc.name for svc in manifest.services]
 
@@ -520,9 +488,9 @@ def _wait_ready(
     """Every service ready: its /health answers 200 here, or (no health path) its container runs, healthy by
     the engine where it has a check (workers: running). Polling here, not `up --wait`, because the engine
     checks health at its `interval` (5 s; `start_interval` needs Engine 25) and would add that to every `up`."""
-    started = time.monotonic()
     waiting: dict[str, str] = {svc.name: "not started" for svc in manifest.services}
-    while True:
+
+    def all_ready() -> bool:
         statuses = {s.name: s for s in compose_status(out_dir, environ, project=project, timeout_s=1.0)}
         for name in list(waiting):
             status = statuses[name]
@@ -538,57 +506,67 @@ def _wait_ready(
                 )
             else:
                 waiting[name] = f"{status.state}{f' ({status.detail})' if status.detail else ''}"
-        if not waiting:
-            return
-        if time.monotonic() - started >= deadline_s:
-            said = "; ".join(f"{name}: {why}" for name, why in waiting.items())
-            raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
-        time.sleep(POLL_INTERVAL_S)
+        return not waiting
+
+    if not live.wait_until(all_ready, deadline_s):
+        said = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+        raise CheckFailed(f"not ready within {deadline_s:g} s: {said}" + diagnose(out_dir, environ))
+
+
+def addon_services(out_dir: Path) -> list[str]:
+    """The compose file's services that are not the spec's (postgres, redis): the add-ons Compose runs."""
+    import yaml
+
+    services = (yaml.safe_load(compose_text(out_dir)) or {}).get("services") or {}
+    own = {svc.name for svc in load_manifest(out_dir).services}
+    return sorted(name for name in services if name not in own)
+
+
+def _engine_state(containers: list[engine.ContainerState]) -> tuple[str, engine.ContainerState]:
+    """One word for a service's containers as the engine sees them (its healthcheck, where it has one)."""
+    running = [c for c in containers if c.status == "running"]
+    if not running:
+        worst = containers[0]
+        return ("restarting" if worst.status == "restarting" else "stopped"), worst
+    healths = {c.health for c in running}
+    if healths <= {None}:
+        return "running", running[0]  # the procfile runner's word for a service without a health check
+    if healths <= {"healthy"}:
+        return "healthy", running[0]
+    return ("unhealthy" if "unhealthy" in healths else "starting"), running[0]
 
 
 def compose_status(
     out_dir: Path, environ: Mapping[str, str], *, project: str | None = None, timeout_s: float = 2.0
 ) -> list[ServiceStatus]:
     """What the engine reports for this folder's containers, in the procfile runner's words: `not created`
-    (no container), `stopped`/`restarting`, `running` (no health path), else /health asked from here."""
-    import requests
-
+    (no container), `stopped`/`restarting`, `running` (no health check), the engine's health (add-ons, workers),
+    else /health asked from here. The add-ons (postgres, redis) come last."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     project = project or project_name(out_dir, environ)
     containers = engine.project_containers(environ, project, str(out_dir))
+    wanted = [(svc.name, svc.local_url or "-", svc.health_url, False) for svc in manifest.services]
+    # services whose container healthcheck checks more than that it runs (a worker's `health_command`)
+    engine_checked = {svc.name for svc in manifest.services if svc.health_command}
+    wanted += [(name, "-", None, True) for name in addon_services(out_dir)]
     result = []
-    with requests.Session() as client:
-        client.trust_env = False  # our own containers on loopback: never through the caller's HTTP_PROXY
-        for svc in manifest.services:
-            url = svc.local_url or "-"
-            mine = [c for c in containers if c.service == svc.name]
-            live = [c for c in mine if c.status == "running"]
+    with live.client() as client:
+        for name, url, health_url, addon in wanted:
+            mine = [c for c in containers if c.service == name]
             if not mine:
-                result.append(ServiceStatus(svc.name, "not created", url, svc.health_url))
+                result.append(ServiceStatus(name, "not created", url, health_url, addon=addon))
                 continue
-            if not live:
-                worst = mine[0]
-                state = "restarting" if worst.status == "restarting" else "stopped"
-                detail = f"{worst.status}, exit code {worst.exit_code}"
-                result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
-                continue
-            if svc.health_url is None:
-                healths = {c.health for c in live}
-                if svc.role.value == "worker" or healths <= {None, "healthy"}:
-                    state = "running"  # the procfile runner's word for a service without a health path
-                else:
-                    state = "unhealthy" if "unhealthy" in healths else "starting"
-                result.append(ServiceStatus(svc.name, state, url, None))
-                continue
-            try:
-                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
-                    code = response.status_code
-                detail = f"HTTP {code}"
-            except requests.RequestException as exc:
-                code, detail = 0, type(exc).__name__
-            state = "healthy" if code == 200 else "unhealthy"
-            result.append(ServiceStatus(svc.name, state, url, svc.health_url, detail=detail))
+            state, seen = _engine_state(mine)
+            detail = f"{seen.status}, exit code {seen.exit_code}" if state in ("stopped", "restarting") else ""
+            ended = seen.exit_code if seen.status != "running" else None
+            started = seen.started_at if seen.status == "running" else None
+            if health_url is not None and seen.status == "running":
+                health = live.check_health(client, health_url, timeout_s)
+                state, detail = ("healthy" if health.ok else "unhealthy"), health.detail
+            elif not addon and state == "healthy" and name not in engine_checked:
+                state = "running"  # the procfile runner's word: its healthcheck (`exit 0`) only says it runs
+            result.append(ServiceStatus(name, state, url, health_url, None, None, detail, ended, started, addon))
     return result
 
 
@@ -599,20 +577,23 @@ def compose_down(
     capture_output: bool = False,
     locked: bool = False,
     volumes: bool = False,
+    rmi_local: bool = False,
 ) -> list[str]:
     """`docker compose … down`: removes containers and networks; named volumes (WhatsApp sessions, the database)
-    only with `volumes=True`. Only this folder's project: refused when its name is held by another folder."""
+    only with `volumes=True`; with `rmi_local` the images Compose built for this project (`--rmi local`: those
+    without an `image:` name, never a pulled postgres or redis). Only this folder's project: refused when its name
+    is held by another folder."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
-    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else [])]
+    args = ["down", "--remove-orphans", *(["--volumes"] if volumes else []), *(["--rmi", "local"] if rmi_local else [])]
     with nullcontext() if locked else run_lock(out_dir):
         _refuse_foreign(out_dir, environ, project_name(out_dir, environ))
         command = compose_command(out_dir, docker, *args, environ=environ)
         _run_compose(out_dir, command, environ, capture_output, "down")
         state = read_state(out_dir)
         if state is not None and state.runner == "compose":
-            remove_state(out_dir)
+            run_state.remove_state(out_dir)
     return [svc.name for svc in manifest.services]
 
 
@@ -631,60 +612,3 @@ def compose_restart(out_dir: Path, environ: Mapping[str, str], service: str, *, 
         ):
             command = compose_command(out_dir, docker, *args, environ=environ)
             _run_compose(out_dir, command, environ, True, " ".join(args[:1] + [service]))
-
-
-# ---- session folders: `deploytool tenants move` with the file store -------------------------------------------
-
-
-def _auth_root(out_dir: Path, service: str) -> str:
-    """The service's AUTH_ROOT as the rendered compose file gives it (a path in its container, on its volume)."""
-    import yaml
-
-    data = yaml.safe_load(compose_text(out_dir)) or {}
-    root = ((data.get("services") or {}).get(service) or {}).get("environment", {}).get("AUTH_ROOT")
-    if not root:
-        raise CheckFailed(f"{COMPOSE_FILE}: {service} has no AUTH_ROOT")
-    return str(root)
-
-
-def _container(out_dir: Path, docker: str, environ: Mapping[str, str], service: str) -> str:
-    command = compose_command(out_dir, docker, "ps", "-a", "-q", service, environ=environ)
-    result = subprocess.run(command, cwd=out_dir, capture_output=True, text=True, env=dict(environ), timeout=60)
-    ids = result.stdout.split()
-    if result.returncode != 0 or not ids:
-        raise CheckFailed(f"{service}: no container ({result.stderr.strip() or 'not created'})")
-    return ids[0]
-
-
-def _engine(docker: str, environ: Mapping[str, str], *args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run([docker, *args], input=stdin, capture_output=True, timeout=300, env=dict(environ))
-    if result.returncode != 0:
-        raise CheckFailed(f"docker {args[0]}: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout
-
-
-def compose_copy_auth(out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-    """Copy `folder` of `source`'s AUTH_ROOT into `target`'s, volume to volume through the engine: `docker cp`
-    streams a tar out of one container and into the other (no host path, so it works on a remote engine too).
-    Without its `.lock`. False when `source` has no such folder."""
-    out_dir = Path(out_dir).resolve()
-    docker = _check_ready(out_dir, environ)
-    old, new = _container(out_dir, docker, environ, source), _container(out_dir, docker, environ, target)
-    from_path, into = f"{_auth_root(out_dir, source)}/{folder}", _auth_root(out_dir, target)
-    try:
-        archive = _engine(docker, environ, "cp", f"{old}:{from_path}", "-")
-    except CheckFailed:
-        return False  # no folder: a tenant that never started there
-    _engine(docker, environ, "exec", new, "rm", "-rf", f"{into}/{folder}")  # a stale copy of an earlier stay
-    _engine(docker, environ, "exec", new, "mkdir", "-p", into)
-    _engine(docker, environ, "cp", "-", f"{new}:{into}", stdin=archive)
-    # the image's entrypoint gives what uid 1000 does not own to it at the next start (the shard restarts next)
-    _engine(docker, environ, "exec", new, "rm", "-f", f"{into}/{folder}/.lock")
-    return True
-
-
-def compose_remove_auth(out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-    out_dir = Path(out_dir).resolve()
-    docker = _check_ready(out_dir, environ)
-    container = _container(out_dir, docker, environ, service)
-    _engine(docker, environ, "exec", container, "rm", "-rf", f"{_auth_root(out_dir, service)}/{folder}")

@@ -24,6 +24,7 @@ class ContainerState:
     exit_code: int
     restart_count: int
     folder: str = ""  # the output folder that created it (FOLDER_LABEL)
+    started_at: float | None = None  # when it last started (seconds since the epoch), None: never
 
     @property
     def ok(self) -> bool:
@@ -53,6 +54,20 @@ def engine_problem(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+def _epoch(text: object) -> float | None:
+    """The engine's `2026-12-03T13:45:00.123456789Z` as seconds since the epoch; None for its zero time."""
+    from datetime import datetime
+
+    if not isinstance(text, str) or text.startswith("0001-"):
+        return None
+    head, _, fraction = text.rstrip("Z").partition(".")
+    try:
+        stamp = datetime.fromisoformat(head + "+00:00").timestamp()
+    except ValueError:
+        return None
+    return stamp + float(f"0.{fraction[:6] or 0}")
+
+
 def project_containers(environ: Mapping[str, str], project: str, folder: str | None = None) -> list[ContainerState]:
     """The containers of a Compose project; with `folder`, only those that output folder created."""
     client = _client(environ)
@@ -71,6 +86,7 @@ def project_containers(environ: Mapping[str, str], project: str, folder: str | N
                     exit_code=int(attrs.get("ExitCode", 0)),
                     restart_count=int(container.attrs.get("RestartCount", 0)),
                     folder=container.labels.get(FOLDER_LABEL, ""),
+                    started_at=_epoch(attrs.get("StartedAt")),
                 )
             )
         if folder is not None:

@@ -23,6 +23,7 @@ from deploytool.run.environment import process_env
 from deploytool.run.manifest import RunManifest, load_manifest
 from deploytool.run.state import RunState, read_state, run_lock, write_state
 from deploytool.safeio import read_text
+from deploytool.targets.compose import COMPOSE_FILE
 
 
 def _service(manifest: RunManifest, name: str) -> ManifestService:
@@ -97,8 +98,8 @@ def run_in_compose(out_dir: Path, environ: Mapping[str, str], service: str, argv
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     _service(manifest, service)
-    if read_text(out_dir / compose.COMPOSE_FILE, "writes the compose file") is None:
-        raise UserError(f"{out_dir / compose.COMPOSE_FILE}: not found; the environment needs the compose target")
+    if read_text(out_dir / COMPOSE_FILE, "writes the compose file") is None:
+        raise UserError(f"{out_dir / COMPOSE_FILE}: not found; the environment needs the compose target")
     docker = compose.docker_cli(environ)
     compose.require_engine(docker, environ)
     compose.require_compose(docker, environ)

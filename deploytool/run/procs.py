@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
 
@@ -136,3 +138,51 @@ def port_in_use(host: str, port: int) -> bool:
                 if exc.errno == errno.EADDRINUSE:
                     return True
     return False
+
+
+def refuse_taken_ports(services: Iterable[tuple[str, str | None, int | None]]) -> None:
+    """UserError naming every (service, local URL, port) whose port another process already listens on, before
+    anything starts: a bind error later comes mid-start, after other services already run."""
+    from urllib.parse import urlsplit
+
+    from deploytool.errors import UserError
+
+    taken = [
+        f"service {name}: port {port}"
+        for name, url, port in services
+        if port and port_in_use(urlsplit(url or "").hostname or "127.0.0.1", port)
+    ]
+    if taken:
+        raise UserError(
+            "port already in use by another process: "
+            + "; ".join(taken)
+            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
+        )
+
+
+def started_epoch(started: str) -> float | None:
+    """A process's start time (`start_time`) as seconds since the epoch, None where it cannot be told (/proc's
+    clock ticks after boot, added to the boot time /proc/stat gives)."""
+    if not started.isdigit():
+        return None
+    try:
+        text = (PROC / "stat").read_text()
+        boot = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return boot + int(started) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_group(process: subprocess.Popen[Any], waits: tuple[float, float] = (5.0, 5.0)) -> None:
+    """End a child started in its own session (`start_new_session`) with everything it started: SIGTERM to its
+    group, SIGKILL when it is still there after the first wait."""
+    for sig, wait_s in zip((signal.SIGTERM, signal.SIGKILL), waits, strict=True):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue

@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from deploytool.errors import UserError
 from deploytool.output.secrets import read_secrets
 from deploytool.redact import redact_url, redact_values
 from deploytool.run import compose, supervisor
-from deploytool.run.base import EventHandler, Runner, ServiceStatus
-from deploytool.run.environment import env_file_values
+from deploytool.run.base import Environ, EventHandler, Runner, ServiceStatus
 from deploytool.run.manifest import load_manifest
 from deploytool.run.state import read_state, run_dir
 from deploytool.safeio import read_from, read_tail
@@ -35,28 +35,18 @@ def _masked(out_dir: Path, environ: Mapping[str, str], text: str) -> str:
     return redact_url(redact_values(text, values))
 
 
-def _auth_dir(out_dir: Path, service: str) -> Path:
-    """The service's AUTH_ROOT folder on this machine, as its env file gives it (relative to the project root)."""
-    manifest = load_manifest(out_dir)
-    entry = next((s for s in manifest.services if s.name == service), None)
-    auth = env_file_values(entry, out_dir).get("AUTH_ROOT") if entry and entry.env_file else None
-    if not auth:
-        raise UserError(f"service {service!r}: no AUTH_ROOT in its env file")
-    return manifest.require_project_root() / auth
-
-
 class ProcfileRunner:
     """Every service as a process group here (the `local` target's Procfile)."""
 
     name = "procfile"
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
-        return supervisor.up(out_dir, environ, deadline_s=deadline_s, on_event=on_event)
+        return supervisor.up(out_dir, environ, deadline_s, on_event, force_recreate=recreate)
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        stopped = supervisor.down(out_dir, environ)
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        stopped = supervisor.down(out_dir, environ)  # `rmi_local`: it builds no image
         if volumes:
             # the procfile runner's "volumes": session folders it created under .run/data
             data = run_dir(out_dir) / "data"
@@ -65,7 +55,7 @@ class ProcfileRunner:
         return stopped
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
-        return supervisor.status(out_dir)
+        return supervisor.status(out_dir, environ=environ)
 
     def restart(
         self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
@@ -108,18 +98,6 @@ class ProcfileRunner:
 
         return run_here(out_dir, environ, service, argv)
 
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        source_dir, target_dir = _auth_dir(out_dir, source) / folder, _auth_dir(out_dir, target) / folder
-        if not source_dir.is_dir():
-            return False  # a tenant that never started there
-        if target_dir.exists():
-            shutil.rmtree(target_dir)  # a stale copy of an earlier stay on that shard: the source is current
-        shutil.copytree(source_dir, target_dir, ignore=shutil.ignore_patterns(".lock"))
-        return True
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        shutil.rmtree(_auth_dir(out_dir, service) / folder, ignore_errors=True)
-
 
 class ComposeRunner:
     """`docker compose` on the rendered docker-compose.yml (the `compose` target)."""
@@ -127,16 +105,16 @@ class ComposeRunner:
     name = "compose"
 
     def up(
-        self, out_dir: Path, environ: Mapping[str, str], deadline_s: float, on_event: EventHandler | None
+        self, out_dir: Path, environ: Environ, deadline_s: float, on_event: EventHandler | None, recreate: bool = False
     ) -> list[ServiceStatus]:
         def progress(line: str) -> None:  # build steps and readiness as they happen: a build is never silent
             print(line, file=sys.stderr, flush=True)
 
-        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s, progress=progress)
+        compose.compose_up(out_dir, environ, wait_timeout_s=deadline_s, progress=progress, force_recreate=recreate)
         return compose.compose_status(out_dir, environ)
 
-    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool) -> list[str]:
-        return compose.compose_down(out_dir, environ, volumes=volumes)
+    def down(self, out_dir: Path, environ: Mapping[str, str], volumes: bool, rmi_local: bool = False) -> list[str]:
+        return compose.compose_down(out_dir, environ, volumes=volumes, rmi_local=rmi_local)
 
     def status(self, out_dir: Path, environ: Mapping[str, str]) -> list[ServiceStatus]:
         return compose.compose_status(out_dir, environ)  # what the engine has, not what `up` once started
@@ -144,11 +122,11 @@ class ComposeRunner:
     def restart(
         self, out_dir: Path, environ: Mapping[str, str], service: str, deadline_s: float, on_event: EventHandler | None
     ) -> ServiceStatus:
-        names = [s.name for s in load_manifest(out_dir).services]
+        names = [s.name for s in load_manifest(out_dir).services] + compose.addon_services(out_dir)  # postgres too
         if service not in names:
             raise UserError(f"service {service!r}: not in this environment (known: {', '.join(names)})")
         compose.compose_restart(out_dir, environ, service, wait_timeout_s=deadline_s)
-        return next(s for s in supervisor.status(out_dir) if s.name == service)
+        return next(s for s in compose.compose_status(out_dir, environ) if s.name == service)
 
     def logs(
         self, out_dir: Path, environ: Mapping[str, str], service: str | None, lines: int, follow: bool
@@ -168,12 +146,6 @@ class ComposeRunner:
 
         return run_in_compose(out_dir, environ, service, argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
 
-    def copy_auth(self, out_dir: Path, environ: Mapping[str, str], source: str, target: str, folder: str) -> bool:
-        return compose.compose_copy_auth(out_dir, environ, source, target, folder)
-
-    def remove_auth(self, out_dir: Path, environ: Mapping[str, str], service: str, folder: str) -> None:
-        compose.compose_remove_auth(out_dir, environ, service, folder)
-
 
 RUNNERS: dict[str, Runner] = {r.name: r for r in (ProcfileRunner(), ComposeRunner())}
 
@@ -191,9 +163,67 @@ def running_runner(out_dir: Path) -> Runner | None:
     return None if state is None else runner(state.runner)
 
 
-def down(out_dir: Path, environ: Mapping[str, str] | None = None, volumes: bool = False) -> list[str]:
-    """Stop whatever `up` started in `out_dir`, with the runner that started it; [] when nothing runs."""
-    current = running_runner(Path(out_dir))
+def down(
+    out_dir: Path, environ: Mapping[str, str] | None = None, volumes: bool = False, rmi_local: bool = False
+) -> list[str]:
+    """Stop whatever `up` started in `out_dir`, with the runner that started it; [] when nothing runs.
+
+    `rmi_local` also removes the images this folder's Compose project built, even once nothing runs."""
+    out_dir = Path(out_dir)
+    environ = environ if environ is not None else os.environ
+    current = running_runner(out_dir)
     if current is None:
+        if rmi_local and compose.used_here(out_dir):  # stopped earlier: its built images may still be there
+            compose.compose_down(out_dir, environ, rmi_local=True)
         return []
-    return current.down(Path(out_dir), environ if environ is not None else os.environ, volumes)
+    return current.down(out_dir, environ, volumes, rmi_local)
+
+
+RUNNING_STATES = ("healthy", "running", "starting")
+
+
+@dataclass(frozen=True)
+class PsRow:
+    """One line of `deploytool ps` (and one object of its --format json)."""
+
+    service: str
+    runner: str | None  # None: nothing runs
+    state: str
+    exit_code: int | None
+    uptime_s: int | None
+    port: int | None
+    tenants: list[str]
+    addon: bool
+
+    @property
+    def up(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+def ps_rows(out_dir: Path, environ: Mapping[str, str]) -> list[PsRow]:
+    """Every service of the folder, then the add-ons its runner runs, as the runner sees them now."""
+    from deploytool.output import read_manifest
+
+    manifest = read_manifest(out_dir)
+    current = running_runner(out_dir)
+    found = current.status(out_dir, environ) if current else []
+    statuses = {s.name: s for s in found}
+    services = {svc.name: svc for svc in manifest.services}
+    now = time.time()
+    rows = []
+    for name in [svc.name for svc in manifest.services] + [s.name for s in found if s.addon]:
+        status, svc = statuses.get(name), services.get(name)
+        started = status.started_at if status else None
+        rows.append(
+            PsRow(
+                service=name,
+                runner=current.name if current else None,
+                state=status.state if status else "stopped",
+                exit_code=status.exit_code if status else None,
+                uptime_s=max(0, round(now - started)) if started is not None else None,
+                port=svc.port if svc else None,
+                tenants=list(svc.tenants) if svc else [],
+                addon=status.addon if status else False,
+            )
+        )
+    return rows

@@ -21,6 +21,7 @@ from deploytool.safeio import check_own_folder, load_json, open_regular, own_fol
 
 RUN_DIR = ".run"
 STATE_FILE = "state.json"
+UP_ENVIRON_FILE = "up-environ.json"  # what `up` took from its shell (run/environment.py), mode 0600
 STATE_VERSION: Literal[1] = 1
 
 
@@ -39,6 +40,7 @@ class ProcessRecord:
     start_time: str  # identifies the process together with pid: a reused pid has another start time
     command: str
     log: str  # relative to the output folder
+    env_digest: str = ""  # sha256 of the env file it started with (no secret is in it): `up` restarts it on a change
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -93,7 +95,9 @@ def write_state(out_dir: Path, state: RunState) -> None:
 
 
 def remove_state(out_dir: Path) -> None:
+    """Forget what runs: the state and, with it, the record of the environment `up` ran with."""
     state_path(out_dir).unlink(missing_ok=True)
+    (run_dir(out_dir) / UP_ENVIRON_FILE).unlink(missing_ok=True)
 
 
 # Locks this process holds, by folder, with how many `run_lock`s deep: a `tenants move` holds the folder's lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -10,18 +11,24 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.fs import create_temp
 from deploytool.redact import redact_url
 from deploytool.redact import redact_values as redact
 from deploytool.render.manifest import ManifestService
+from deploytool.run import live
 from deploytool.run.base import Event, EventHandler, ServiceStatus
-from deploytool.run.environment import ProcessEnv, process_env
+from deploytool.run.environment import (
+    ProcessEnv,
+    env_file_digest,
+    process_env,
+    record_up_environ,
+    taken_names,
+    up_environ,
+)
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import gone, owned, port_in_use, signal_group, start_time
+from deploytool.run.procs import gone, owned, refuse_taken_ports, signal_group, start_time, started_epoch
 from deploytool.run.state import (
     ProcessRecord,
     RunState,
@@ -35,10 +42,8 @@ from deploytool.run.state import (
 )
 from deploytool.safeio import check_own_folder, not_regular, open_regular, own_folder, read_tail
 
-if TYPE_CHECKING:
-    import requests
-
 LOG_TAIL_LINES = 20
+ADDONS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}  # what compose runs beside the services
 KILL_WAIT_S = 3.0
 
 
@@ -47,6 +52,7 @@ class _Running:
     service: ManifestService
     process: subprocess.Popen[bytes]
     record: ProcessRecord
+    env: ProcessEnv
 
 
 LOG_WHAT = "writes a service's log"
@@ -119,13 +125,15 @@ def _gone(record: ProcessRecord) -> bool:
 
 
 def _wait_gone(records: list[ProcessRecord], timeout_s: float) -> list[ProcessRecord]:
-    deadline = time.monotonic() + timeout_s
     remaining = records
-    while True:
+
+    def all_gone() -> bool:
+        nonlocal remaining
         remaining = [r for r in remaining if not _gone(r)]
-        if not remaining or time.monotonic() >= deadline:
-            return remaining
-        time.sleep(0.05)
+        return not remaining
+
+    live.wait_until(all_gone, timeout_s, interval_s=0.05)
+    return remaining
 
 
 def _stop(
@@ -152,57 +160,7 @@ def _emit(on_event: EventHandler | None, service: str, kind: str, detail: str = 
         on_event(Event(service, kind, detail))
 
 
-# ---- health: GET of our own processes on loopback ------------------------------------------------------
-
-
-def _health_session() -> requests.Session:
-    """A session for the local processes' health URLs (127.0.0.1), imported only by the commands that poll.
-
-    trust_env off: these URLs are this machine's own processes, and an HTTP_PROXY set for the outside world
-    (without a NO_PROXY naming 127.0.0.1, which requests then honours) would send the polls to the proxy,
-    which cannot reach our loopback, and `up` would wait for a healthy service in vain. It also keeps netrc
-    credentials and REQUESTS_CA_BUNDLE out of a plain-HTTP loopback check.
-    """
-    import requests
-
-    session = requests.Session()
-    session.trust_env = False
-    return session
-
-
-def _health_error(exc: BaseException) -> str:
-    """A failed poll in a few words: the innermost error's own (`Connection refused`), not urllib3's wrapping."""
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    words = str(exc) or type(exc).__name__
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:  # requests -> urllib3 -> the OSError
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            words = current.strerror
-        inner = [getattr(current, "reason", None), current.__cause__, *current.args]
-        current = next((e for e in inner if isinstance(e, BaseException)), None)
-    return words
-
-
 # ---- up ----------------------------------------------------------------------------------------------
-
-
-def _refuse_taken_ports(manifest: RunManifest) -> None:
-    taken = []
-    for svc in manifest.services:
-        host = urlsplit(svc.local_url or "").hostname or "127.0.0.1"
-        if svc.port and port_in_use(host, svc.port):
-            taken.append(f"service {svc.name}: port {svc.port}")
-    if taken:
-        raise UserError(
-            "port already in use by another process: "
-            + "; ".join(taken)
-            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
-        )
 
 
 def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append: bool = False) -> _Running:
@@ -212,7 +170,7 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
     try:
         with open(fd, "wb") as log:
             process = subprocess.Popen(
-                ["sh", "-c", svc.command or "false"],
+                ["sh", "-c", EXIT_NOTE, "sh", svc.command or "false"],
                 cwd=manifest.root,
                 env=env.values,
                 stdin=subprocess.DEVNULL,
@@ -229,17 +187,32 @@ def _start(manifest: RunManifest, svc: ManifestService, env: ProcessEnv, append:
         start_time=start_time(process.pid) or "",
         command=svc.command or "",
         log=log_rel,
+        env_digest=env_file_digest(svc, manifest.out_dir),
     )
-    return _Running(svc, process, record)
+    return _Running(svc, process, record, env)
+
+
+# The service runs in a shell of its own under the group's leader, which notes its exit code as the last line of
+# the log (`ps` reads it once the process is gone: no later deploytool command is its parent) and exits with it.
+EXIT_NOTE = 'sh -c "$1"; code=$?; echo "deploytool: exited with code $code"; exit $code'
+EXIT_LINE = re.compile(r"^deploytool: exited with code (\d+)$")
 
 
 def _exit_text(code: int) -> str:
-    if code < 0:
+    if code < 0 or code > 128:  # killed by the system, or a signal the leader's shell reports as 128 + N
+        number = -code if code < 0 else code - 128
         try:
-            return f"was killed by {signal.Signals(-code).name}"
+            return f"was killed by {signal.Signals(number).name}"
         except ValueError:
-            return f"was killed by signal {-code}"
+            return f"was killed by signal {number}" if code < 0 else f"exited with code {code}"
     return f"exited with code {code}"
+
+
+def last_exit_code(path: Path) -> int | None:
+    """The exit code the service's last run noted at the end of its log; None while it runs or when not told."""
+    tail = log_tail(path, 1)
+    found = EXIT_LINE.match(tail[-1]) if tail else None
+    return int(found.group(1)) if found else None
 
 
 def _failure_block(manifest: RunManifest, run: _Running, what: str, secrets: tuple[str, ...]) -> str:
@@ -262,11 +235,10 @@ def _wait_healthy(
     started = time.monotonic()
     healthy: dict[str, ServiceStatus] = {}
     last: dict[str, str] = {run.service.name: "no answer yet" for run in running}
-    import requests
-
     poll_timeout = min(2.0, max(0.5, interval_s * 4))
-    with _health_session() as client:
-        while True:
+    with live.client() as client:
+
+        def all_healthy() -> bool:
             exited = [run for run in running if run.process.poll() is not None]
             if exited:
                 blocks = [
@@ -283,40 +255,52 @@ def _wait_healthy(
                 if svc.name in healthy:
                     continue
                 url = svc.health_url
-                if url is None:
+                check = svc.process.health_command if svc.process else None
+                if check is not None:  # a worker: its health command, with its environment
+                    health = live.check_command(check, manifest.root, run.env.values)
+                    ok, last[svc.name] = health.ok, health.detail
+                elif url is None:
                     ok = time.monotonic() - started >= start_grace_s
                     last[svc.name] = "no health path; alive after the start grace period" if ok else "starting"
                 else:
-                    try:
-                        with client.get(url, timeout=poll_timeout, allow_redirects=False) as response:
-                            ok = response.status_code == 200
-                        last[svc.name] = f"GET {url} -> HTTP {response.status_code}"
-                    except requests.RequestException as exc:
-                        ok, last[svc.name] = False, f"GET {url} -> {_health_error(exc)}"
+                    health = live.check_health(client, url, poll_timeout)
+                    ok, last[svc.name] = health.ok, f"GET {url} -> {health.detail}"
                 if ok:
                     healthy[svc.name] = ServiceStatus(
                         svc.name,
-                        "healthy" if url else "running",  # `ps`'s word too: without a health path, alive is all we know
+                        # `ps`'s word too: without a health path or command, alive is all we know
+                        "healthy" if url or check else "running",
                         svc.local_url or "-",
                         url,
                         run.process.pid,
                         manifest.out_dir / run.record.log,
                     )
                     _emit(on_event, svc.name, "healthy", svc.local_url or "-")
-            if len(healthy) == len(running):
-                return [healthy[run.service.name] for run in running]
-            if time.monotonic() - started >= deadline_s:
-                waiting = [run for run in running if run.service.name not in healthy]
-                for run in waiting:
-                    _emit(on_event, run.service.name, "failed", last[run.service.name])
-                blocks = [
-                    _failure_block(
-                        manifest, run, f"was not healthy within {deadline_s:g}s: last {last[run.service.name]}", secrets
-                    )
-                    for run in waiting
-                ]
-                raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
-            time.sleep(interval_s)
+            return len(healthy) == len(running)
+
+        if live.wait_until(all_healthy, deadline_s, interval_s):
+            return [healthy[run.service.name] for run in running]
+    waiting = [run for run in running if run.service.name not in healthy]
+    for run in waiting:
+        _emit(on_event, run.service.name, "failed", last[run.service.name])
+    blocks = [
+        _failure_block(manifest, run, f"was not healthy within {deadline_s:g}s: last {last[run.service.name]}", secrets)
+        for run in waiting
+    ]
+    raise CheckFailed("deploytool up failed: " + "\n".join(blocks))
+
+
+def _unchanged(out_dir: Path, svc: ManifestService, record: ProcessRecord, taken: dict[str, str | None]) -> bool:
+    """True when the process `up` started for `svc` still runs what `svc` says now: the same command, the same
+    env file, the same values from the shell (DATABASE_URL, REDIS_URL) as the running `up` took."""
+    recorded = up_environ(out_dir) or {}
+    same_shell = all(recorded.get(name) == taken.get(name) for name in svc.passthrough)
+    return (
+        _owned(record)
+        and record.command == (svc.command or "")
+        and same_shell
+        and (record.env_digest == env_file_digest(svc, out_dir))
+    )
 
 
 def up(
@@ -325,42 +309,75 @@ def up(
     deadline_s: float = 60.0,
     on_event: EventHandler | None = None,
     *,
+    force_recreate: bool = False,
     start_grace_s: float = 1.0,
     interval_s: float = 0.3,
     stop_grace_s: float = 5.0,
 ) -> list[ServiceStatus]:
     """Start every service of the rendered folder `out_dir`; return once each one is healthy.
 
-    The processes keep running after this returns (`down` stops them). On failure everything this call
-    started is stopped again and CheckFailed names the service, what happened and the end of its log.
+    On an environment that runs already, like `docker compose up -d`: a service whose process is gone starts,
+    one whose command, env file or values from the shell changed restarts, the others are left alone (all of
+    them restart with `force_recreate`); a process of a service the folder no longer has is stopped. The
+    processes keep running after this returns (`down` stops them). On failure what this call started is stopped
+    again and CheckFailed names the service, what happened and the end of its log.
     """
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     manifest.require_processes()
     with run_lock(out_dir):
-        refuse_if_running(out_dir, "procfile", manifest.down_hint)
+        state = read_state(out_dir)
+        if state is None or state.runner != "procfile":
+            refuse_if_running(out_dir, "procfile", manifest.down_hint)
+            state = None
         if not manifest.root.is_dir():
             raise UserError(f"{out_dir}: project root {manifest.root} (manifest field root) is not a folder")
-        envs = {svc.name: process_env(svc, out_dir, environ) for svc in manifest.services}
+        taken = {name: environ.get(name) for name in taken_names(manifest.services)}
+        records = {r.name: r for r in state.processes} if state else {}
+        kept = {
+            svc.name: records[svc.name]
+            for svc in manifest.services
+            if not force_recreate and svc.name in records and _unchanged(out_dir, svc, records[svc.name], taken)
+        }
+        to_start = [svc for svc in manifest.services if svc.name not in kept]
+        envs = {svc.name: process_env(svc, out_dir, environ) for svc in to_start}
         secrets = tuple(value for env in envs.values() for value in env.secret_values)
         folder = logs_dir(out_dir, create=True)
-        for svc in manifest.services:  # before anything starts
+        for svc in to_start:  # before anything starts
             check_log_path(folder / f"{svc.name}.log")
-        _refuse_taken_ports(manifest)
+        _stop([r for r in records.values() if r.name not in kept], stop_grace_s, on_event)  # changed, or gone
+        refuse_taken_ports((s.name, s.local_url, s.port) for s in to_start)
         running: list[_Running] = []
+
+        def save() -> None:
+            started = {r.record.name: r.record for r in running}
+            ordered = [({**kept, **started}).get(s.name) for s in manifest.services]
+            write_state(out_dir, RunState("procfile", manifest.environment, tuple(r for r in ordered if r)))
+
         try:
-            for svc in manifest.services:
+            record_up_environ(out_dir, manifest.services, environ)  # `restart` starts a service with the same
+            save()
+            for svc in to_start:
                 run = _start(manifest, svc, envs[svc.name])
                 running.append(run)
-                write_state(out_dir, RunState("procfile", manifest.environment, tuple(r.record for r in running)))
+                save()
                 _emit(on_event, svc.name, "started", f"pid {run.process.pid}")
-            return _wait_healthy(manifest, running, secrets, deadline_s, start_grace_s, interval_s, on_event)
+            fresh = _wait_healthy(manifest, running, secrets, deadline_s, start_grace_s, interval_s, on_event)
         except BaseException:
             _stop([r.record for r in running], stop_grace_s, on_event)
             for run in running:
                 run.process.poll()
-            remove_state(out_dir)
+            running.clear()
+            if kept:
+                save()  # what ran before and was left alone still runs
+            else:
+                remove_state(out_dir)
             raise
+        looked = {s.name: s for s in status(out_dir)} if kept else {}
+        for name in kept:
+            _emit(on_event, name, "healthy", "unchanged")
+        by_name = {s.name: s for s in fresh}
+        return [by_name.get(svc.name) or looked[svc.name] for svc in manifest.services]
 
 
 def restart(
@@ -379,6 +396,11 @@ def restart(
     svc = next((s for s in manifest.services if s.name == name), None)
     if svc is None:
         known = ", ".join(s.name for s in manifest.services)
+        if name in ADDONS:  # the procfile runner runs no add-on: it takes its URL from the environment
+            raise UserError(
+                f"service {name!r}: an add-on the procfile runner does not run ({ADDONS[name]} comes from the "
+                f"environment; restart it where it runs); known: {known}"
+            )
         raise UserError(f"service {name!r}: not in this environment (known: {known})")
     with run_lock(out_dir):
         state = read_state(out_dir)
@@ -441,37 +463,56 @@ def down(
         return stopped
 
 
-def status(out_dir: Path, timeout_s: float = 2.0) -> list[ServiceStatus]:
-    """One look at every service of the folder: healthy / unhealthy / running / stopped."""
+def _command_health(manifest: RunManifest, svc: ManifestService, environ: Mapping[str, str]) -> live.Health:
+    check = svc.process.health_command if svc.process else None
+    assert check is not None
+    try:
+        env = process_env(svc, manifest.out_dir, environ)
+    except UserError as exc:
+        return live.Health(False, f"cannot run its health command: {exc}")
+    return live.check_command(check, manifest.root, env.values)
+
+
+def status(out_dir: Path, timeout_s: float = 2.0, environ: Mapping[str, str] | None = None) -> list[ServiceStatus]:
+    """One look at every service of the folder: healthy / unhealthy / running / stopped. A worker's health
+    command runs with the service's environment from `environ` (default: this process's)."""
     out_dir = Path(out_dir)
     manifest = load_manifest(out_dir)
     state = read_state(out_dir)
     records = {r.name: r for r in state.processes} if state else {}
     compose = state is not None and state.runner != "procfile"  # another runner: no processes of ours to check
     result = []
-    import requests
-
-    with _health_session() as client:
+    with live.client() as client:
         for svc in manifest.services:
             record = records.get(svc.name)
             log = out_dir / record.log if record else None
             if not compose and (record is None or not _owned(record)):
                 # the compose runner's words: a service `up` never started has no process to be stopped
                 word = "not created" if record is None else "stopped"
-                result.append(ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log))
+                code = last_exit_code(log) if log else None
+                detail = "" if code is None else f"exited with code {code}"
+                result.append(
+                    ServiceStatus(svc.name, word, svc.local_url or "-", svc.health_url, None, log, detail, code)
+                )
+                continue
+            pid = record.pid if record else None
+            since = started_epoch(record.start_time) if record else None
+            if svc.process is not None and svc.process.health_command is not None and not compose:
+                health = _command_health(manifest, svc, os.environ if environ is None else environ)
+                word = "healthy" if health.ok else "unhealthy"
+                url = svc.local_url or "-"
+                result.append(ServiceStatus(svc.name, word, url, None, pid, log, health.detail, None, since))
                 continue
             if svc.health_url is None:
                 result.append(
-                    ServiceStatus(svc.name, "running", svc.local_url or "-", None, record.pid if record else None, log)
+                    ServiceStatus(svc.name, "running", svc.local_url or "-", None, pid, log, started_at=since)
                 )
                 continue
-            try:
-                with client.get(svc.health_url, timeout=timeout_s, allow_redirects=False) as response:
-                    code = response.status_code
-                detail = f"HTTP {code}"
-            except requests.RequestException as exc:
-                code, detail = 0, _health_error(exc)
-            state_name = "healthy" if code == 200 else "unhealthy"
-            pid = record.pid if record else None
-            result.append(ServiceStatus(svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, detail))
+            health = live.check_health(client, svc.health_url, timeout_s)
+            state_name = "healthy" if health.ok else "unhealthy"
+            result.append(
+                ServiceStatus(
+                    svc.name, state_name, svc.local_url or "-", svc.health_url, pid, log, health.detail, None, since
+                )
+            )
     return result

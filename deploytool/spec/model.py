@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,12 +13,14 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 # The tenant-id contract, the same in node_service/src/config.js and flask_service/resolver.py (and
 # docs/contract.md): ids of a range are numbers, so at most MAX_RANGE_TENANT (64 digits).
@@ -87,34 +90,100 @@ class Stage(str, Enum):
     production = "production"
 
 
-class Target(str, Enum):
-    """Where an environment's artifacts go. The built-in ones; `Target.add` names a plugin's own target.
+class _TargetNames(type):
+    """`list(Target)`, `name in Target`: the targets in use now, the built-in ones first, then plugins' in the
+    order they were registered."""
 
-    Each target's behaviour lives in one module of `deploytool/targets/` (see its registry)."""
+    _active: dict[str, Target]
 
-    local = "local"
-    compose = "compose"
-    railway = "railway"
+    def __iter__(cls) -> Iterator[Target]:
+        return iter(list(cls._active.values()))
+
+    def __contains__(cls, name: object) -> bool:
+        return isinstance(name, str) and name in cls._active
+
+    def __len__(cls) -> int:
+        return len(cls._active)
+
+
+class Target(str, metaclass=_TargetNames):
+    """Where an environment's artifacts go: a registry of names. `Target.add` names a plugin's own target;
+    registering its plugin (`deploytool.targets.register`) puts it in use, and the spec then accepts it and the
+    JSON schema lists it (`deploytool schema`); unregistering takes it out again.
+
+    Each target's behaviour lives in one module of `deploytool/targets/` (see its registry). A name is one
+    object: `Target("local") is Target.local`."""
+
+    _names: ClassVar[dict[str, Target]] = {}  # every name made, in use or not
+    _active: ClassVar[dict[str, Target]] = {}
+    local: ClassVar[Target]
+    compose: ClassVar[Target]
+    railway: ClassVar[Target]
+
+    def __new__(cls, name: str) -> Target:
+        found = cls._active.get(name) if isinstance(name, str) else None
+        if found is None:
+            raise ValueError(f"expected one of {', '.join(cls._active)}, got {name!r}")
+        return found
 
     @classmethod
     def add(cls, name: str) -> Target:
-        """A target name for a plugin outside this file (a new target is one module, not an enum edit)."""
+        """A target name for a plugin outside this file (a new target is one module, not an edit here)."""
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
             raise ValueError(f"target name {name!r}: expected lowercase letters, digits and dashes")
-        existing = cls._value2member_map_.get(name)
-        if existing is not None:
-            return existing  # type: ignore[return-value]
-        member = str.__new__(cls, name)
-        member._name_ = name
-        member._value_ = name
-        cls._value2member_map_[name] = member
-        return member
+        if name not in cls._names:
+            cls._names[name] = str.__new__(cls, name)
+        return cls._names[name]
 
     @classmethod
-    def _missing_(cls, value: object) -> Target | None:
-        # pydantic snapshots the members when the model is built; names added later are found here
-        found = cls._value2member_map_.get(value) if isinstance(value, str) else None
-        return found  # type: ignore[return-value]
+    def use(cls, target: Target, used: bool = True) -> None:
+        """Put a name in use (its plugin is registered), or out of use (`used=False`)."""
+        if used:
+            cls._active[target.value] = target
+        else:
+            cls._active.pop(target.value, None)
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    @property
+    def name(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Target({self.value!r})"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Target, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def validate(value: Any) -> Target:
+            if isinstance(value, Target):
+                return value
+            if not isinstance(value, str) or value not in cls._active:
+                raise PydanticCustomError(
+                    "target", "Input should be {expected}", {"expected": " or ".join(repr(n) for n in cls._active)}
+                )
+            return cls._active[value]
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(lambda t: t.value)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        # asked at each schema generation: a plugin's name added after the model was built is listed too
+        return {"type": "string", "enum": [t.value for t in cls], "title": "Target"}
+
+
+for _builtin in ("local", "compose", "railway"):
+    setattr(Target, _builtin, Target.add(_builtin))
+    Target.use(getattr(Target, _builtin))
 
 
 class ServiceSpec(Strict):
@@ -135,7 +204,9 @@ class ServiceSpec(Strict):
         "/health", description="Health endpoint; null disables healthchecks (worker, generic: off unless set)."
     )
     health_command: OneLine | None = Field(
-        None, description="generic: the container's healthcheck command (images differ in what they ship)."
+        None,
+        description="worker, generic: a command that exits 0 while the service is healthy (the container's "
+        "healthcheck; the procfile runner and `probe` run it too). Workers have no /health to ask.",
     )
     qr_path: OneLine = Field("/tenants/{tenant}/qr", description="Per-tenant QR endpoint, `{tenant}` is replaced.")
     start: OneLine | None = Field(
@@ -179,8 +250,10 @@ class ServiceSpec(Strict):
             raise ValueError(f"a {kind.value} service needs `port`")
         if kind is ServiceKind.generic and (self.source is None) == (self.image is None):
             raise ValueError("a generic service needs exactly one of `source` (a Dockerfile) or `image`")
-        if kind is not ServiceKind.generic and (self.image or self.health_command):
-            raise ValueError("`image` and `health_command` are for generic services")
+        if kind is not ServiceKind.generic and self.image:
+            raise ValueError("`image` and `health_command` are for generic services (`health_command`: workers too)")
+        if kind not in (ServiceKind.generic, ServiceKind.worker) and self.health_command:
+            raise ValueError("`health_command` is for worker and generic services (the others have /health)")
         if kind is ServiceKind.worker and self.start is None and self.local_start is None:
             raise ValueError("a worker needs `start` (else it would run the image's own command, the web server)")
         if self.health_path is not None and self.port is None:
@@ -313,7 +386,7 @@ class Spec(Strict):
     database: DatabaseSpec = Field(DatabaseSpec(), description="The environment's database.")
     tenants: Tenants = Field(description="Tenant ids, as a list or as a range {from: 1, to: 3}.")
     topology: TopologySpec = Field(TopologySpec(), description="How tenants map to WhatsApp processes.")
-    targets: list[Annotated[Target, Lax]] = Field(
+    targets: list[Target] = Field(
         default_factory=lambda: [Target.local, Target.compose], description="Where the artifacts go."
     )
     secrets: list[Annotated[str, Field(pattern=ENV_VAR_PATTERN)]] = Field(

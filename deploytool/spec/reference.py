@@ -10,7 +10,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from deploytool.spec.model import Spec
+from deploytool.spec.model import Spec, Target
 
 HEADER = """# deploytool.yaml reference
 
@@ -36,7 +36,7 @@ def _type_name(annotation: Any) -> str:
     if origin is dict:
         key, value = get_args(annotation)
         return f"mapping {_type_name(key)} → {_type_name(value)}"
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum | Target):
         return " \\| ".join(f"`{m.value}`" for m in annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping (below)"
@@ -58,10 +58,10 @@ def _default(field: Any) -> str:
     value = field.get_default(call_default_factory=True)
     if value is PydanticUndefined:
         return ""
-    if isinstance(value, enum.Enum):
+    if isinstance(value, enum.Enum | Target):
         value = value.value
     if isinstance(value, list):
-        value = [v.value if isinstance(v, enum.Enum) else v for v in value]
+        value = [v.value if isinstance(v, enum.Enum | Target) else v for v in value]
     if isinstance(value, BaseModel):
         return "(defaults below)"
     if value is None:

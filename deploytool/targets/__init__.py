@@ -36,12 +36,15 @@ _REGISTRY: dict[Target, TargetPlugin] = {}
 
 
 def register(target_plugin: TargetPlugin) -> TargetPlugin:
+    """Put a target in use: the spec accepts its name and `deploytool schema` lists it."""
     _REGISTRY[target_plugin.target] = target_plugin
+    Target.use(target_plugin.target)
     return target_plugin
 
 
 def unregister(target: Target) -> None:
     _REGISTRY.pop(target, None)
+    Target.use(target, used=False)
 
 
 for _builtin in (LocalTarget(), ComposeTarget(), RailwayTarget()):
@@ -62,10 +65,6 @@ def plugins_of(plan: Plan) -> list[TargetPlugin]:
 def target_of_runner(runner: str) -> Target | None:
     """The target whose output the runner `runner` runs (`up --runner NAME`)."""
     return next((t for t, p in sorted(_REGISTRY.items()) if p.runner == runner), None)
-
-
-def runner_names() -> list[str]:
-    return sorted({p.runner for p in _REGISTRY.values() if p.runner})
 
 
 def render_all(

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, assert_never
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -101,28 +101,30 @@ class ComposeTarget(TargetPlugin):
 
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
         """Compose spelling; `${...}` is interpolated by Compose from --env-file (the secrets file)."""
-        if isinstance(value, Plain):
-            return escape(value.value)  # a literal: `${OPS_API_KEY}` in the spec must not read the secrets file
-        if isinstance(value, SecretRef):
-            return interpolation(value.name, yours=value.name not in plan.generated_secrets)
-        if isinstance(value, ServiceUrl):
-            return compose_url(plan, value.service, value.path)
-        if isinstance(value, TenantUrls):
-            return value.spell(lambda service: compose_url(plan, service))
-        if isinstance(value, AuthRoot):
-            return CONTAINER_AUTH_ROOT
-        if isinstance(value, ProxyHops):
-            return "0"  # ports are published straight from the container
-        if isinstance(value, SessionStore):
-            return "postgres"  # compose runs the environment's PostgreSQL itself
-        if isinstance(value, RedisUrl):
-            return f"redis://{REDIS_SERVICE}:6379/0"
-        if isinstance(value, DatabaseUrl):
-            db = plan.database
-            if db.engine != "postgres":
-                return None
-            return f"postgresql://{db.user}:{interpolation(db.password_secret)}@postgres:5432/{db.name}"
-        raise TypeError(value)
+        match value:
+            case Plain():
+                return escape(value.value)  # a literal: `${OPS_API_KEY}` in the spec must not read the secrets file
+            case SecretRef():
+                return interpolation(value.name, yours=value.name not in plan.generated_secrets)
+            case ServiceUrl():
+                return compose_url(plan, value.service, value.path)
+            case TenantUrls():
+                return value.spell(lambda service: compose_url(plan, service))
+            case AuthRoot():
+                return CONTAINER_AUTH_ROOT
+            case ProxyHops():
+                return "0"  # ports are published straight from the container
+            case SessionStore():
+                return "postgres"  # compose runs the environment's PostgreSQL itself
+            case RedisUrl():
+                return f"redis://{REDIS_SERVICE}:6379/0"
+            case DatabaseUrl():
+                db = plan.database
+                if db.engine != "postgres":
+                    return None
+                return f"postgresql://{db.user}:{interpolation(db.password_secret)}@postgres:5432/{db.name}"
+            case _:
+                assert_never(value)
 
     def env_vars(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> list[EnvVar]:
         """The container's environment as Compose gives it (the same variables as `environment:`, unescaped);
@@ -438,15 +440,9 @@ def check_compose_document(document: dict[str, Any]) -> Iterator[Finding]:
                 )
 
 
-def run_compose_config(compose_text: str, secrets: list[str]) -> Finding | None:
-    """`docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed).
-
-    Every variable is inline, so the compose file is all Compose reads."""
-    return start_compose_config(compose_text, secrets)()
-
-
 def start_compose_config(compose_text: str, secrets: list[str]) -> Callable[[], Finding | None]:
-    """Start `run_compose_config`'s Compose process and return what waits for its finding: Compose (a Go
+    """Start `docker-compose config -q` on a scratch copy of the compose file (no Docker engine needed; every
+    variable is inline, so the file is all Compose reads) and return what waits for its finding: Compose (a Go
     binary, most of a big `validate`) works while the caller runs its own checks."""
     binary = compose_binary()
     if binary is None:

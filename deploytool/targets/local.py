@@ -6,7 +6,7 @@ environment): what a person reads is what runs. The manifest names the file (`se
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 from deploytool.plan.model import (
     AuthRoot,
@@ -54,19 +54,25 @@ class LocalTarget(TargetPlugin):
     uses_secrets_file: ClassVar[bool] = True
 
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
-        if isinstance(value, Plain):
-            return value.value
-        if isinstance(value, ServiceUrl):
-            return local_url(plan, value.service, value.path)
-        if isinstance(value, TenantUrls):
-            return value.spell(lambda service: local_url(plan, service))
-        if isinstance(value, AuthRoot):
-            return f"{ctx.out_rel}/.run/data/{value.service}"
-        if isinstance(value, ProxyHops):
-            return "0"  # browsers connect to the process directly
-        # SecretRef, DatabaseUrl: injected by the runner from its environment. SessionStore: unset, so node's
-        # rule follows that DATABASE_URL (postgres when the runner has one, else the AUTH_ROOT folders).
-        return None
+        match value:
+            case Plain():
+                return value.value
+            case ServiceUrl():
+                return local_url(plan, value.service, value.path)
+            case TenantUrls():
+                return value.spell(lambda service: local_url(plan, service))
+            case AuthRoot():
+                return f"{ctx.out_rel}/.run/data/{value.service}"
+            case ProxyHops():
+                return "0"  # browsers connect to the process directly
+            case SecretRef() | DatabaseUrl() | RedisUrl():
+                return None  # injected by the runner from its environment (secrets: else .secrets.env)
+            case SessionStore():
+                # unset, so node's rule follows the runner's DATABASE_URL (postgres when it has one, else the
+                # AUTH_ROOT folders)
+                return None
+            case _:
+                assert_never(value)
 
     def describe(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> Any:
         if isinstance(value, DatabaseUrl):
@@ -107,7 +113,12 @@ class LocalTarget(TargetPlugin):
         command = local_command(svc)
         if command is None:
             return None
-        return ManifestProcess(command=command, env_file=env_file_path(self.target.value, svc.name))
+        check = svc.health_command
+        if check is not None and svc.source is not None:
+            check = f"cd {svc.source} && {check}"  # where its start command runs
+        return ManifestProcess(
+            command=command, env_file=env_file_path(self.target.value, svc.name), health_command=check
+        )
 
     def env_vars(self, plan: Plan, svc: ServiceInstance, ctx: RenderContext) -> list[EnvVar]:
         variables = []

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, assert_never
 
 from deploytool.errors import UserError
 from deploytool.plan.model import (
@@ -122,25 +122,27 @@ class RailwayTarget(TargetPlugin):
 
     @staticmethod
     def text(value: EnvValue) -> str:
-        if isinstance(value, Plain):
-            return value.value
-        if isinstance(value, SecretRef):
-            return f"${{{{shared.{value.name}}}}}"
-        if isinstance(value, ServiceUrl):
-            return railway_url(value.service, value.path)
-        if isinstance(value, TenantUrls):
-            return value.spell(railway_url)
-        if isinstance(value, AuthRoot):
-            return CONTAINER_AUTH_ROOT
-        if isinstance(value, ProxyHops):
-            return "1"  # Railway's edge proxy sets X-Forwarded-For
-        if isinstance(value, DatabaseUrl):
-            return DATABASE_REFERENCE
-        if isinstance(value, SessionStore):
-            return "postgres"  # the project's Postgres service
-        if isinstance(value, RedisUrl):
-            return "${{Redis.REDIS_URL}}"
-        raise TypeError(value)
+        match value:
+            case Plain():
+                return value.value
+            case SecretRef():
+                return f"${{{{shared.{value.name}}}}}"
+            case ServiceUrl():
+                return railway_url(value.service, value.path)
+            case TenantUrls():
+                return value.spell(railway_url)
+            case AuthRoot():
+                return CONTAINER_AUTH_ROOT
+            case ProxyHops():
+                return "1"  # Railway's edge proxy sets X-Forwarded-For
+            case DatabaseUrl():
+                return DATABASE_REFERENCE
+            case SessionStore():
+                return "postgres"  # the project's Postgres service
+            case RedisUrl():
+                return "${{Redis.REDIS_URL}}"
+            case _:
+                assert_never(value)
 
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
         return self.text(value)

@@ -265,3 +265,45 @@ def test_import_graph_has_no_cycle_between_runners():
 
     assert "deploytool.run.supervisor" not in imports(runners)
     assert "deploytool.run.compose" not in imports(supervisor)
+
+
+# --- env values: every target spells every kind ---------------------------------------------------------
+
+
+def test_mypy_names_a_target_that_misses_a_kind_of_env_value(tmp_path):
+    """Each target dispatches env values with `match` + `assert_never`: drop one kind's case from a built-in
+    target and mypy (strict, as CI runs it) names the kind left unhandled, instead of a silent None."""
+    import re
+    import subprocess
+    import sys
+
+    sources = {
+        "local": (REPO / "deploytool/targets/local.py", "ProxyHops"),
+        "compose": (REPO / "deploytool/targets/compose.py", "RedisUrl"),
+        "railway": (REPO / "deploytool/targets/railway.py", "AuthRoot"),
+    }
+    for name, (path, kind) in sources.items():
+        text = path.read_text()
+        case = re.search(rf"\n( +)case {kind}\(\):\n(\1 +.*\n)+", text)
+        assert case is not None, f"{path}: no `case {kind}():` (env values dispatched by match?)"
+        (tmp_path / f"broken_{name}.py").write_text(text[: case.start()] + "\n" + text[case.end() :])
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", "--no-incremental", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    for name, (_, kind) in sources.items():
+        assert re.search(rf"broken_{name}\.py:\d+: error: .*assert_never.*{kind}", result.stdout), result.stdout
+
+
+def test_a_plugin_target_reaches_the_json_schema_and_the_list_of_targets(nomad, capsys):
+    """`Target.add` registers a name (no enum internals written): `list(Target)`, the spec's validation and
+    `deploytool schema` all know the plugin's target, and forget it with no trace in the built-in ones."""
+    assert nomad.target in list(Target) and "nomad" in Target
+    assert Target("nomad") is nomad.target and Target("local") is Target.local
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "nomad" in schema["properties"]["targets"]["items"]["enum"]
+    assert [t.value for t in Target][:3] == ["local", "compose", "railway"]

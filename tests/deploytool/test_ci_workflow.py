@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import typer
 import yaml
-from typer._click.exceptions import UsageError
 
 from deploytool.cli import app
 from tests.conftest import REPO
@@ -97,7 +96,7 @@ def test_every_deploytool_line_is_a_real_command_with_real_options():
     for job, step, args in lines:
         try:
             parse_line(args)
-        except UsageError as exc:  # NoSuchOption, MissingParameter, BadParameter, no such command
+        except typer.TyperException as exc:  # NoSuchOption, MissingParameter, BadParameter, no such command
             pytest.fail(f"{job} / {step}: `deploytool {' '.join(args)}`: {exc.format_message()}")
     checked = {(job, args[0], args[1]) for job, _, args in lines}
     assert {("check", "validate", env) for env in ("dev", "staging", "prod")} <= checked
@@ -116,8 +115,9 @@ def test_every_deploytool_line_is_a_real_command_with_real_options():
     ],
 )
 def test_a_wrong_workflow_line_fails_to_parse(line):
-    with pytest.raises(UsageError):
+    with pytest.raises(typer.TyperException) as refused:  # click's usage errors, as typer raises them
         parse_line(shlex.split(line)[1:])
+    assert refused.value.exit_code == 2 and getattr(refused.value, "ctx", None) is not None  # a usage error
 
 
 def test_the_deploy_job_applies_then_probes_and_uploads_the_junit_file():

@@ -392,12 +392,6 @@ class _Runner:
             raise CheckFailed(f"deploytool up failed: {service} was not healthy within 1s")
         return type("Status", (), {"state": "healthy"})()
 
-    def copy_auth(self, *args: object) -> bool:
-        return False
-
-    def remove_auth(self, *args: object) -> None:
-        raise AssertionError("nothing to remove with the PostgreSQL store")
-
 
 @pytest.fixture(autouse=True)
 def _not_in_ci(monkeypatch):

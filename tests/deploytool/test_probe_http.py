@@ -285,10 +285,10 @@ def test_requests_ca_bundle_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_up_polls_its_own_processes_directly_whatever_the_proxy(
     monkeypatch: pytest.MonkeyPatch, server: Counting
 ) -> None:
-    from deploytool.run import supervisor
+    from deploytool.run import live
 
     monkeypatch.setenv("HTTP_PROXY", closed_port_url())  # a proxy that cannot reach this machine's loopback
-    with supervisor._health_session() as session:
+    with live.client() as session:
         assert session.get(f"http://127.0.0.1:{server.server_address[1]}/health", timeout=2).status_code == 200
     with requests.Session() as default, pytest.raises(requests.exceptions.ProxyError):
         default.get(f"http://127.0.0.1:{server.server_address[1]}/health", timeout=2)  # what trust_env would do
