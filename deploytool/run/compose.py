@@ -35,7 +35,7 @@ from deploytool.run import state as run_state
 from deploytool.run.base import ServiceStatus
 from deploytool.run.environment import record_up_environ
 from deploytool.run.manifest import RunManifest, load_manifest
-from deploytool.run.procs import refuse_taken_ports, stop_group
+from deploytool.run.procs import port_taken_hint, refuse_taken_ports, stop_group
 from deploytool.run.state import RunState, read_state, run_dir, run_lock
 from deploytool.safeio import read_text
 from deploytool.targets.compose import COMPOSE_FILE
@@ -266,10 +266,7 @@ def _bind_failure(manifest: RunManifest, output: str) -> str | None:
         return None
     port = int(next(g for g in match.groups() if g))
     owner = next((svc.name for svc in manifest.services if svc.port == port), "?")
-    return (
-        f"service {owner}: port {port} is already in use on this machine (see who holds it with `ss -ltnp`; stop "
-        "it, or change the port in the spec)"
-    )
+    return f"service {owner}: port {port} is already in use on this machine ({port_taken_hint(manifest.environment)})"
 
 
 def _run_compose(out_dir: Path, command: list[str], environ: Mapping[str, str], capture_output: bool, what: str) -> str:
@@ -443,7 +440,7 @@ def compose_up(
             run_state.remove_state(out_dir)  # left by containers that are gone since
         run_state.refuse_if_running(out_dir, "compose", manifest.down_hint)
         if not converging:  # before anything is created: one line naming the service and port
-            refuse_taken_ports((s.name, s.local_url, s.port) for s in manifest.services)
+            refuse_taken_ports(manifest.environment, ((s.name, s.local_url, s.port) for s in manifest.services))
         _store_project(out_dir, project)
         run_state.write_state(
             out_dir, RunState("compose", manifest.environment)

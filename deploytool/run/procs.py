@@ -140,7 +140,16 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def refuse_taken_ports(services: Iterable[tuple[str, str | None, int | None]]) -> None:
+def port_taken_hint(env: str) -> str:
+    """How to get out of a taken port: stop the holder, or move deploytool's port for this checkout only."""
+    return (
+        "see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or move the port for this checkout only in "
+        f"environments/{env}.local.yaml (git-ignored; e.g. `services: {{web: {{port: 5202}}}}`, per-port tenants: "
+        f"`topology: {{ports: ...}}`) or with `--set services.web.port=5202`"
+    )
+
+
+def refuse_taken_ports(env: str, services: Iterable[tuple[str, str | None, int | None]]) -> None:
     """UserError naming every (service, local URL, port) whose port another process already listens on, before
     anything starts: a bind error later comes mid-start, after other services already run."""
     from urllib.parse import urlsplit
@@ -153,11 +162,7 @@ def refuse_taken_ports(services: Iterable[tuple[str, str | None, int | None]]) -
         if port and port_in_use(urlsplit(url or "").hostname or "127.0.0.1", port)
     ]
     if taken:
-        raise UserError(
-            "port already in use by another process: "
-            + "; ".join(taken)
-            + " (see who holds it with `ss -ltnp` or `lsof -i :PORT`; stop it, or change the port in the spec)"
-        )
+        raise UserError("port already in use by another process: " + "; ".join(taken) + f" ({port_taken_hint(env)})")
 
 
 def started_epoch(started: str) -> float | None:

@@ -346,7 +346,7 @@ def up(
         for svc in to_start:  # before anything starts
             check_log_path(folder / f"{svc.name}.log")
         _stop([r for r in records.values() if r.name not in kept], stop_grace_s, on_event)  # changed, or gone
-        refuse_taken_ports((s.name, s.local_url, s.port) for s in to_start)
+        refuse_taken_ports(manifest.environment, ((s.name, s.local_url, s.port) for s in to_start))
         running: list[_Running] = []
 
         def save() -> None:

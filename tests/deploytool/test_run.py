@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -395,6 +396,9 @@ def test_a_taken_port_is_refused_naming_the_service_and_port(folder: Folder) -> 
 
     assert f"service wa: port {port}" in str(refused.value)
     assert "service web" not in str(refused.value)
+    # the way out names deploytool's own override mechanisms, for this checkout only
+    assert re.search(r"environments/[\w-]+\.local\.yaml", str(refused.value))
+    assert "--set services.web.port=" in str(refused.value)
     assert not leftovers(folder.root)
     assert not (folder.out / ".run" / "state.json").exists()
 
