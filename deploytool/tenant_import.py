@@ -546,13 +546,14 @@ def _import(
     from deploytool.output.manifest import read_manifest
     from deploytool.plan.model import Role
     from deploytool.redact import redact_url
+    from deploytool.run.runners import ComposeRunner
 
     _, plan = pipeline.plan_environment(spec_path, env)
     routes = {t.tenant: t.service for t in read_manifest(out, hint=f"run `deploytool render {env}` first").tenants}
     sources = {s.name: s.source for s in plan.services if s.role is Role.whatsapp}
     current = run.running_runner(out)
     importer: Callable[[str, list[Entry], Path], tuple[str, list[dict[str, Any]]]]
-    if current is not None and current.name == "compose":  # the store as the containers reach it
+    if isinstance(current, ComposeRunner):  # the store as the containers reach it
 
         def importer(service: str, mine: list[Entry], stage: Path) -> tuple[str, list[dict[str, Any]]]:
             return run_in_container(out, environ, service, mine, apply, replace)
