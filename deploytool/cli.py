@@ -828,7 +828,18 @@ def down(
     folder = out or pipeline.default_out(_spec(ctx), env)
     if rmi is not None and rmi not in RMI_CHOICES:  # `all` would remove the pulled postgres and redis images too
         raise UserError(f"--rmi: expected local (the images this environment built), got {rmi!r}")
-    stopped = run.down(folder, _run_environ(project_name=project_name), volumes=volumes, rmi_local=rmi is not None)
+    environ = _run_environ(project_name=project_name)
+    stopped = run.down(folder, environ, volumes=volumes, rmi_local=rmi is not None)
+    if rmi is not None:  # releases (issue 30): their `:rN` tags keep the built images alive; --rmi asks them gone
+        from deploytool import compose_releases, releases
+
+        tagged = [r for r in releases.read_store(folder, env).releases if any(s.tag for s in r.services.values())]
+        if tagged:
+            compose_releases.untag(environ, tagged)
+            _warn(
+                f"{env}: removed the image tags of release(s) {', '.join(str(r.number) for r in tagged)}; "
+                "`rollback` to them needs their images again (`up` builds anew)"
+            )
     _echo(f"{env}: stopped {', '.join(stopped)}" if stopped else f"{env}: nothing was running")
 
 

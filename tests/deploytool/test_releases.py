@@ -22,7 +22,7 @@ def project(make_project, monkeypatch, tmp_path):
     spec = make_project()
     outcome: dict[str, object] = {"error": None}
 
-    def fake_up(self, out_dir, environ, deadline_s, on_event):
+    def fake_up(self, out_dir, environ, deadline_s, on_event, force_recreate=False):
         if outcome["error"] is not None:
             raise outcome["error"]  # type: ignore[misc]
         return [ServiceStatus(name="web", state="healthy", url="http://127.0.0.1:5002", health_url=None)]

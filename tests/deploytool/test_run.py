@@ -620,7 +620,9 @@ def fake_build(tmp_path: Path, output: str, then: str) -> tuple[Path, str]:
     out = compose_folder(tmp_path)
     (tmp_path / "build.txt").write_text(output)
     docker = tmp_path / "docker"
-    docker.write_text(f"#!/bin/sh\ncat {tmp_path}/build.txt\n{then}\n")
+    # a docker CLI with the compose plugin: `compose version` answers, every other call is the build
+    plugin = '[ "$1 $2" = "compose version" ] && { echo "Docker Compose version v2.40.3"; exit 0; }'
+    docker.write_text(f"#!/bin/sh\n{plugin}\ncat {tmp_path}/build.txt\n{then}\n")
     docker.chmod(0o755)
     return out, str(docker)
 

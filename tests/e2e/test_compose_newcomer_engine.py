@@ -86,7 +86,8 @@ def test_two_checkouts_a_second_up_ps_and_a_taken_port(tmp_path: Path, engine_en
         assert main(["--spec", str(spec), "up", "e2e", "--runner", "compose", "--timeout", "300"]) == 0
         said = capsys.readouterr()
         assert "build web: [" in said.err  # the build shows its steps
-        up_states = {line.split()[1]: line.split()[0] for line in said.out.splitlines()[:-1]}
+        # one line per service; the `e2e: ...` lines are the release and the summary
+        up_states = {line.split()[1]: line.split()[0] for line in said.out.splitlines() if not line.startswith("e2e:")}
         # 12b: one word for a service without a health path, in `up` and in `ps`
         assert up_states == {"web": "healthy", "whatsapp": "healthy", "worker": "running"}
         assert ps(spec, capsys) == up_states
