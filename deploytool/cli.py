@@ -680,7 +680,7 @@ def releases_command(
         _echo(releases.as_json(store))
         return
     if not store.releases:
-        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env} --wait` records one)")
+        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env}` records one)")
         return
     for line in releases.table(store):
         _echo(line)
@@ -1126,6 +1126,7 @@ def _railway(
     action: Action,
     sets: list[str] | None,
     wait: WaitOptions | None = None,
+    keep: int | None = None,
     **flags: Any,
 ) -> None:
     from deploytool import railway_cli
@@ -1151,6 +1152,14 @@ def _railway(
     code = railway_cli.run_streaming(command, os.environ, folder)
     if code:
         raise typer.Exit(code)
+    if keep is not None:  # releases (issue 30): a plain apply is a release too, pending (nobody waited)
+        from deploytool.railway_deploy import record_applied
+
+        release = record_applied(_railway_env(rendered, cli, folder, railway_env), keep, _warn)
+        _warn(
+            f"{env}: release {release.number} (pending: not waited for; `deploytool railway apply {env} --wait` "
+            "follows a deploy until it is live)"
+        )
 
 
 # --- releases on Railway (issue 30): apply --wait, rollback ------------------------------------------------
@@ -1308,6 +1317,7 @@ def railway_apply(
         "apply",
         sets,
         WaitOptions(timeout, rollback_on_failure, keep, url or []) if wait else None,
+        keep=keep,
         json_output=json_output,
         yes=yes,
         confirm_destructive=confirm_destructive,

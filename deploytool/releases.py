@@ -238,7 +238,7 @@ def choose_rollback(store: ReleaseStore, target: str, to: int | None) -> tuple[R
     if not earlier:
         raise UserError(
             f"no earlier {target} release to go back to (see `deploytool releases ENV`; each `up` or "
-            "`railway apply --wait` records one)"
+            "`railway apply` records one)"
         )
     return current, earlier[0]
 
