@@ -333,3 +333,20 @@ def test_a_plain_apply_whose_lookup_fails_still_succeeds_and_records_no_ids(proj
     assert release["status"] == "pending" and "deployment ids not known" in release["note"]
     assert all("deployment_id" not in svc for svc in release["services"].values())
     assert release["services"]["whatsapp"]["tenants"] == ["1", "2", "3"]
+
+
+def test_rollback_past_a_pending_release_asks_railway_what_runs_now(project):
+    """A plain apply's lookup can come before Railway lists the new deployment: the pending release then names
+    the old ids. The rollback must not trust them, or it would leave the new deployments running."""
+    assert project.run("railway", "apply", "staging", "--wait", "--yes").returncode == 0  # 2: web-d1, whatsapp-d2
+    assert project.run("railway", "apply", "staging", "--yes").returncode == 0  # 3: pending, web-d3, whatsapp-d4
+    store = project.out / ".releases" / "releases.json"
+    data = json.loads(store.read_text())
+    for name, stale in (("web", "web-d1"), ("whatsapp", "whatsapp-d2")):  # as if listed before the new ones
+        data["releases"][-1]["services"][name]["deployment_id"] = stale
+    store.write_text(json.dumps(data))
+    rolled = project.run("rollback", "staging")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "back to release 2 on Railway (release 4; 2 rolled back)" in rolled.stdout
+    ids = [r["body"]["variables"]["id"] for r in project.requests if "deploymentRollback" in r["body"]["query"]]
+    assert ids == ["web-d1", "whatsapp-d2"]
