@@ -255,7 +255,8 @@ def run_files(out_dir: Path) -> list[Path] | None:
 def _store_run_files(out_dir: Path, files: list[Path] | None) -> None:
     path = run_dir(out_dir) / RUN_FILES
     if files is None:
-        path.unlink(missing_ok=True)
+        if not run_dir(out_dir).is_symlink() and path.is_file() and not path.is_symlink():  # only our own file
+            path.unlink(missing_ok=True)
         return
     text = "".join(f"{f.resolve().relative_to(out_dir).as_posix()}\n" for f in files)
     write_atomic(run_state.own_run_dir(out_dir) / RUN_FILES, text)
