@@ -584,23 +584,29 @@ def _record_up(
     plain = planned_services(rendered.plan)
     services: dict[str, releases.ServiceRelease] = {}
 
+    artifacts = releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
+
     def build(number: int) -> Release:
         services.update(plain)
+        files = None
         if images is not None:
             for name, image in images.services(rendered.ctx.out, environ, number, status == "live").items():
                 kept = plain.get(name, releases.ServiceRelease())
                 services[name] = kept.model_copy(update=image.model_dump(exclude_none=True))
+            if status == "live":  # what a rollback to this release runs (never .secrets.env)
+                files = images.keep_files(rendered.ctx.out, number, artifacts)
         return releases.new_release(
             number,
             target=cast("releases.Target", runner),  # a release's target is the runner's name
             status=status,
             spec_folder=rendered.loaded.root,
-            artifacts=releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts),
+            artifacts=artifacts,
             services=services,
             note=note,
+            files=files,
         )
 
-    dropped = None if images is None else lambda gone: images.untag(environ, gone)
+    dropped = None if images is None else lambda gone: images.untag(rendered.ctx.out, environ, gone)
     made = releases.add_release(rendered.ctx.out, rendered.plan.env_name, build, keep, dropped)
     if images is not None and status == "live":
         images.tag(environ, made)
@@ -626,10 +632,17 @@ class _ComposeImages:
         compose_releases.tag_release(environ, release)
 
     @staticmethod
-    def untag(environ: dict[str, str], dropped: Any) -> None:
+    def keep_files(out: Path, number: int, artifacts: dict[str, str]) -> tuple[str, ...]:
+        from deploytool import compose_releases
+
+        return compose_releases.keep_files(out, number, artifacts)
+
+    @staticmethod
+    def untag(out: Path, environ: dict[str, str], dropped: Any) -> None:
         from deploytool import compose_releases
 
         compose_releases.untag(environ, dropped)
+        compose_releases.drop_files(out, dropped)
 
 
 _RELEASE_IMAGES: dict[str, _ComposeImages] = {"compose": _ComposeImages()}
@@ -667,7 +680,7 @@ def releases_command(
         _echo(releases.as_json(store))
         return
     if not store.releases:
-        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env} --wait` records one)")
+        _echo(f"{env}: no releases yet (`deploytool up {env}` or `deploytool railway apply {env}` records one)")
         return
     for line in releases.table(store):
         _echo(line)
@@ -738,27 +751,32 @@ def _rollback_compose(
 ) -> None:
     from deploytool import compose_releases, pipeline, releases, run
     from deploytool.output import read_manifest
-    from deploytool.run.compose import OVERRIDE_VAR, compose_status, compose_up
+    from deploytool.run.compose import compose_status, compose_up
+    from deploytool.targets.compose import COMPOSE_FILE
 
-    folder = out or pipeline.default_out(_spec(ctx), env)
+    folder = (out or pipeline.default_out(_spec(ctx), env)).resolve()
     store = releases.read_store(folder, env)
     _, target = releases.choose_rollback(store, "compose", to)
     environ = _run_environ()
     override = compose_releases.rollback_override(folder, target, environ)
-    manifest = read_manifest(folder)
-    changed = compose_releases.changed_artifacts(
-        target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
-    )
-    if changed:
-        _warn(
-            f"{env}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed since; "
-            f"commit {releases.short_commit(target)} has that release's files)"
+    kept = compose_releases.release_compose_file(folder, target)
+    if kept is None:  # a release recorded before its files were kept: its images with today's files
+        manifest = read_manifest(folder)
+        changed = compose_releases.changed_artifacts(
+            target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
         )
+        if changed:
+            _warn(
+                f"{env}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed "
+                f"since; commit {releases.short_commit(target)} has that release's files)"
+            )
+    files = [kept or folder / COMPOSE_FILE, override]
+    ran = tuple(f.relative_to(folder).as_posix() for f in files)
+    _warn(f"{env}: release {target.number}'s files: {', '.join(ran)} (secrets from today's .secrets.env)")
     if run.running_runner(folder) is not None:
         run.down(folder, environ, volumes=False)  # every holder stops before any starts again: never two
-    started = compose_releases.with_override(environ, override, OVERRIDE_VAR)
     try:
-        compose_up(folder, started, build=False, wait_timeout_s=timeout, progress=_warn)
+        compose_up(folder, environ, build=False, wait_timeout_s=timeout, progress=_warn, files=files)
     except DeploytoolError as exc:
         releases.record(
             folder,
@@ -772,6 +790,7 @@ def _rollback_compose(
             rollback_of=target.number,
             note=str(exc).splitlines()[-1][:200],
             git=(target.commit, target.dirty),
+            files=ran,
         )
         raise
     made = releases.record(
@@ -785,8 +804,9 @@ def _rollback_compose(
         keep=keep,
         rollback_of=target.number,
         git=(target.commit, target.dirty),
+        files=ran,
     )
-    for status in compose_status(folder, started):
+    for status in compose_status(folder, environ):
         _echo(f"{status.state:9} {status.name:24} {status.url}")
     tags = ", ".join(sorted(s.tag for s in target.services.values() if s.tag))
     _echo(f"{env}: back to release {target.number} (compose, release {made.number}; images {tags})")
@@ -1117,6 +1137,7 @@ def _railway(
     action: Action,
     sets: list[str] | None,
     wait: WaitOptions | None = None,
+    keep: int | None = None,
     **flags: Any,
 ) -> None:
     from deploytool import railway_cli
@@ -1142,6 +1163,14 @@ def _railway(
     code = railway_cli.run_streaming(command, os.environ, folder)
     if code:
         raise typer.Exit(code)
+    if keep is not None:  # releases (issue 30): a plain apply is a release too, pending (nobody waited)
+        from deploytool.railway_deploy import record_applied
+
+        release = record_applied(_railway_env(rendered, cli, folder, railway_env), keep, _warn)
+        _warn(
+            f"{env}: release {release.number} (pending: not waited for; `deploytool railway apply {env} --wait` "
+            "follows a deploy until it is live)"
+        )
 
 
 # --- releases on Railway (issue 30): apply --wait, rollback ------------------------------------------------
@@ -1299,6 +1328,7 @@ def railway_apply(
         "apply",
         sets,
         WaitOptions(timeout, rollback_on_failure, keep, url or []) if wait else None,
+        keep=keep,
         json_output=json_output,
         yes=yes,
         confirm_destructive=confirm_destructive,

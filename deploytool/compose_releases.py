@@ -6,11 +6,18 @@ every `up` each image deploytool built gets a second tag, `<image>:r<N>`, which 
 Compose override (`.releases/r<N>.compose.yml`) that names those tags as the services' images, then runs the
 usual `up` without a build and waits for every /health. Tags of releases that fall off the history (`--keep`)
 are removed again (only tags deploytool made; an image still tagged otherwise stays).
+
+The images alone are not the release: Compose also reads the rendered files. So every live `up` keeps a copy
+of what Compose reads from the output folder (`docker-compose.yml`, `env/compose/*.env`, the manifest) under
+`.releases/r<N>/`, and `rollback` runs Compose on that copy (with `--project-directory` the output folder, so
+the project and its paths stay the same). `.secrets.env` is never copied: secret values come from the current
+one. The copy goes when the release falls off the history, like its tags.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +28,9 @@ import yaml
 from deploytool.errors import CheckFailed, UserError
 from deploytool.output.fs import write_atomic
 from deploytool.releases import RELEASES_WHAT, Release, ServiceRelease, releases_dir
-from deploytool.safeio import own_folder, read_text
+from deploytool.safeio import own_folder, read_bytes, read_text
+
+MANIFEST_FILE = "deploytool-manifest.json"
 
 
 def built_images(out_dir: Path, project: str) -> dict[str, str]:
@@ -139,3 +148,78 @@ def require_started(statuses: Sequence[Any], number: int) -> None:
     bad = [s.name for s in statuses if getattr(s, "state", "healthy") not in ("healthy", "running")]
     if bad:
         raise CheckFailed(f"release {number}: {', '.join(bad)} did not come back")
+
+
+# --- the release's files (what Compose reads from the output folder) ------------------------------------
+
+
+def release_files_dir(out_dir: Path, number: int) -> Path:
+    return releases_dir(out_dir) / f"r{number}"
+
+
+def compose_artifacts(artifacts: Mapping[str, str]) -> list[str]:
+    """The artifacts Compose reads: the compose file and its env files (never `.secrets.env`: not an artifact)."""
+    prefix = "env/compose/"
+    return sorted(
+        p for p in artifacts if p == "docker-compose.yml" or (p.startswith(prefix) and "/" not in p[len(prefix) :])
+    )
+
+
+def keep_files(out_dir: Path, number: int, artifacts: Mapping[str, str]) -> tuple[str, ...]:
+    """Copy release N's compose artifacts and the manifest into `.releases/r<N>/` (each file atomically); the
+    copied paths, relative to the output folder."""
+    names = [*compose_artifacts(artifacts), MANIFEST_FILE]
+    target = release_files_dir(out_dir, number)
+    own_folder(releases_dir(out_dir), RELEASES_WHAT)
+    own_folder(target, RELEASES_WHAT)
+    kept = []
+    for name in names:
+        data = read_bytes(out_dir / name, "wrote it")
+        if data is None:
+            continue
+        path = target / name
+        for parent in reversed(path.relative_to(target).parents[:-1]):
+            own_folder(target / parent, RELEASES_WHAT)
+        write_atomic(path, data, 0o644)
+        kept.append(path.relative_to(out_dir).as_posix())
+    return tuple(kept)
+
+
+def drop_files(out_dir: Path, dropped: Sequence[Release]) -> None:
+    """Remove the copies `keep_files` made for releases no longer kept (only those files; a folder only when
+    it is left empty)."""
+    for release in dropped:
+        (releases_dir(out_dir) / f"r{release.number}.compose.yml").unlink(missing_ok=True)  # rollback's override
+        target = release_files_dir(out_dir, release.number)
+        folders = {target}
+        for name in release.files or ():
+            path = out_dir / name
+            if target not in path.parents:
+                continue  # not a copy of this release's
+            folders.update(p for p in path.parents if target in p.parents)
+            if not path.is_symlink() and path.is_file():
+                path.unlink(missing_ok=True)
+        for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty (not only ours), or gone already
+                folder.rmdir()
+
+
+def release_compose_file(out_dir: Path, release: Release) -> Path | None:
+    """`.releases/r<N>/docker-compose.yml` when that release kept its files (None for an older history); a
+    UserError when the copy no longer has the hash the release recorded."""
+    name = release_files_dir(out_dir, release.number) / "docker-compose.yml"
+    if name.relative_to(out_dir).as_posix() not in (release.files or ()):
+        return None
+    base = release_files_dir(out_dir, release.number).relative_to(out_dir)
+    for kept in release.files or ():
+        original = Path(kept).relative_to(base).as_posix()
+        expected = release.artifacts.get(original)
+        data = read_bytes(out_dir / kept, "kept it for a rollback")
+        if data is None:
+            raise UserError(f"{out_dir / kept}: gone; release {release.number} cannot be started as it ran")
+        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            raise UserError(
+                f"{out_dir / kept}: changed since release {release.number} kept it; move it away to roll back "
+                "with today's files"
+            )
+    return name

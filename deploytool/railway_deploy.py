@@ -505,6 +505,54 @@ def apply_and_wait(
     return 1
 
 
+def record_applied(env: RailwayEnv, keep: int, warn: Say) -> Any:
+    """After a plain `railway apply` (no --wait): a `pending` release with each service's newest deployment,
+    one `railway deployment list --json` per service (the CLI's text output does not say which it redeployed).
+    A lookup that fails leaves the release without deployment ids (said on `warn`), never failing the apply."""
+    from deploytool import releases
+
+    services: dict[str, Any] = {}
+    note = "railway apply without --wait: not followed"
+    try:
+        for name in env.services:
+            found = list_deployments(env.cli, env.environ, env.cwd, name, env.environment)
+            plan = env.planned.get(name) or releases.ServiceRelease()
+            newest = found[0] if found else None
+            update = {"deployment_id": newest.id, "deployment_status": newest.status} if newest else {}
+            services[name] = plan.model_copy(update=update)
+    except (CheckFailed, UserError) as exc:
+        warn(f"{env.env_name}: the apply went through, but its deployments are not known ({exc}); recorded without")
+        services = dict(env.planned)
+        note += "; deployment ids not known"
+    return releases.record(
+        env.out,
+        env.env_name,
+        target="railway",
+        status="pending",
+        spec_folder=env.cwd,
+        artifacts=env.artifacts,
+        services=services,
+        keep=keep,
+        note=note,
+    )
+
+
+def _running_now(env: RailwayEnv, services: Iterable[str]) -> dict[str, str | None]:
+    """Each service's deployment as Railway lists it now: the newest unless it failed (then the last live one);
+    None when it cannot be asked (the rollback then moves it)."""
+    now: dict[str, str | None] = {}
+    for name in services:
+        try:
+            found = list_deployments(env.cli, env.environ, env.cwd, name, env.environment)
+        except (CheckFailed, UserError):
+            now[name] = None
+            continue
+        newest = found[0] if found else None
+        running = last_success(found) if newest is not None and newest.status in FAILED_STATES else newest
+        now[name] = running.id if running else None
+    return now
+
+
 def rollback_to(env: RailwayEnv, number: int | None, timeout_s: float, keep: int, say: Say, **wait: Any) -> int:
     """`rollback ENV [--to N]` on Railway: each service whose deployment differs back to release N's."""
     from deploytool import releases
@@ -516,6 +564,8 @@ def rollback_to(env: RailwayEnv, number: int | None, timeout_s: float, keep: int
         raise UserError(f"release {target.number}: it records no Railway deployment to go back to")
     newest = store.newest_first()[0]  # what runs now: the live release, or the failed one after it
     now = {s: r.deployment_id for s, r in newest.services.items()}
+    if newest.status == "pending":  # a plain apply, not followed: what runs now is asked, not assumed
+        now = _running_now(env, wanted)
     moves = {s: d for s, d in wanted.items() if now.get(s) != d}
     outcomes = rollback(env.cli, env.environ, env.cwd, env.environment, moves, env.whatsapp, timeout_s, say, **wait)
     failed = [o for o in outcomes if not o.ok]

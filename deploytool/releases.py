@@ -62,6 +62,8 @@ class Release(_Model):
     services: dict[str, ServiceRelease] = Field(default_factory=dict)
     rollback_of: int | None = None  # set on a release `rollback` made: the release it went back to
     note: str | None = None  # one line: why it failed, or where it came from
+    # compose: the copies (under .releases/r<N>/) of the files Compose read; on a rollback, the files it ran
+    files: tuple[str, ...] | None = None
 
 
 class ReleaseStore(_Model):
@@ -146,8 +148,10 @@ def next_number(store: ReleaseStore) -> int:
 
 
 def prune(store: ReleaseStore, keep: int) -> tuple[ReleaseStore, list[Release]]:
-    """The newest `keep` releases, and the live one of each target however old; (kept store, dropped)."""
+    """The newest `keep` releases, and the live one of each target however old (with the release a live
+    rollback runs: its images and files are in use); (kept store, dropped)."""
     live = {r.number for r in store.releases if r.status == "live"}
+    live |= {r.rollback_of for r in store.releases if r.status == "live" and r.rollback_of is not None}
     newest = {r.number for r in store.newest_first()[:keep]}
     kept = tuple(r for r in store.releases if r.number in newest | live)
     dropped = [r for r in store.releases if r.number not in newest | live]
@@ -190,6 +194,7 @@ def new_release(
     rollback_of: int | None = None,
     note: str | None = None,
     git: tuple[str | None, bool | None] | None = None,
+    files: Sequence[str] | None = None,
 ) -> Release:
     commit, dirty = git if git is not None else git_state(spec_folder)
     return Release(
@@ -203,6 +208,7 @@ def new_release(
         services=dict(sorted(services.items())),
         rollback_of=rollback_of,
         note=note,
+        files=tuple(files) if files is not None else None,
     )
 
 
@@ -232,7 +238,7 @@ def choose_rollback(store: ReleaseStore, target: str, to: int | None) -> tuple[R
     if not earlier:
         raise UserError(
             f"no earlier {target} release to go back to (see `deploytool releases ENV`; each `up` or "
-            "`railway apply --wait` records one)"
+            "`railway apply` records one)"
         )
     return current, earlier[0]
 
@@ -287,6 +293,7 @@ def record(
     note: str | None = None,
     on_dropped: Callable[[Sequence[Release]], None] | None = None,
     git: tuple[str | None, bool | None] | None = None,
+    files: Sequence[str] | None = None,
 ) -> Release:
     """Write one release of `target` for `environment` (see `add_release`)."""
 
@@ -301,6 +308,7 @@ def record(
             rollback_of=rollback_of,
             note=note,
             git=git,
+            files=files,
         )
 
     return add_release(out_dir, environment, build, keep, on_dropped)

@@ -49,6 +49,9 @@ DEFAULT_ENGINE_DIR = "/var/cache/deploytool-engine"  # scripts/engine's private 
 BUILD_TIMEOUT_S = 900.0
 PROJECT_FILE = "compose-project"  # under .run/: the project name `up` used, for down/ps/logs/restart
 RUNTIME_OVERRIDE = "compose-override.yml"  # under .run/: this machine's build network, never rendered
+# under .run/: the compose files a rollback started (a release's copy under .releases/), one a line, relative to
+# the output folder; every compose command then runs on them until the next `up` or `down`
+RUN_FILES = "compose-files"
 PROJECT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LOG_LINES = 20
@@ -233,15 +236,48 @@ def _runtime_override(out_dir: Path, environ: Mapping[str, str]) -> Path | None:
     return path
 
 
+def run_files(out_dir: Path) -> list[Path] | None:
+    """The compose files a rollback started (`.run/compose-files`), each checked; None when there is none."""
+    text = read_text(run_dir(out_dir) / RUN_FILES, "keeps the compose files of a rollback")
+    if text is None:
+        return None
+    files = []
+    for line in (line.strip() for line in text.splitlines()):
+        path = out_dir / line
+        if not line or Path(line).is_absolute() or ".." in Path(line).parts:
+            raise UserError(f"{run_dir(out_dir) / RUN_FILES}: {line!r} is not a file of this output folder")
+        if read_text(path, "kept it for a rollback") is None:
+            raise UserError(f"{path}: gone (a rollback runs on it); `deploytool up` starts the rendered files again")
+        files.append(path)
+    return files or None
+
+
+def _store_run_files(out_dir: Path, files: list[Path] | None) -> None:
+    path = run_dir(out_dir) / RUN_FILES
+    if files is None:
+        if not run_dir(out_dir).is_symlink() and path.is_file() and not path.is_symlink():  # only our own file
+            path.unlink(missing_ok=True)
+        return
+    text = "".join(f"{f.resolve().relative_to(out_dir).as_posix()}\n" for f in files)
+    write_atomic(run_state.own_run_dir(out_dir) / RUN_FILES, text)
+
+
 def compose_command(out_dir: Path, docker: str, *args: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """Absolute paths only: Compose resolves a relative --env-file against its own project folder. `-p`: the
-    folder's own project, whatever the file's `name:` says."""
+    folder's own project, whatever the file's `name:` says. After a rollback, the release's copy of the files
+    (`--project-directory`: still this folder's project, its relative paths as rendered)."""
     out_dir = out_dir.resolve()
     environ = environ or {}
     command = [*(compose_prefix(docker, environ) or [docker, "compose"]), "-p", project_name(out_dir, environ)]
     if (out_dir / SECRETS_FILE).is_file():
         command += ["--env-file", str(out_dir / SECRETS_FILE)]
-    command += ["-f", str(out_dir / COMPOSE_FILE)]
+    started = run_files(out_dir)
+    if started is None:
+        command += ["-f", str(out_dir / COMPOSE_FILE)]
+    else:
+        command += ["--project-directory", str(out_dir)]
+        for path in started:
+            command += ["-f", str(path)]
     runtime = run_dir(out_dir) / RUNTIME_OVERRIDE
     if runtime.is_file():
         command += ["-f", str(runtime)]
@@ -444,9 +480,11 @@ def compose_up(
     wait_timeout_s: float = 300.0,
     progress: Callable[[str], None] | None = None,
     force_recreate: bool = False,
+    files: list[Path] | None = None,
 ) -> list[str]:
     """Build (own deadline), `docker compose up -d`, then wait until every service answers its /health from
-    here, as the procfile runner does. On a failed first `up`, what this call created is removed again."""
+    here, as the procfile runner does. On a failed first `up`, what this call created is removed again.
+    `files`: the compose files to run instead of the rendered one (a rollback's; kept for later commands)."""
     out_dir = Path(out_dir).resolve()
     manifest = load_manifest(out_dir)
     docker = _check_ready(out_dir, environ)
@@ -468,6 +506,7 @@ def compose_up(
             out_dir, RunState("compose", manifest.environment)
         )  # so `down` knows, even after a failure
         record_up_environ(out_dir, manifest.services, environ)
+        _store_run_files(out_dir, files)
         try:
             _runtime_override(out_dir, environ)
             if build:
@@ -487,6 +526,7 @@ def compose_up(
                 # earlier runs). A converge leaves what ran: `ps` shows what did not come up.
                 _down_quietly(out_dir, docker, environ)
                 run_state.remove_state(out_dir)
+                _store_run_files(out_dir, None)
             raise
     return [svc.name for svc in manifest.services]
 
@@ -610,6 +650,7 @@ def compose_down(
         _refuse_foreign(out_dir, environ, project_name(out_dir, environ))
         command = compose_command(out_dir, docker, *args, environ=environ)
         _run_compose(out_dir, command, environ, capture_output, "down")
+        _store_run_files(out_dir, None)
         state = read_state(out_dir)
         if state is not None and state.runner == "compose":
             run_state.remove_state(out_dir)

@@ -28,6 +28,24 @@ FAKE = Path(__file__).resolve().parents[1] / "fake_railway" / "railway"
 PROD_SERVICES = {"service.web", "service.whatsapp-shard-1", "service.whatsapp-shard-2"}
 
 
+def _repo_state() -> str:
+    """What git sees of the checkout, ignored files included (a release history is git-ignored)."""
+    done = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--ignored", "--", "deploy", ".railway"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+@pytest.fixture(autouse=True)
+def _checkout_untouched():
+    before = _repo_state()
+    yield
+    assert _repo_state() == before, "a railway test wrote into the repository checkout"
+
+
 @pytest.fixture
 def railway(tmp_path):
     """Install the stand-in as `railway` on a PATH that also finds this interpreter's `python3`."""
@@ -58,6 +76,11 @@ def railway(tmp_path):
 
         @staticmethod
         def run(*args: str, spec: str = SPEC, **extra: str) -> subprocess.CompletedProcess[str]:
+            if args[:1] == ("apply",) and spec == SPEC and "--out" not in args:
+                # an apply records a release in its output folder: the repository's own stays untouched
+                out = tmp_path / "out" / args[1]
+                pipeline.write(pipeline.render_environment(Path(SPEC), args[1], out, local=False))
+                args = (*args, "--out", str(out))
             return subprocess.run(
                 [sys.executable, "-m", "deploytool", "--spec", spec, "railway", *args],
                 env={**env, **extra},

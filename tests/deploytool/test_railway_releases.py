@@ -286,3 +286,67 @@ def test_the_impact_lines_show_each_tenants_link_state_from_the_last_probe(proje
     pipeline.write(pipeline.render_environment(project.spec_path, "staging"))
     planned = project.run("railway", "plan", "staging")
     assert "staging: whatsapp restarts: tenants 1 (linked), 2 (linked), 3 (linked) reconnect" in planned.stderr
+
+
+def test_a_plain_apply_records_a_pending_release_and_rollback_goes_back_past_it(project):
+    assert project.run("railway", "apply", "staging", "--wait", "--yes").returncode == 0  # 1: before, 2: live
+    done = project.run("railway", "apply", "staging", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "staging: release 3 (pending: not waited for" in done.stderr
+    history = project.history()
+    assert [(r["number"], r["status"]) for r in history] == [(3, "pending"), (2, "live"), (1, "superseded")]
+    assert {s: history[0]["services"][s]["deployment_id"] for s in STAGING} == {
+        "web": "web-d3",
+        "whatsapp": "whatsapp-d4",
+    }
+    assert history[0]["services"]["whatsapp"]["tenants"] == ["1", "2", "3"]
+    log = (project.out.parents[1] / "railway-calls.jsonl").read_text().splitlines()
+    listing = [json.loads(line)["argv"] for line in log if '"argv"' in line]
+    last_apply = max(i for i, a in enumerate(listing) if a[:2] == ["config", "apply"])
+    after = listing[last_apply + 1 :]
+    assert [a[a.index("--service") + 1] for a in after if a[:2] == ["deployment", "list"]] == STAGING  # once each
+    table = project.run("releases", "staging")
+    assert "pending" in table.stdout and "web=web-d3" in table.stdout
+    rolled = project.run("rollback", "staging")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "back to release 2 on Railway (release 4; 2 rolled back)" in rolled.stdout
+    ids = [r["body"]["variables"]["id"] for r in project.requests if "deploymentRollback" in r["body"]["query"]]
+    assert ids == ["web-d1", "whatsapp-d2"]
+
+
+def test_a_plain_apply_whose_lookup_fails_still_succeeds_and_records_no_ids(project, tmp_path):
+    failing = tmp_path / "failing-bin"
+    failing.mkdir()
+    wrapper = failing / "railway"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        '[ "$1 $2" = "deployment list" ] && { echo "Unauthorized. Please login with `railway login`" >&2; exit 1; }\n'
+        f'exec "{tmp_path / "bin" / "railway"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    path = os.pathsep.join([str(failing), str(tmp_path / "bin"), str(Path(sys.executable).parent), os.defpath])
+    done = project.run("railway", "apply", "staging", "--yes", PATH=path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the apply went through, but its deployments are not known" in done.stderr
+    assert "Unauthorized" in done.stderr and "Traceback" not in done.stderr
+    [release] = project.history()
+    assert release["status"] == "pending" and "deployment ids not known" in release["note"]
+    assert all("deployment_id" not in svc for svc in release["services"].values())
+    assert release["services"]["whatsapp"]["tenants"] == ["1", "2", "3"]
+
+
+def test_rollback_past_a_pending_release_asks_railway_what_runs_now(project):
+    """A plain apply's lookup can come before Railway lists the new deployment: the pending release then names
+    the old ids. The rollback must not trust them, or it would leave the new deployments running."""
+    assert project.run("railway", "apply", "staging", "--wait", "--yes").returncode == 0  # 2: web-d1, whatsapp-d2
+    assert project.run("railway", "apply", "staging", "--yes").returncode == 0  # 3: pending, web-d3, whatsapp-d4
+    store = project.out / ".releases" / "releases.json"
+    data = json.loads(store.read_text())
+    for name, stale in (("web", "web-d1"), ("whatsapp", "whatsapp-d2")):  # as if listed before the new ones
+        data["releases"][-1]["services"][name]["deployment_id"] = stale
+    store.write_text(json.dumps(data))
+    rolled = project.run("rollback", "staging")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "back to release 2 on Railway (release 4; 2 rolled back)" in rolled.stdout
+    ids = [r["body"]["variables"]["id"] for r in project.requests if "deploymentRollback" in r["body"]["query"]]
+    assert ids == ["web-d1", "whatsapp-d2"]

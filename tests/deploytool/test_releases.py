@@ -152,3 +152,63 @@ def test_an_up_refused_before_anything_started_is_no_release(project):
     outcome["error"] = UserError("port already in use by another process: service web: port 5002")
     assert main(["--spec", str(spec), "up", "dev"]) == 2
     assert releases.read_store(out, "dev").releases == ()
+
+
+def test_prune_keeps_the_release_a_live_rollback_runs_on():
+    """Its tags and its copy of the files are what the rollback's containers run: they must outlive --keep."""
+    made = [
+        releases.Release(number=n, created="2026-01-01T00:00:00Z", target="compose", status=s, rollback_of=r)
+        for n, s, r in ((1, "superseded", None), (2, "superseded", None), (3, "live", 1))
+    ]
+    kept, dropped = releases.prune(releases.ReleaseStore(environment="dev", releases=tuple(made)), 1)
+    assert [r.number for r in kept.releases] == [1, 3]
+    assert [r.number for r in dropped] == [2]
+
+
+def test_dropped_release_files_go_and_nothing_else(tmp_path: Path):
+    from deploytool import compose_releases
+
+    out = tmp_path / "out"
+    (out / "env" / "compose").mkdir(parents=True)
+    (out / "docker-compose.yml").write_text("services: {}\n")
+    (out / "env" / "compose" / "web.env").write_text("A=1\n")
+    (out / "deploytool-manifest.json").write_text("{}\n")
+    (out / ".secrets.env").write_text("SECRET_KEY=s3cret\n")
+    artifacts = {"docker-compose.yml": "x", "env/compose/web.env": "y", "env/local/web.env": "z", "Procfile": "p"}
+    files = compose_releases.keep_files(out, 1, artifacts)
+    assert files == (
+        ".releases/r1/docker-compose.yml",
+        ".releases/r1/env/compose/web.env",
+        ".releases/r1/deploytool-manifest.json",
+    )
+    assert not list(out.joinpath(".releases").rglob("*secrets*"))
+    (out / ".releases" / "r1" / "mine.txt").write_text("not deploytool's\n")
+    release = releases.Release(number=1, created="x", target="compose", status="superseded", files=files)
+    compose_releases.drop_files(out, [release])
+    assert sorted(p.relative_to(out).as_posix() for p in (out / ".releases").rglob("*")) == [
+        ".releases/r1",
+        ".releases/r1/mine.txt",
+    ]
+
+
+def test_after_a_rollback_compose_commands_run_on_the_release_s_files(tmp_path: Path):
+    from deploytool.run import compose
+
+    out = tmp_path.resolve()
+    (out / "docker-compose.yml").write_text("name: acme\nservices: {}\n")
+    (out / ".releases" / "r1").mkdir(parents=True)
+    (out / ".releases" / "r1" / "docker-compose.yml").write_text("name: acme\nservices: {}\n")
+    (out / ".releases" / "r1.compose.yml").write_text("services: {}\n")
+    compose._store_run_files(
+        out, [out / ".releases" / "r1" / "docker-compose.yml", out / ".releases" / "r1.compose.yml"]
+    )
+    command = compose.compose_command(out, "docker", "ps", environ={"DEPLOYTOOL_COMPOSE_PROJECT": "acme-1"})
+    files = [command[i + 1] for i, word in enumerate(command) if word == "-f"]
+    assert files == [str(out / ".releases" / "r1" / "docker-compose.yml"), str(out / ".releases" / "r1.compose.yml")]
+    assert command[command.index("--project-directory") + 1] == str(out)  # the same project, its paths as rendered
+    (out / ".releases" / "r1.compose.yml").unlink()
+    with pytest.raises(UserError, match=r"r1\.compose\.yml: gone"):
+        compose.compose_command(out, "docker", "ps", environ={"DEPLOYTOOL_COMPOSE_PROJECT": "acme-1"})
+    compose._store_run_files(out, None)  # the next `up` or `down`: the rendered file again
+    command = compose.compose_command(out, "docker", "ps", environ={"DEPLOYTOOL_COMPOSE_PROJECT": "acme-1"})
+    assert "--project-directory" not in command and str(out / "docker-compose.yml") in command

@@ -94,3 +94,60 @@ def test_up_rollback_on_failure_goes_back_to_the_tagged_images(project, tmp_path
         (1, "superseded", None),
     ]
     client.close()
+
+
+def web_env(client: docker.DockerClient, name: str) -> dict[str, str]:
+    (web,) = [
+        c
+        for c in client.containers.list(filters={"label": f"com.docker.compose.project={name}"})
+        if c.labels.get("com.docker.compose.service") == "web"
+    ]
+    return dict(item.split("=", 1) for item in web.attrs["Config"]["Env"])
+
+
+def test_rollback_runs_the_release_files_not_today_s(project, tmp_path: Path, capsys, monkeypatch):  # noqa: F811
+    """Release 2 changes a value of web's environment; the rollback to release 1 runs release 1's copy of the
+    compose file (`.releases/r1/`), so web gets release 1's value back, and the rendered files stay release 2's."""
+    spec = project("releasefiles", "{kind: shared}", ["1"])
+    env_file = spec.parent / "environments" / "e2e.yaml"
+
+    def cli(*args: str) -> int:
+        return main(["--spec", str(spec), *args])
+
+    env_file.write_text("services: {web: {env: {RELEASE_MARK: one}}}\n")
+    assert cli("render", "e2e") == 0
+    out = spec.parent / "deploy" / "e2e"
+    monkeypatch.setenv(OVERRIDE_VAR, str(write_override(out, tmp_path)))
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300") == 0
+    kept = out / ".releases" / "r1"
+    assert (kept / "docker-compose.yml").read_bytes() == (out / "docker-compose.yml").read_bytes()
+    assert not (kept / ".secrets.env").exists()
+    name = project_name(out)
+    client = docker.from_env(environment=dict(os.environ))
+    assert web_env(client, name)["RELEASE_MARK"] == "one"
+
+    env_file.write_text("services: {web: {env: {RELEASE_MARK: two}}}\n")
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300") == 0
+    assert web_env(client, name)["RELEASE_MARK"] == "two"
+    rendered = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".releases" not in p.parts}
+    rendered = {p: b for p, b in rendered.items() if ".run" not in p.parts}
+    capsys.readouterr()
+
+    assert cli("rollback", "e2e", "--timeout", "300") == 0
+    captured = capsys.readouterr()
+    assert "back to release 1 (compose, release 3" in captured.out, captured.out + captured.err
+    assert "release 1's files: .releases/r1/docker-compose.yml, .releases/r1.compose.yml" in captured.err
+    assert web_env(client, name)["RELEASE_MARK"] == "one"  # release 1's file, not today's
+    now = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and not {".releases", ".run"} & set(p.parts)}
+    assert now == rendered  # a rollback is a run state: the rendered files are untouched
+    assert cli("render", "e2e", "--check") == 0
+    assert cli("ps", "e2e") == 0  # later commands run on the same files
+    history = json.loads((out / ".releases" / "releases.json").read_text())["releases"]
+    assert history[-1]["files"] == [".releases/r1/docker-compose.yml", ".releases/r1.compose.yml"]
+
+    # `--keep 1`: release 1 stays while the live rollback runs on it; once a new `up` replaces it, it goes
+    assert cli("up", "e2e", "--runner", "compose", "--timeout", "300", "--keep", "1") == 0
+    assert web_env(client, name)["RELEASE_MARK"] == "two"
+    assert not kept.exists() and not (out / ".releases" / "r1.compose.yml").exists()
+    assert (out / ".releases" / "r4" / "docker-compose.yml").is_file()
+    client.close()
