@@ -29,6 +29,9 @@ class TargetPlugin(ABC):
     # renders such a target before the others, so `validate` starts its consumer first and the rest of the
     # rendering happens while it reads.
     slow_consumer: ClassVar[bool] = False
+    # The same for `render`, which runs no slow consumer: True when this target's check is slow even so (Railway:
+    # railway-sdk's evaluation of a big file, in a child interpreter), so it starts before the others render.
+    slow_check: ClassVar[bool] = False
 
     @abstractmethod
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:

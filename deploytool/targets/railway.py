@@ -15,7 +15,7 @@ import importlib.util
 import keyword
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, assert_never
 
@@ -119,6 +119,7 @@ def railway_expr(value: EnvValue) -> PySource:
 
 class RailwayTarget(TargetPlugin):
     target: ClassVar[Target] = Target.railway
+    slow_check: ClassVar[bool] = True  # railway-sdk evaluates a 1,000-service file in a child interpreter
 
     @staticmethod
     def text(value: EnvValue) -> str:
@@ -158,14 +159,22 @@ class RailwayTarget(TargetPlugin):
         return [Artifact(RAILWAY_FILE, render_template("railway.py.j2", env=_project_view(layouts_of(plan, ctx))))]
 
     def check(self, plan: Plan, ctx: RenderContext, artifacts: Mapping[str, Artifact], deep: bool) -> list[Finding]:
-        findings = list(builder_findings(plan, ctx.root))
-        findings += ownership_findings(ctx.root)
         railway = artifacts.get(RAILWAY_FILE)
+        late: list[Finding] = []
+        evaluated: Callable[[], list[Finding]] | None = None
         if railway is None:
-            return [*findings, Finding("RAILWAY_EVAL", f"{RAILWAY_FILE} was not rendered")]
-        if importlib.util.find_spec("railway_sdk") is None:
-            return [*findings, skipped_check(RAILWAY_FILE, "railway-sdk", "railway-sdk is not installed")]
-        return [*findings, *check_project_file(railway.content, layouts_of(plan, ctx))]
+            late = [Finding("RAILWAY_EVAL", f"{RAILWAY_FILE} was not rendered")]
+        elif importlib.util.find_spec("railway_sdk") is None:
+            late = [skipped_check(RAILWAY_FILE, "railway-sdk", "railway-sdk is not installed")]
+        else:  # started first: a big file is evaluated in a child interpreter while the rules below run here
+            evaluated = start_project_file_check(railway.content, layouts_of(plan, ctx))
+        try:
+            findings = list(builder_findings(plan, ctx.root))
+            findings += ownership_findings(ctx.root)
+        finally:
+            if evaluated is not None:
+                late = evaluated()  # always reaped, even when a rule above raised
+        return [*findings, *late]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,12 +353,30 @@ def ownership_findings(root: Path) -> Iterator[Finding]:
 def check_project_file(source: str, layouts: Layouts) -> list[Finding]:
     """Evaluate the file for every Railway environment of the spec, one the spec does not know and a PR
     environment, as Railway's CLI does, and hold each environment's scoped graph to its plan."""
+    return start_project_file_check(source, layouts)()
+
+
+def start_project_file_check(
+    source: str, layouts: Layouts, child_min_bytes: int | None = None
+) -> Callable[[], list[Finding]]:
+    """`check_project_file`, its evaluation started now (`railway_iac.start_evaluate`: in a child interpreter
+    for a big file); the returned call gives the findings."""
     persistent = [*sorted(layouts.by_railway_name), railway_iac.UNKNOWN_ENVIRONMENT]
     contexts = [railway_iac.Context(name) for name in persistent]
     if layouts.pr is not None and layouts.pr_base is not None:
         contexts.append(railway_iac.pr_context(layouts.pr_base))
+    evaluated = railway_iac.start_evaluate(source, contexts, child_min_bytes)
+    return lambda: _project_file_findings(evaluated, contexts, persistent, layouts)
+
+
+def _project_file_findings(
+    evaluated: Callable[[], dict[railway_iac.Context, list[dict[str, Any]]]],
+    contexts: list[railway_iac.Context],
+    persistent: list[str],
+    layouts: Layouts,
+) -> list[Finding]:
     try:
-        graphs = railway_iac.evaluate(source, contexts)
+        graphs = evaluated()
     except railway_iac.EvaluationFailed as exc:
         return [Finding("RAILWAY_EVAL", f"{RAILWAY_FILE}: {exc}")]
     findings: list[Finding] = []
