@@ -16,9 +16,10 @@ __all__ = ["TargetChecks", "check_plan", "start_artifact_checks"]
 class TargetChecks:
     """Each target's consumer checks, started target by target (`start`), collected in target order.
 
-    With `deep`, each check runs in its own thread from the moment it is started; without, only a `slow_check`
-    does, and the others run when collected. The slow ones are other processes (Compose v2, a Go binary, with
-    `deep`; railway-sdk's evaluation of a big Railway file, in a child interpreter), so they work while the
+    With `deep`, each check runs in its own thread from the moment it is started; without, only a slow one
+    (`check_is_slow`) does, and the others run when collected. The slow ones are other processes (Compose v2,
+    a Go binary, with `deep`; railway-sdk's evaluation of a big Railway file, in a child interpreter), so they
+    work while the
     caller renders the other targets and runs its own checks. `validate` and `render` start a target as soon as
     its own files are rendered (`render_all`'s `on_target`). Used as a context manager, leaving it waits for
     every check started (each reaps its own process), whatever raised meanwhile."""
@@ -32,8 +33,9 @@ class TargetChecks:
 
     def start(self, target: TargetPlugin, artifacts: list[Artifact]) -> None:
         """Check `target` on `artifacts`: at least its own files (a full render's other files may be there)."""
-        args = (self.plan, self.ctx, {a.path: a for a in artifacts}, self.deep)
-        if self.deep or target.slow_check:
+        by_path = {a.path: a for a in artifacts}
+        args = (self.plan, self.ctx, by_path, self.deep)
+        if self.deep or target.check_is_slow(by_path):
             self._started[target] = self._pool.submit(target.check, *args).result
         else:  # a quick check, run when collected: a thread would only take turns with the caller's rendering
             self._started[target] = lambda: target.check(*args)

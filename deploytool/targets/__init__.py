@@ -77,11 +77,11 @@ def render_all(
 
     `on_target(plugin, files)` is told each target's own files as soon as they are rendered (`validate`
     starts that target's consumer then, while the other targets render). The targets whose checks are slow
-    (`deep`: `slow_consumer`, as `validate` runs them; else `slow_check`, as `render`) are rendered first."""
+    (`deep`: `slow_consumer`, as `validate` runs them; else `slow_check(plan)`, as `render`) are rendered first."""
     plugins = plugins_of(plan)
     rendered: dict[Target, list[Artifact]] = {}
     # stable: otherwise in spec order
-    for each in sorted(plugins, key=lambda p: not (p.slow_consumer if deep else p.slow_check)):
+    for each in sorted(plugins, key=lambda p: not (p.slow_consumer if deep else p.slow_check(plan))):
         rendered[each.target] = own = each.render(plan, ctx)
         if on_target is not None:
             on_target(each, own)

@@ -29,9 +29,16 @@ class TargetPlugin(ABC):
     # renders such a target before the others, so `validate` starts its consumer first and the rest of the
     # rendering happens while it reads.
     slow_consumer: ClassVar[bool] = False
-    # The same for `render`, which runs no slow consumer: True when this target's check is slow even so (Railway:
-    # railway-sdk's evaluation of a big file, in a child interpreter), so it starts before the others render.
-    slow_check: ClassVar[bool] = False
+
+    def slow_check(self, plan: Plan) -> bool:
+        """The same for `render`, which runs no slow consumer: True when this target's check of `plan` is likely
+        slow even so (Railway: railway-sdk's evaluation of a big file, in a child interpreter), so it is
+        rendered, and its check started, before the other targets render."""
+        return False
+
+    def check_is_slow(self, artifacts: Mapping[str, Artifact]) -> bool:
+        """Whether `render` runs this target's check of these files in a thread of its own (a child's wait)."""
+        return False
 
     @abstractmethod
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:

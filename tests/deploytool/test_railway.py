@@ -631,12 +631,16 @@ def test_findings_from_a_child_evaluation_are_the_findings_of_one_here(make_proj
     assert all(f.severity == "error" for f in child)
 
 
-def test_render_starts_the_railway_check_first_and_validate_starts_compose_first(make_project):
+@pytest.mark.parametrize(("child_min_bytes", "render_first"), [(0, "railway"), (railway_iac.CHILD_MIN_BYTES, "local")])
+def test_render_starts_a_big_railway_check_first_and_validate_starts_compose_first(
+    make_project, monkeypatch, child_min_bytes, render_first
+):
+    monkeypatch.setattr(railway_iac, "CHILD_MIN_BYTES", child_min_bytes)  # 0: every file is big
     overlay = "targets: [local, compose, railway]\nrailway: {repo: acme/chat}\n"
     spec = make_project({"staging": overlay})
     loaded, plan = pipeline.plan_environment(spec, "staging")
     ctx = pipeline.RenderContext(root=loaded.root, out=spec.parent / "deploy" / "staging")
-    for deep, first in ((False, "railway"), (True, "compose")):
+    for deep, first in ((False, render_first), (True, "compose")):
         started: list[str] = []
 
         def record(target, _files, started=started):  # type: ignore[no-untyped-def]
