@@ -308,8 +308,12 @@ def render(
     if check and sets:
         raise UserError("render --check compares the committed spec with the committed files; --set does not apply")
     # --check compares what CI compares: the committed spec alone, never this checkout's local overlay
-    rendered = pipeline.render_environment(_spec(ctx), env, out, local=False) if check else _render(ctx, env, out, sets)
-    findings = pipeline.findings_of(rendered, deep=False)  # `validate` also runs the slow consumers
+    # `validate` also runs the slow consumers; each target's checks start as soon as its files are rendered
+    if check:
+        rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, local=False, deep=False)
+    else:
+        rendered, findings = pipeline.validate_environment(_spec(ctx), env, out, sets or (), deep=False)
+        _warn_overrides(env, rendered)
     _report_findings(findings)
     if pipeline.errors(findings):
         raise CheckFailed(f"{env}: checks failed; nothing was written")

@@ -138,15 +138,21 @@ def located_env_errors(loaded: LoadedSpec) -> Iterator[None]:
 
 
 def validate_environment(
-    spec_path: Path, env_name: str, out: Path | None = None, sets: Sequence[str] = (), local: bool = True
+    spec_path: Path,
+    env_name: str,
+    out: Path | None = None,
+    sets: Sequence[str] = (),
+    local: bool = True,
+    deep: bool = True,
 ) -> tuple[Rendered, list[Finding]]:
-    """`render_environment`, then `findings_of` with every consumer; each target's consumer starts as soon as
-    that target's own files are rendered (Compose reads a 1,000-service file while the Railway file and the
-    manifest are rendered)."""
+    """`render_environment`, then `findings_of` with every consumer (`deep`: the slow ones too, as `validate`;
+    without, what `render` checks); each target's consumer starts as soon as that target's own files are
+    rendered (Compose reads a 1,000-service file, and a child interpreter evaluates the Railway file, while the
+    env files and the manifest are rendered)."""
     loaded, plan = plan_environment(spec_path, env_name, sets, local)
     ctx = RenderContext(root=loaded.root, out=_out_for(loaded, spec_path, out), peers=peer_plans(spec_path))
-    with TargetChecks(plan, ctx, deep=True) as checks, located_env_errors(loaded):
-        rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start))
+    with TargetChecks(plan, ctx, deep) as checks, located_env_errors(loaded):
+        rendered = Rendered(loaded, plan, ctx, render_all(plan, ctx, on_target=checks.start, deep=deep))
         return rendered, _findings(rendered, checks.collect)
 
 

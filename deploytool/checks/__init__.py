@@ -16,29 +16,29 @@ __all__ = ["TargetChecks", "check_plan", "start_artifact_checks"]
 class TargetChecks:
     """Each target's consumer checks, started target by target (`start`), collected in target order.
 
-    With `deep`, each check runs in its own thread from the moment it is started: the slow consumers are
-    other processes (Compose v2 is a Go binary), so they work while the caller renders the other targets
-    and runs its own checks. `validate` starts a target as soon as its own files are rendered (`render_all`'s
-    `on_target`). Used as a context manager, leaving it waits for every check started (each reaps its own
-    process), whatever raised meanwhile."""
+    With `deep`, each check runs in its own thread from the moment it is started; without, only a slow one
+    (`check_is_slow`) does, and the others run when collected. The slow ones are other processes (Compose v2,
+    a Go binary, with `deep`; railway-sdk's evaluation of a big Railway file, in a child interpreter), so they
+    work while the
+    caller renders the other targets and runs its own checks. `validate` and `render` start a target as soon as
+    its own files are rendered (`render_all`'s `on_target`). Used as a context manager, leaving it waits for
+    every check started (each reaps its own process), whatever raised meanwhile."""
 
     def __init__(self, plan: Plan, ctx: RenderContext, deep: bool = True) -> None:
-        self.plan, self.ctx, self.deep = plan, ctx, deep
-        self._pool = None
-        if deep:
-            from concurrent.futures import ThreadPoolExecutor  # `render` (not deep) runs no thread
+        from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(max_workers=max(1, len(plan.targets)), thread_name_prefix="check")
+        self.plan, self.ctx, self.deep = plan, ctx, deep
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(plan.targets)), thread_name_prefix="check")
         self._started: dict[TargetPlugin, Callable[[], list[Finding]]] = {}  # each returns its target's findings
 
     def start(self, target: TargetPlugin, artifacts: list[Artifact]) -> None:
         """Check `target` on `artifacts`: at least its own files (a full render's other files may be there)."""
         by_path = {a.path: a for a in artifacts}
         args = (self.plan, self.ctx, by_path, self.deep)
-        if self._pool is None:
-            self._started[target] = lambda: target.check(*args)
-        else:
+        if self.deep or target.check_is_slow(by_path):
             self._started[target] = self._pool.submit(target.check, *args).result
+        else:  # a quick check, run when collected: a thread would only take turns with the caller's rendering
+            self._started[target] = lambda: target.check(*args)
 
     def collect(self) -> list[Finding]:
         """Every started target's findings, in the environment's target order (whatever order they started in)."""
@@ -48,8 +48,7 @@ class TargetChecks:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_artifact_checks(

@@ -68,15 +68,20 @@ def target_of_runner(runner: str) -> Target | None:
 
 
 def render_all(
-    plan: Plan, ctx: RenderContext, on_target: Callable[[TargetPlugin, list[Artifact]], None] | None = None
+    plan: Plan,
+    ctx: RenderContext,
+    on_target: Callable[[TargetPlugin, list[Artifact]], None] | None = None,
+    deep: bool = True,
 ) -> list[Artifact]:
     """Every artifact of one environment, sorted by path; the manifest is computed over all the rest.
 
     `on_target(plugin, files)` is told each target's own files as soon as they are rendered (`validate`
-    starts that target's consumer then, while the other targets render)."""
+    starts that target's consumer then, while the other targets render). The targets whose checks are slow
+    (`deep`: `slow_consumer`, as `validate` runs them; else `slow_check(plan)`, as `render`) are rendered first."""
     plugins = plugins_of(plan)
     rendered: dict[Target, list[Artifact]] = {}
-    for each in sorted(plugins, key=lambda p: not p.slow_consumer):  # stable: otherwise in spec order
+    # stable: otherwise in spec order
+    for each in sorted(plugins, key=lambda p: not (p.slow_consumer if deep else p.slow_check(plan))):
         rendered[each.target] = own = each.render(plan, ctx)
         if on_target is not None:
             on_target(each, own)

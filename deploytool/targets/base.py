@@ -30,6 +30,16 @@ class TargetPlugin(ABC):
     # rendering happens while it reads.
     slow_consumer: ClassVar[bool] = False
 
+    def slow_check(self, plan: Plan) -> bool:
+        """The same for `render`, which runs no slow consumer: True when this target's check of `plan` is likely
+        slow even so (Railway: railway-sdk's evaluation of a big file, in a child interpreter), so it is
+        rendered, and its check started, before the other targets render."""
+        return False
+
+    def check_is_slow(self, artifacts: Mapping[str, Artifact]) -> bool:
+        """Whether `render` runs this target's check of these files in a thread of its own (a child's wait)."""
+        return False
+
     @abstractmethod
     def spell(self, plan: Plan, value: EnvValue, ctx: RenderContext) -> str | None:
         """The text this target gives an env value; None: not written (the runner injects it)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from deploytool import pipeline
-from deploytool.targets import railway_iac
-from deploytool.targets.railway import RAILWAY_FILE, check_project_file, layouts_of
+from deploytool.targets import railway_iac, render_all
+from deploytool.targets.railway import RAILWAY_FILE, check_project_file, layouts_of, start_project_file_check
 from tests.conftest import REPO
 
 SPEC = str(REPO / "deploytool.yaml")
@@ -597,3 +598,78 @@ def test_the_file_is_compiled_once_and_run_in_a_new_module_for_every_context(mon
 def test_a_file_that_does_not_compile_is_an_evaluation_failure():
     with pytest.raises(railway_iac.EvaluationFailed, match=r"evaluation for staging failed: SyntaxError"):
         railway_iac.evaluate("def main(ctx:\n", [railway_iac.Context("staging")])
+
+
+# A file that says which process evaluated it.
+_PID_FILE = """\
+import os
+
+from railway_sdk import project, service
+
+
+def main(ctx):
+    print("noise on stdout")  # not the child's answer
+    return project("p", resources=[service("web", variables={"PID": str(os.getpid())})])
+"""
+
+
+def test_a_big_file_is_evaluated_in_a_child_interpreter_with_the_same_graphs():
+    contexts = [railway_iac.Context("staging"), railway_iac.Context(railway_iac.UNKNOWN_ENVIRONMENT)]
+    here = railway_iac.start_evaluate(_PID_FILE, contexts)()  # smaller than the threshold: in this process
+    child = railway_iac.start_evaluate(_PID_FILE, contexts, child_min_bytes=0)()
+
+    def pids(graphs: dict) -> list:
+        return [[r["variables"]["PID"] for r in graph] for graph in graphs.values()]
+
+    assert list(child) == contexts and pids(here) == [[{"type": "literal", "value": str(os.getpid())}]] * 2
+    [[child_pid], [again]] = pids(child)
+    assert child_pid == again and child_pid["value"] != str(os.getpid())
+
+    def without_pid(graphs: dict) -> list:
+        return [[{**r, "variables": {}} for r in graph] for graph in graphs.values()]
+
+    assert without_pid(child) == without_pid(here)
+
+
+@pytest.mark.parametrize(
+    ("broken", "code"),
+    [
+        (lambda source: source.replace('"overlapSeconds": 0', '"overlapSeconds": 20'), "RAILWAY_GRAPH"),
+        (lambda source: source + "\nraise ValueError('broken on purpose')\n", "RAILWAY_EVAL"),  # fails at run time
+        (lambda source: source.replace("def main(", "def main(("), "RAILWAY_EVAL"),  # does not compile
+    ],
+)
+def test_findings_from_a_child_evaluation_are_the_findings_of_one_here(make_project, broken, code):
+    spec = make_project({"staging": "targets: [railway]\nrailway: {repo: acme/chat}\n"})
+    rendered = pipeline.render_environment(spec, "staging")
+    source = broken(next(a.content for a in rendered.artifacts if a.path == RAILWAY_FILE))
+    layouts = layouts_of(rendered.plan, rendered.ctx)
+    here = start_project_file_check(source, layouts, child_min_bytes=len(source) + 1)()
+    child = start_project_file_check(source, layouts, child_min_bytes=0)()
+
+    def scrub(findings: list) -> list[str]:  # a SyntaxError names the scratch copy, a new folder each time
+        return [re.sub(r"deploytool-railway-[^/]+", "SCRATCH", str(f)) for f in findings]
+
+    assert scrub(child) == scrub(here) and {f.code for f in child} == {code}
+    assert all(f.severity == "error" for f in child)
+
+
+@pytest.mark.parametrize(("child_min_bytes", "render_first"), [(0, "railway"), (railway_iac.CHILD_MIN_BYTES, "local")])
+def test_render_starts_a_big_railway_check_first_and_validate_starts_compose_first(
+    make_project, monkeypatch, child_min_bytes, render_first
+):
+    monkeypatch.setattr(railway_iac, "CHILD_MIN_BYTES", child_min_bytes)  # 0: every file is big
+    overlay = "targets: [local, compose, railway]\nrailway: {repo: acme/chat}\n"
+    spec = make_project({"staging": overlay})
+    loaded, plan = pipeline.plan_environment(spec, "staging")
+    ctx = pipeline.RenderContext(root=loaded.root, out=spec.parent / "deploy" / "staging")
+    for deep, first in ((False, render_first), (True, "compose")):
+        started: list[str] = []
+
+        def record(target, _files, started=started):  # type: ignore[no-untyped-def]
+            started.append(target.target.value)
+
+        artifacts = render_all(plan, ctx, on_target=record, deep=deep)
+        assert started[0] == first and sorted(started) == ["compose", "local", "railway"]
+        # the order of rendering changes no file
+        assert [(a.path, a.content) for a in artifacts] == [(a.path, a.content) for a in render_all(plan, ctx)]
