@@ -753,67 +753,10 @@ def _on_railway(
 def _rollback_compose(
     ctx: typer.Context, env: str, out: Path | None, to: int | None, timeout: float, keep: int
 ) -> None:
-    from deploytool import compose_releases, pipeline, releases, run
-    from deploytool.output import read_manifest
-    from deploytool.run.compose import compose_status, compose_up
-    from deploytool.targets.compose import COMPOSE_FILE
+    from deploytool import compose_releases, pipeline
 
     folder = (out or pipeline.default_out(_spec(ctx), env)).resolve()
-    store = releases.read_store(folder, env)
-    _, target = releases.choose_rollback(store, "compose", to)
-    environ = _run_environ()
-    override = compose_releases.rollback_override(folder, target, environ)
-    kept = compose_releases.release_compose_file(folder, target)
-    if kept is None:  # a release recorded before its files were kept: its images with today's files
-        manifest = read_manifest(folder)
-        changed = compose_releases.changed_artifacts(
-            target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts)
-        )
-        if changed:
-            _warn(
-                f"{env}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed "
-                f"since; commit {releases.short_commit(target)} has that release's files)"
-            )
-    files = [kept or folder / COMPOSE_FILE, override]
-    ran = tuple(f.relative_to(folder).as_posix() for f in files)
-    _warn(f"{env}: release {target.number}'s files: {', '.join(ran)} (secrets from today's .secrets.env)")
-    if run.running_runner(folder) is not None:
-        run.down(folder, environ, volumes=False)  # every holder stops before any starts again: never two
-    try:
-        compose_up(folder, environ, build=False, wait_timeout_s=timeout, progress=_warn, files=files)
-    except DeploytoolError as exc:
-        releases.record(
-            folder,
-            env,
-            target="compose",
-            status="failed",
-            spec_folder=_spec(ctx).parent,
-            artifacts=target.artifacts,
-            services=target.services,
-            keep=keep,
-            rollback_of=target.number,
-            note=str(exc).splitlines()[-1][:200],
-            git=(target.commit, target.dirty),
-            files=ran,
-        )
-        raise
-    made = releases.record(
-        folder,
-        env,
-        target="compose",
-        status="live",
-        spec_folder=_spec(ctx).parent,
-        artifacts=target.artifacts,
-        services=target.services,
-        keep=keep,
-        rollback_of=target.number,
-        git=(target.commit, target.dirty),
-        files=ran,
-    )
-    for status in compose_status(folder, environ):
-        _echo(f"{status.state:9} {status.name:24} {status.url}")
-    tags = ", ".join(sorted(s.tag for s in target.services.values() if s.tag))
-    _echo(f"{env}: back to release {target.number} (compose, release {made.number}; images {tags})")
+    compose_releases.rollback_to(folder, env, _spec(ctx).parent, to, timeout, keep, _run_environ(), _echo, _warn)
 
 
 # rollback ENV, by the target the release ran on

@@ -19,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deploytool.errors import CheckFailed, UserError
+from deploytool import releases, run
+from deploytool.errors import CheckFailed, DeploytoolError, UserError
+from deploytool.output import read_manifest
 from deploytool.output.fs import write_atomic
 from deploytool.releases import RELEASES_WHAT, Release, ServiceRelease, releases_dir
+from deploytool.run.compose import compose_status, compose_up
 from deploytool.safeio import own_folder, read_bytes, read_text
+from deploytool.targets.compose import COMPOSE_FILE
 
 MANIFEST_FILE = "deploytool-manifest.json"
 
@@ -223,3 +227,63 @@ def release_compose_file(out_dir: Path, release: Release) -> Path | None:
                 "with today's files"
             )
     return name
+
+
+# --- `rollback` on Compose, with its release ----------------------------------------------------------------
+
+
+def rollback_to(
+    out_dir: Path,
+    env_name: str,
+    spec_folder: Path,
+    number: int | None,
+    timeout_s: float,
+    keep: int,
+    environ: dict[str, str],
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> Release:
+    """`rollback ENV [--to N]` on Compose: release N's tagged images on its kept files (today's for an older
+    history), started without a build; one release records how it went (`warn` gets the progress)."""
+    _, target = releases.choose_rollback(releases.read_store(out_dir, env_name), "compose", number)
+    override = rollback_override(out_dir, target, environ)
+    kept = release_compose_file(out_dir, target)
+    if kept is None:  # a release recorded before its files were kept: its images with today's files
+        manifest = read_manifest(out_dir)
+        changed = changed_artifacts(target, releases.artifact_hashes(manifest.artifacts, manifest.spec_artifacts))
+        if changed:
+            warn(
+                f"{env_name}: release {target.number}'s images with today's files ({', '.join(changed[:5])} changed "
+                f"since; commit {releases.short_commit(target)} has that release's files)"
+            )
+    files = [kept or out_dir / COMPOSE_FILE, override]
+    ran = tuple(f.relative_to(out_dir).as_posix() for f in files)
+    warn(f"{env_name}: release {target.number}'s files: {', '.join(ran)} (secrets from today's .secrets.env)")
+    if run.running_runner(out_dir) is not None:
+        run.down(out_dir, environ, volumes=False)  # every holder stops before any starts again: never two
+    failure: DeploytoolError | None = None
+    try:
+        compose_up(out_dir, environ, build=False, wait_timeout_s=timeout_s, progress=warn, files=files)
+    except DeploytoolError as exc:
+        failure = exc  # recorded as a failed release, then raised
+    made = releases.record(
+        out_dir,
+        env_name,
+        target="compose",
+        status="live" if failure is None else "failed",
+        spec_folder=spec_folder,
+        artifacts=target.artifacts,
+        services=target.services,
+        keep=keep,
+        rollback_of=target.number,
+        note=None if failure is None else str(failure).splitlines()[-1][:200],
+        git=(target.commit, target.dirty),
+        files=ran,
+    )
+    if failure is not None:
+        raise failure
+    for status in compose_status(out_dir, environ):
+        say(f"{status.state:9} {status.name:24} {status.url}")
+    tags = ", ".join(sorted(s.tag for s in target.services.values() if s.tag))
+    say(f"{env_name}: back to release {target.number} (compose, release {made.number}; images {tags})")
+    return made

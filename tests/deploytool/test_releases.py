@@ -212,3 +212,35 @@ def test_after_a_rollback_compose_commands_run_on_the_release_s_files(tmp_path: 
     compose._store_run_files(out, None)  # the next `up` or `down`: the rendered file again
     command = compose.compose_command(out, "docker", "ps", environ={"DEPLOYTOOL_COMPOSE_PROJECT": "acme-1"})
     assert "--project-directory" not in command and str(out / "docker-compose.yml") in command
+
+
+def test_a_compose_rollback_that_does_not_come_back_is_one_failed_release(tmp_path: Path, monkeypatch):
+    """No engine: the images and the start are stood in; what is checked is the release the failure records."""
+    from types import SimpleNamespace
+
+    from deploytool import compose_releases, run
+
+    out = tmp_path.resolve()
+    kept = {"web": releases.ServiceRelease(image="acme-web", image_id="sha256:1", tag="acme-web:r1")}
+    for _ in range(2):
+        releases.record(
+            out, "dev", target="compose", status="live", spec_folder=out, artifacts={}, services=kept, git=("c", False)
+        )
+    monkeypatch.setattr(compose_releases, "rollback_override", lambda o, r, e: o / ".releases" / "r1.compose.yml")
+    monkeypatch.setattr(compose_releases, "read_manifest", lambda o: SimpleNamespace(artifacts={}, spec_artifacts={}))
+    monkeypatch.setattr(run, "running_runner", lambda o: None)
+
+    def compose_up(*args: object, **kwargs: object) -> None:
+        raise CheckFailed("compose up: waited 5 s\nweb did not come back")
+
+    monkeypatch.setattr(compose_releases, "compose_up", compose_up)
+    said: list[str] = []
+    with pytest.raises(CheckFailed, match="waited 5 s"):
+        compose_releases.rollback_to(out, "dev", out, None, 5.0, 5, {}, said.append, said.append)
+    made = releases.read_store(out, "dev").newest_first()[0]
+    assert (made.number, made.status, made.rollback_of, made.note) == (3, "failed", 1, "web did not come back")
+    assert made.files == ("docker-compose.yml", ".releases/r1.compose.yml") and made.services == kept
+    assert said == [
+        "dev: release 1's files: docker-compose.yml, .releases/r1.compose.yml (secrets from today's .secrets.env)"
+    ]
+    assert [r.status for r in releases.read_store(out, "dev").newest_first()] == ["failed", "live", "superseded"]
