@@ -30,11 +30,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from deploytool.errors import CheckFailed, UserError
 from deploytool.railway_cli import _mask
+
+if TYPE_CHECKING:
+    from deploytool.releases import Release, Status
 
 API_URL = "https://backboard.railway.com/graphql/v2"
 API_VAR = "DEPLOYTOOL_RAILWAY_API"  # another endpoint (tests: a loopback server); https unless loopback
@@ -395,15 +398,48 @@ class RailwayEnv:
     planned: Mapping[str, Any] = field(default_factory=dict)  # service → ServiceRelease (config, tenants)
 
 
-def _services_of(outcomes: Iterable[Outcome], planned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _deployed(planned: Mapping[str, Any], service: str, deployment: Deployment | None, status: str | None) -> Any:
+    """The planned ServiceRelease of `service` (config, tenants) with the deployment that runs it (as planned
+    when neither is known)."""
     from deploytool.releases import ServiceRelease
 
-    found = {}
-    for o in outcomes:
-        base = (planned or {}).get(o.service) or ServiceRelease()
-        update = {"deployment_id": o.deployment.id if o.deployment else None, "deployment_status": o.status}
-        found[o.service] = base.model_copy(update=update)
-    return found
+    base = planned.get(service) or ServiceRelease()
+    if deployment is None and status is None:
+        return base
+    return base.model_copy(update={"deployment_id": deployment.id if deployment else None, "deployment_status": status})
+
+
+def _services_of(outcomes: Iterable[Outcome], planned: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {o.service: _deployed(planned or {}, o.service, o.deployment, o.status) for o in outcomes}
+
+
+def _record(
+    env: RailwayEnv,
+    status: Status,
+    services: Mapping[str, Any],
+    keep: int,
+    *,
+    artifacts: Mapping[str, str] | None = None,
+    rollback_of: int | None = None,
+    note: str | None = None,
+    git: tuple[str | None, bool | None] | None = None,
+) -> Release:
+    """`releases.record` of a Railway release of `env` (with the environment's artifacts unless given)."""
+    from deploytool import releases
+
+    return releases.record(
+        env.out,
+        env.env_name,
+        target="railway",
+        status=status,
+        spec_folder=env.cwd,
+        artifacts=env.artifacts if artifacts is None else artifacts,
+        services=services,
+        keep=keep,
+        rollback_of=rollback_of,
+        note=note,
+        git=git,
+    )
 
 
 def apply_and_wait(
@@ -430,18 +466,8 @@ def apply_and_wait(
             for s, ds in before.items()
             if (d := last_success(ds)) is not None
         }
-        previous = releases.record(
-            env.out,
-            env.env_name,
-            target="railway",
-            status="live",
-            spec_folder=env.cwd,
-            artifacts={},
-            services=observed,
-            keep=keep,
-            note="what ran before the first `railway apply --wait`",
-            git=(None, None),
-        )
+        note = "what ran before the first `railway apply --wait`"
+        previous = _record(env, "live", observed, keep, artifacts={}, note=note, git=(None, None))
         say(f"{env.env_name}: release {previous.number} records what ran on Railway before this apply")
     done = subprocess.run(
         list(command), env=dict(env.environ), cwd=env.cwd, stdout=subprocess.PIPE, text=True, check=False
@@ -457,16 +483,7 @@ def apply_and_wait(
         was = (previous.services.get(name) if previous else None) or ServiceRelease()
         plan = env.planned.get(name) or ServiceRelease()
         carried[name] = was.model_copy(update={"config": plan.config, "tenants": plan.tenants})
-    release = releases.record(
-        env.out,
-        env.env_name,
-        target="railway",
-        status="pending",
-        spec_folder=env.cwd,
-        artifacts=env.artifacts,
-        services=carried,
-        keep=keep,
-    )
+    release = _record(env, "pending", carried, keep)
     if not changed:
         releases.update_release(env.out, env.env_name, release.number, status="live", note="nothing redeployed")
         say(f"{env.env_name}: the apply redeployed no service; release {release.number} is live")
@@ -509,32 +526,18 @@ def record_applied(env: RailwayEnv, keep: int, warn: Say) -> Any:
     """After a plain `railway apply` (no --wait): a `pending` release with each service's newest deployment,
     one `railway deployment list --json` per service (the CLI's text output does not say which it redeployed).
     A lookup that fails leaves the release without deployment ids (said on `warn`), never failing the apply."""
-    from deploytool import releases
-
     services: dict[str, Any] = {}
     note = "railway apply without --wait: not followed"
     try:
         for name in env.services:
             found = list_deployments(env.cli, env.environ, env.cwd, name, env.environment)
-            plan = env.planned.get(name) or releases.ServiceRelease()
             newest = found[0] if found else None
-            update = {"deployment_id": newest.id, "deployment_status": newest.status} if newest else {}
-            services[name] = plan.model_copy(update=update)
+            services[name] = _deployed(env.planned, name, newest, newest.status if newest else None)
     except (CheckFailed, UserError) as exc:
         warn(f"{env.env_name}: the apply went through, but its deployments are not known ({exc}); recorded without")
         services = dict(env.planned)
         note += "; deployment ids not known"
-    return releases.record(
-        env.out,
-        env.env_name,
-        target="railway",
-        status="pending",
-        spec_folder=env.cwd,
-        artifacts=env.artifacts,
-        services=services,
-        keep=keep,
-        note=note,
-    )
+    return _record(env, "pending", services, keep, note=note)
 
 
 def _running_now(env: RailwayEnv, services: Iterable[str]) -> dict[str, str | None]:
@@ -570,19 +573,11 @@ def rollback_to(env: RailwayEnv, number: int | None, timeout_s: float, keep: int
     outcomes = rollback(env.cli, env.environ, env.cwd, env.environment, moves, env.whatsapp, timeout_s, say, **wait)
     failed = [o for o in outcomes if not o.ok]
     services = {**target.services, **_services_of(outcomes)}
-    status: releases.Status = "failed" if failed or len(outcomes) < len(moves) else "live"
-    made = releases.record(
-        env.out,
-        env.env_name,
-        target="railway",
-        status=status,
-        spec_folder=env.cwd,
-        artifacts=target.artifacts,
-        services=services,
-        keep=keep,
-        rollback_of=target.number,
-        note=", ".join(f"{o.service} ({o.status})" for o in failed) or None,
-        git=(target.commit, target.dirty),
+    status: Status = "failed" if failed or len(outcomes) < len(moves) else "live"
+    note = ", ".join(f"{o.service} ({o.status})" for o in failed) or None
+    git = (target.commit, target.dirty)
+    made = _record(
+        env, status, services, keep, artifacts=target.artifacts, rollback_of=target.number, note=note, git=git
     )
     if status == "failed":
         raise CheckFailed(f"{env.env_name}: the rollback to release {target.number} failed (release {made.number})")

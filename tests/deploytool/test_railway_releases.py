@@ -145,6 +145,7 @@ def test_apply_wait_follows_each_service_until_live_and_records_the_release(proj
     history = project.history()
     assert [(r["number"], r["status"]) for r in history] == [(2, "live"), (1, "superseded")]
     assert history[1]["services"]["web"]["deployment_id"] == "web-d0"  # what ran before: observed, recorded
+    assert history[1]["artifacts"] == {} and "spec:.railway/railway.py" in history[0]["artifacts"]
     web = history[0]["services"]["web"]
     assert (web["deployment_id"], web["deployment_status"], len(web["config"])) == ("web-d1", "SUCCESS", 64)
     assert history[0]["services"]["whatsapp"]["tenants"] == ["1", "2", "3"]
@@ -312,6 +313,8 @@ def test_a_plain_apply_records_a_pending_release_and_rollback_goes_back_past_it(
     assert "back to release 2 on Railway (release 4; 2 rolled back)" in rolled.stdout
     ids = [r["body"]["variables"]["id"] for r in project.requests if "deploymentRollback" in r["body"]["query"]]
     assert ids == ["web-d1", "whatsapp-d2"]
+    history = project.history()  # each with what it deployed: 3 this apply's render, 4 release 2's
+    assert history[0]["artifacts"] == history[1]["artifacts"] == history[2]["artifacts"] != {}
 
 
 def test_a_plain_apply_whose_lookup_fails_still_succeeds_and_records_no_ids(project, tmp_path):
