@@ -4,7 +4,9 @@
 # Railway Infrastructure as Code (railway-sdk) for the whole project. Railway's CLI evaluates this file
 # once for every environment of the project, calling main(ctx). Every resource is declared in every
 # evaluation, its `environments` says where it exists, and its body follows ctx.environment; a context
-# for an environment deploytool does not describe declares nothing there. Plan or apply it with
+# for an environment deploytool does not describe declares nothing there. The services one spec service
+# makes (one per tenant or shard) share one body function; what differs between them is its arguments.
+# Plan or apply it with
 #   deploytool railway plan ENV     (checks the link first; or, linked to it: railway config plan)
 # Secrets are never here: they are references to the project's shared variables
 # (${{shared.NAME}}), set once in Railway.
@@ -13,119 +15,118 @@ from railway_sdk import define_railway, github, postgres, project, service, volu
 PROJECT = "sua-agenda"
 
 
+def _prod_web(ctx, db, cache, volumes):
+    "The body of service 'web'."
+    return dict(
+        source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
+        build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/flask_service/**"]},
+        preDeploy="python -m flask_service migrate",
+        healthcheck="/health",
+        replicas=1,
+        deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        env={
+            "APP_ENV": "production",
+            "DATABASE_URL": db.env.DATABASE_URL,
+            "OPS_API_KEY": ctx.shared.OPS_API_KEY,
+            "PORT": "5002",
+            "SECRET_KEY": ctx.shared.SECRET_KEY,
+            "TRUSTED_PROXIES": "1",
+            "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
+            "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
+            "WHATSAPP_TENANT_URLS": "{\"1\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"2\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"3\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\",\"4\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\"}",
+        },
+    )
+
+
+def _prod_whatsapp(ctx, db, cache, volumes, *, port, tenants, wa_service_name):
+    "The body of the 2 'whatsapp' services; what differs between them is an argument."
+    return dict(
+        source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="node_service"),
+        build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
+        healthcheck="/health",
+        replicas=1,
+        deploy={"drainingSeconds": 15, "healthcheckTimeout": 300, "overlapSeconds": 0, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        env={
+            "APP_ENV": "production",
+            "AUTH_ROOT": "/data/auth",
+            "DATABASE_URL": db.env.DATABASE_URL,
+            "PORT": port,
+            "SESSION_DB_SCHEMA": "whatsapp",
+            "SESSION_STORE": "postgres",
+            "TENANTS": tenants,
+            "WA_DRIVER": "baileys",
+            "WA_MODE": "multi",
+            "WA_SERVICE_NAME": wa_service_name,
+            "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
+            "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
+            "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
+        },
+    )
+
+
 def _layout_prod(ctx, db, cache, volumes):
     "deploytool env 'prod': sharded, 4 tenants."
     return {
-        "web": dict(
-            source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
-            build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/flask_service/**"]},
-            preDeploy="python -m flask_service migrate",
-            healthcheck="/health",
-            replicas=1,
-            deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
-            env={
-                "APP_ENV": "production",
-                "DATABASE_URL": db.env.DATABASE_URL,
-                "OPS_API_KEY": ctx.shared.OPS_API_KEY,
-                "PORT": "5002",
-                "SECRET_KEY": ctx.shared.SECRET_KEY,
-                "TRUSTED_PROXIES": "1",
-                "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
-                "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
-                "WHATSAPP_TENANT_URLS": "{\"1\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"2\":\"http://${{whatsapp-shard-1.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-1.PORT}}\",\"3\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\",\"4\":\"http://${{whatsapp-shard-2.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp-shard-2.PORT}}\"}",
-            },
-        ),
-        "whatsapp-shard-1": dict(
-            source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="node_service"),
-            build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
-            healthcheck="/health",
-            replicas=1,
-            deploy={"drainingSeconds": 15, "healthcheckTimeout": 300, "overlapSeconds": 0, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
-            env={
-                "APP_ENV": "production",
-                "AUTH_ROOT": "/data/auth",
-                "DATABASE_URL": db.env.DATABASE_URL,
-                "PORT": "5001",
-                "SESSION_DB_SCHEMA": "whatsapp",
-                "SESSION_STORE": "postgres",
-                "TENANTS": "1,2",
-                "WA_DRIVER": "baileys",
-                "WA_MODE": "multi",
-                "WA_SERVICE_NAME": "whatsapp-shard-1",
-                "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
-                "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
-                "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
-            },
-        ),
-        "whatsapp-shard-2": dict(
-            source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="node_service"),
-            build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
-            healthcheck="/health",
-            replicas=1,
-            deploy={"drainingSeconds": 15, "healthcheckTimeout": 300, "overlapSeconds": 0, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
-            env={
-                "APP_ENV": "production",
-                "AUTH_ROOT": "/data/auth",
-                "DATABASE_URL": db.env.DATABASE_URL,
-                "PORT": "5003",
-                "SESSION_DB_SCHEMA": "whatsapp",
-                "SESSION_STORE": "postgres",
-                "TENANTS": "3,4",
-                "WA_DRIVER": "baileys",
-                "WA_MODE": "multi",
-                "WA_SERVICE_NAME": "whatsapp-shard-2",
-                "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
-                "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
-                "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
-            },
-        ),
+        "web": _prod_web(ctx, db, cache, volumes),
+        "whatsapp-shard-1": _prod_whatsapp(ctx, db, cache, volumes, port="5001", tenants="1,2", wa_service_name="whatsapp-shard-1"),
+        "whatsapp-shard-2": _prod_whatsapp(ctx, db, cache, volumes, port="5003", tenants="3,4", wa_service_name="whatsapp-shard-2"),
     }
+
+
+def _staging_web(ctx, db, cache, volumes):
+    "The body of service 'web'."
+    return dict(
+        source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
+        build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/flask_service/**"]},
+        preDeploy="python -m flask_service migrate",
+        healthcheck="/health",
+        replicas=1,
+        deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        env={
+            "APP_ENV": "production",
+            "DATABASE_URL": db.env.DATABASE_URL,
+            "OPS_API_KEY": ctx.shared.OPS_API_KEY,
+            "PORT": "5002",
+            "SECRET_KEY": ctx.shared.SECRET_KEY,
+            "TRUSTED_PROXIES": "1",
+            "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
+            "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
+            "WHATSAPP_SERVER_URL": "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}",
+        },
+    )
+
+
+def _staging_whatsapp(ctx, db, cache, volumes):
+    "The body of service 'whatsapp'."
+    return dict(
+        source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="node_service"),
+        build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
+        healthcheck="/health",
+        replicas=1,
+        deploy={"drainingSeconds": 15, "healthcheckTimeout": 300, "overlapSeconds": 0, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
+        env={
+            "APP_ENV": "production",
+            "AUTH_ROOT": "/data/auth",
+            "DATABASE_URL": db.env.DATABASE_URL,
+            "PORT": "5001",
+            "SESSION_DB_SCHEMA": "whatsapp",
+            "SESSION_STORE": "postgres",
+            "TENANTS": "1,2,3",
+            "WA_DRIVER": "sandbox",
+            "WA_MODE": "multi",
+            "WA_SERVICE_NAME": "whatsapp",
+            "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
+            "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
+            "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
+        },
+    )
 
 
 def _layout_staging(ctx, db, cache, volumes):
     "deploytool env 'staging': shared, 3 tenants."
     return {
-        "web": dict(
-            source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="flask_service"),
-            build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/flask_service/**"]},
-            preDeploy="python -m flask_service migrate",
-            healthcheck="/health",
-            replicas=1,
-            deploy={"healthcheckTimeout": 300, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
-            env={
-                "APP_ENV": "production",
-                "DATABASE_URL": db.env.DATABASE_URL,
-                "OPS_API_KEY": ctx.shared.OPS_API_KEY,
-                "PORT": "5002",
-                "SECRET_KEY": ctx.shared.SECRET_KEY,
-                "TRUSTED_PROXIES": "1",
-                "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
-                "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
-                "WHATSAPP_SERVER_URL": "http://${{whatsapp.RAILWAY_PRIVATE_DOMAIN}}:${{whatsapp.PORT}}",
-            },
-        ),
-        "whatsapp": dict(
-            source=github("sua-agenda/sua-agenda", branch="main", rootDirectory="node_service"),
-            build={"builder": "DOCKERFILE", "dockerfilePath": "Dockerfile", "watchPatterns": ["/node_service/**"]},
-            healthcheck="/health",
-            replicas=1,
-            deploy={"drainingSeconds": 15, "healthcheckTimeout": 300, "overlapSeconds": 0, "restartPolicyMaxRetries": 10, "restartPolicyType": "ON_FAILURE"},
-            env={
-                "APP_ENV": "production",
-                "AUTH_ROOT": "/data/auth",
-                "DATABASE_URL": db.env.DATABASE_URL,
-                "PORT": "5001",
-                "SESSION_DB_SCHEMA": "whatsapp",
-                "SESSION_STORE": "postgres",
-                "TENANTS": "1,2,3",
-                "WA_DRIVER": "sandbox",
-                "WA_MODE": "multi",
-                "WA_SERVICE_NAME": "whatsapp",
-                "WEBHOOK_SECRET": ctx.shared.WEBHOOK_SECRET,
-                "WEBHOOK_URL": "http://${{web.RAILWAY_PRIVATE_DOMAIN}}:${{web.PORT}}/webhook/whatsapp",
-                "WHATSAPP_API_KEY": ctx.shared.WHATSAPP_API_KEY,
-            },
-        ),
+        "web": _staging_web(ctx, db, cache, volumes),
+        "whatsapp": _staging_whatsapp(ctx, db, cache, volumes),
     }
 
 

@@ -9,6 +9,7 @@ environment keeps, so a test sees what Railway would plan there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -20,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from deploytool import pipeline
-from deploytool.targets import railway_iac, render_all
+from deploytool.plan.model import Plain
+from deploytool.spec.model import Target
+from deploytool.targets import plugin, railway_iac, render_all
 from deploytool.targets.railway import RAILWAY_FILE, check_project_file, layouts_of, start_project_file_check
 from tests.conftest import REPO
 
@@ -282,7 +285,7 @@ def test_pinned_plans_pass_through_and_are_tied_to_the_railway_folder(railway, m
             "evaluation for a Railway environment the spec does not describe failed",
         ),
         # a body that drops a variable
-        (lambda s: s.replace('                "TENANTS": "1,2,3",\n', "", 1), "has variables"),
+        (lambda s: s.replace('            "TENANTS": "1,2,3",\n', "", 1), "has variables"),
     ],
 )
 def test_the_check_applies_each_rule_of_the_current_cli(mutate, message):
@@ -673,3 +676,33 @@ def test_render_starts_a_big_railway_check_first_and_validate_starts_compose_fir
         assert started[0] == first and sorted(started) == ["compose", "local", "railway"]
         # the order of rendering changes no file
         assert [(a.path, a.content) for a in artifacts] == [(a.path, a.content) for a in render_all(plan, ctx)]
+
+
+def test_the_services_of_one_spec_service_share_a_body_and_pass_what_differs(make_project):
+    overlay = "topology: {kind: per-port}\ntargets: [railway]\nrailway: {repo: acme/chat}\n"
+    spec = make_project({"staging": overlay})
+    rendered = pipeline.render_environment(spec, "staging")
+    source = next(a.content for a in rendered.artifacts if a.path == RAILWAY_FILE)
+    # one body for the three tenants' servers, called with each one's own values
+    assert source.count("def _staging_whatsapp(") == 1
+    assert "def _staging_whatsapp(ctx, db, cache, volumes, *, port, tenant_id, wa_service_name):" in source
+    assert '_staging_whatsapp(ctx, db, cache, volumes, port="5003", tenant_id="2", wa_service_name="whatsapp-2")' in (
+        source
+    )
+    ctx = dataclasses.replace(rendered.ctx, peers=None)
+    assert check_project_file(source, layouts_of(rendered.plan, ctx)) == []
+    # A service with a variable the others lack: arguments cannot say that, so it gets a body of its own, and
+    # each environment's graph is still its plan's.
+    plan = rendered.plan
+    odd = next(s for s in plan.services if s.name == "whatsapp-3")
+    extra = (*odd.env, ("ONLY_HERE", Plain("3")))
+    changed = dataclasses.replace(
+        plan, services=tuple(dataclasses.replace(s, env=extra) if s is odd else s for s in plan.services)
+    )
+    [artifact] = plugin(Target.railway).render(changed, ctx)
+    assert "def _staging_whatsapp_1(ctx, db, cache, volumes):" in artifact.content
+    assert "def _staging_whatsapp_3(ctx, db, cache, volumes):" in artifact.content
+    assert "_staging_whatsapp(" not in artifact.content
+    assert check_project_file(artifact.content, layouts_of(changed, ctx)) == []
+    broken = artifact.content.replace('"ONLY_HERE": "3",', "", 1)
+    assert any("has variables" in f.message for f in check_project_file(broken, layouts_of(changed, ctx)))

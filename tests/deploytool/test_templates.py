@@ -350,16 +350,11 @@ def full_plan(tmp_path_factory):
     (root / "deploytool.yaml").write_text(BASE_SPEC)
     (root / "environments" / "prod.yaml").write_text(FULL)
     rendered = pipeline.render_environment(root / "deploytool.yaml", "prod")
-    return rendered.plan, rendered.ctx, railway_source(rendered)
+    return rendered.plan, rendered.ctx
 
 
-@settings(
-    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(data=st.data())
-def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
-    plan, ctx, baseline = full_plan
-    draw = lambda: data.draw(NASTY)  # noqa: E731
+def _fuzzed(plan: Any, draw: Any) -> tuple[Any, str]:
+    """`plan` with every value that reaches the Railway file taken from `draw()`, and an output folder name."""
     services = []
     for index, svc in enumerate(plan.services):
         # what an instance takes from its spec as is lives in `svc.spec`; the rest are the instance's own fields
@@ -384,12 +379,38 @@ def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
     railway = _replace(plan.railway, environment=draw(), repo=draw(), branch=draw())
     fuzzed = _replace(plan, project=draw(), env_name=draw(), services=tuple(services), railway=railway)
     # an output folder the file system can name (no NUL, no lone surrogate): it reaches a comment
-    out = draw().replace("\x00", "").encode("utf-8", "ignore").decode() or "out"
-    # no peers: the file is rendered from the fuzzed plan itself
+    return fuzzed, draw().replace("\x00", "").encode("utf-8", "ignore").decode() or "out"
+
+
+def _railway_file(plan: Any, ctx: Any, out: str) -> str:
+    # no peers: the file is rendered from the plan itself
     fuzzed_ctx = dataclasses.replace(ctx, out=ctx.root / out, peers=None)
-    (artifact,) = [a for a in plugin(Target.railway).render(fuzzed, fuzzed_ctx) if a.path.endswith(RAILWAY_FILE)]
-    source = artifact.content
-    assert shape(source) == shape(baseline)  # same statements and calls; only constants (and names) differ
+    (artifact,) = [a for a in plugin(Target.railway).render(plan, fuzzed_ctx) if a.path.endswith(RAILWAY_FILE)]
+    return artifact.content
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_fuzzed_values_reach_the_railway_file_only_as_literals(full_plan, data):
+    plan, ctx = full_plan
+    drawn: list[str] = []
+
+    def draw() -> str:
+        drawn.append(data.draw(NASTY))
+        return drawn[-1]
+
+    fuzzed, out = _fuzzed(plan, draw)
+    source = _railway_file(fuzzed, ctx, out)
+    # Its twin: the same plan with every distinct value a plain token instead ("v0x", "v1x", ...). The file's
+    # services share a body function where their values are equal, so what the file does may follow which
+    # values are equal, and nothing else: the twin's file does exactly the same.
+    tokens: dict[str, str] = {}
+    replay = iter(drawn)
+    twin, twin_out = _fuzzed(plan, lambda: tokens.setdefault(next(replay), f"v{len(tokens)}x"))
+    assert shape(source) == shape(_railway_file(twin, ctx, twin_out))  # same statements and calls
+    railway = fuzzed.railway
     assert layout_names(source) == [railway.environment]
     assert constant(source, "PROJECT") == fuzzed.project
     # and running it the way Railway's CLI does runs no code of the spec's (the sdk may refuse odd values)
