@@ -1,10 +1,11 @@
 """`deploytool railway plan|apply ENV`: hand the project's one Railway file to Railway's CLI, only while it is
 linked to ENV's Railway environment, and only as the committed spec renders it.
 
-Railway's CLI has no `--environment` option on `railway config plan|apply`: it evaluates the nearest
-`.railway/railway.py` (walking up from its working folder) for every environment of the project and plans
-the one it is *linked* to (`railway link` / `railway environment NAME`, `RAILWAY_PROJECT_ID` +
-`RAILWAY_ENVIRONMENT_ID`, or a project token `RAILWAY_TOKEN` scoped to one environment). deploytool runs it
+`railway config plan|apply` evaluates the nearest `.railway/railway.py` (walking up from its working folder)
+for every environment of the project and plans the one it is *linked* to (`railway link` / `railway
+environment NAME`, `RAILWAY_PROJECT_ID` + `RAILWAY_ENVIRONMENT_ID`, or a project token `RAILWAY_TOKEN`
+scoped to one environment). The current CLI also takes `--environment name|id` instead
+(src/commands/config/runner.rs at 6971a03); 5.43.1 did not, so deploytool does not pass it. deploytool runs it
 from the spec's folder, where the file is, after asking the CLI which environment it is linked to and
 refusing a mismatch. Pinned plans (`plan --out FILE`, then `apply --plan FILE`) pass straight through: the
 CLI ties them to that folder's `.railway/`.

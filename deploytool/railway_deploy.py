@@ -11,9 +11,14 @@ railwayapp/cli (df3838b) and railwayapp/docs (c2a634f); none of their code:
 - `railway logs [DEPLOYMENT_ID] --service S --environment E --json --lines N [--build|--deployment]`
   (src/commands/logs.rs, src/util/logs.rs): one JSON object a line, with `message`, `timestamp` and the log's
   attributes; `--lines` fetches without streaming.
-- `railway config apply --json` (src/commands/config/runner.rs, src/iac/engine.rs, src/iac/change_set.rs)
-  prints the runner's response: `changeSet.changes[]` with `address` (`service.web`) and `deployEffect`
-  (`deploy` or `none`), and `applyResult` once applied. With `--json` the CLI never asks.
+- `railway config apply --json` (src/commands/config/runner.rs at 6971a03): the CLI reads its engine's
+  response into its own `RunnerResponse` and prints that, so each `changeSet.changes[]` entry keeps only
+  `summary`, `severity`, `kind` and `details` (the engine's `address` and `deployEffect` are dropped), and
+  `applyResult.changes[]` has `kind`, `path`, `summary`, `status`. An apply with no pending change prints
+  nothing at all; `apply --plan FILE --json` prints the apply result alone (`{id, status, changes, ...}`, no
+  `ok`); a failed one exits non-zero. With `--json` the CLI never asks. So which services an apply redeployed
+  is read from `deployment list`: a deployment that was not there before the apply (and, where a CLI prints
+  them, from changes with `deployEffect: deploy` on a `service.NAME` address).
 - GraphQL at https://backboard.railway.com/graphql/v2 (docs content/docs/integrations/api.md): a project
   token in the `Project-Access-Token` header, an account or workspace token as `Authorization: Bearer`; the
   CLI sends RAILWAY_TOKEN the first way and RAILWAY_API_TOKEN the second (src/client.rs).
@@ -166,21 +171,25 @@ def wait_for(
     interval_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    listed: Mapping[str, list[Deployment]] | None = None,
 ) -> list[Outcome]:
     """Poll each service in `before` (service → ids of the deployments it had before) until its newest
-    deployment not in that set is SUCCESS or failed, or `timeout_s` passes; one line each time a state changes."""
+    deployment not in that set is SUCCESS or failed, or `timeout_s` passes; one line each time a state changes.
+    `listed`: each service's deployments as just listed, taken as its first poll."""
     deadline = clock() + timeout_s
     interval_s = poll_interval(environ) if interval_s is None else interval_s
     seen: dict[str, str] = {}
     done: dict[str, Outcome] = {}
     newest: dict[str, Deployment | None] = dict.fromkeys(before)
+    first = dict(listed or {})
     while True:
         for service in sorted(before):
             if service in done:
                 continue
-            fresh = [
-                d for d in list_deployments(cli, environ, cwd, service, environment) if d.id not in before[service]
-            ]
+            found = first.pop(service, None)
+            if found is None:
+                found = list_deployments(cli, environ, cwd, service, environment)
+            fresh = [d for d in found if d.id not in before[service]]
             current = fresh[0] if fresh else None
             newest[service] = current
             state = current.status if current else NO_DEPLOYMENT
@@ -225,9 +234,16 @@ def confirm(
     return checked
 
 
+def redeployed(before: Mapping[str, Iterable[Deployment]], after: Mapping[str, Iterable[Deployment]]) -> list[str]:
+    """The services with a deployment in `after` that `before` did not have: what an apply started."""
+    return sorted(s for s, now in after.items() if {d.id for d in now} - {d.id for d in before.get(s, ())})
+
+
 def changed_services(apply_output: str, known: Iterable[str]) -> list[str]:
-    """The services `railway config apply --json` redeploys: changes with `deployEffect: deploy` on a
-    `service.NAME` address deploytool knows."""
+    """The services `railway config apply --json` says it redeploys: changes with `deployEffect: deploy` on a
+    `service.NAME` address deploytool knows (none from a CLI that leaves those out, or printed nothing)."""
+    if not apply_output.strip():
+        return []
     try:
         document = json.loads(apply_output)
         changes = document.get("changeSet", {}).get("changes", []) if isinstance(document, dict) else []
@@ -255,7 +271,8 @@ def apply_summary(apply_output: str, environ: Mapping[str, str]) -> list[str]:
         return []
     if not isinstance(document, dict):
         return []
-    result = document.get("applyResult") or {}
+    # the apply result: under `applyResult`, or the whole document (`apply --plan FILE --json`)
+    result = document.get("applyResult") or (document if "ok" not in document else {})
     changes = result.get("changes") if isinstance(result, dict) else None
     if not isinstance(changes, list):
         changes = (document.get("changeSet") or {}).get("changes") or []
@@ -269,11 +286,15 @@ def apply_summary(apply_output: str, environ: Mapping[str, str]) -> list[str]:
 
 
 def apply_ok(apply_output: str) -> bool:
+    """Whether an apply that exited 0 says it went through: nothing printed (nothing was pending), a runner
+    response with `ok: true`, or a pinned plan's apply result (no `ok`)."""
+    if not apply_output.strip():
+        return True
     try:
         document = json.loads(apply_output)
     except ValueError:
         return False
-    return isinstance(document, dict) and document.get("ok") is True
+    return isinstance(document, dict) and document.get("ok", True) is True
 
 
 # --- the public API: rollback -----------------------------------------------------------------------------
@@ -477,7 +498,8 @@ def apply_and_wait(
     if done.returncode != 0 or not apply_ok(done.stdout):
         warn(f"{env.env_name}: `railway config apply` failed (exit {done.returncode}); nothing to wait for")
         return done.returncode or 1
-    changed = changed_services(done.stdout, env.services)
+    after = {s: list_deployments(env.cli, env.environ, env.cwd, s, env.environment) for s in env.services}
+    changed = sorted({*redeployed(before, after), *changed_services(done.stdout, env.services)})
     carried = {}  # what runs each service now, with the plan's view of it (this apply changed no other)
     for name in env.services:
         was = (previous.services.get(name) if previous else None) or ServiceRelease()
@@ -490,7 +512,8 @@ def apply_and_wait(
         return 0
     say(f"{env.env_name}: waiting for {', '.join(changed)} (at most {timeout_s:g} s)")
     ids = {s: {d.id for d in before[s]} for s in changed}
-    outcomes = wait_for(env.cli, env.environ, env.cwd, env.environment, ids, timeout_s, say, **wait)
+    listed = {s: after[s] for s in changed}
+    outcomes = wait_for(env.cli, env.environ, env.cwd, env.environment, ids, timeout_s, say, listed=listed, **wait)
     outcomes = confirm(env.cli, env.environ, env.cwd, env.environment, outcomes, say)
     failed = [o for o in outcomes if not o.ok]
     services = {**carried, **_services_of(outcomes, env.planned)}

@@ -4,16 +4,18 @@ would see for every environment of a project.
 
 Modelled (railwayapp/cli, `src/iac/eval.rs` 86fedb2, `src/iac/environments.rs` c887aab):
 - `evaluate_python`: the file is imported from its path; `RAILWAY_IAC_CONTEXT` (JSON: command, projectId,
-  projectName, environmentId, environment, environmentName, pr) becomes railway-sdk's context; the first of
-  `main`, `Railway`, `default` is called with that context when it takes a parameter, bare otherwise, and
-  `to_graph()` gives the graph.
+  projectName, environmentId, environment, environmentName, pr `{number, branch, base}` with `base` the
+  environment a PR environment copies, and features; eval.rs and engine.rs at 6971a03) becomes railway-sdk's
+  context; the first of `main`, `Railway`, `default` is called with that context when it takes a parameter,
+  bare otherwise, and `to_graph()` gives the graph.
 - `evaluation_contexts`: the target environment first, then every other persistent environment with
   `pr: null` (a persistent target is not evaluated twice).
 - `plan_scope`: a resource declared in only some evaluations is an error; its `environments` must be the same
   in every evaluation and an array of names, each a project environment; the target keeps the resources whose
   `environments` is absent or names it, and the rest are excluded there (planned for removal if they exist).
-Not read in that source, so modelled as an assumption: a PR environment's scope is matched against the
-environment it was copied from (its `sourceEnvironment` in `railway environment list --json`).
+- Their caller, `run` in src/iac/engine.rs (6971a03): a PR environment's scope is matched against the
+  environment it was copied from (`pr.base`, its `sourceEnvironment`), and environment names are checked only
+  without a project token (`RAILWAY_TOKEN`), whose environment list holds its own environment alone.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ CLI_SOURCE = "railwayapp/cli src/iac/eval.rs 86fedb2, src/iac/environments.rs c8
 # A persistent environment the spec does not describe (someone's `qa`): it must evaluate and get nothing.
 UNKNOWN_ENVIRONMENT = "deploytool-check-unknown"
 _MODULE = "railway_iac_user"
+# What the CLI says it understands, in every context (eval.rs at 6971a03): an SDK emits no feature outside it.
+IAC_FEATURES = ("variables-policy", "environments", "pr-context", "environment-owned-branch")
 
 
 class LayoutError(UserError):
@@ -73,12 +77,14 @@ class Context:
             "environment": self.environment,
             "environmentName": self.environment,
             "pr": dict(self.pr) if self.pr is not None else None,
+            "features": list(IAC_FEATURES),
         }
 
 
 def pr_context(base: str, number: int = 1) -> Context:
     """A PR environment's context, as Railway names them (`<project>-pr-N`), copied from `base`."""
-    return Context(f"pr-{number}", pr={"number": number, "branch": "deploytool-check", "base": "main"}, match_name=base)
+    # `base` is the environment it copies (engine.rs takes it from sourceEnvironment.name), not a git branch
+    return Context(f"pr-{number}", pr={"number": number, "branch": "deploytool-check", "base": base}, match_name=base)
 
 
 def evaluate(source: str, contexts: Sequence[Context]) -> dict[Context, list[dict[str, Any]]]:

@@ -152,6 +152,38 @@ def test_apply_wait_follows_each_service_until_live_and_records_the_release(proj
     assert TOKEN not in (project.out / ".releases" / "releases.json").read_text()
 
 
+def test_apply_wait_learns_what_it_redeployed_from_the_deployments(project):
+    # The current CLI's `config apply --json` drops each change's address and deployEffect (runner.rs
+    # RunnerResponse): a service with a deployment it did not have before the apply is what redeployed.
+    done = project.run(
+        "railway", "apply", "staging", "--wait", "--yes", "--timeout", "60", FAKE_RAILWAY_UNCHANGED="service.whatsapp"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines_of(done.stdout, "web") == ["QUEUED", "BUILDING", "DEPLOYING", "SUCCESS"]
+    assert lines_of(done.stdout, "whatsapp") == []
+    assert "release 2 is live on Railway (web redeployed)" in done.stdout
+
+
+def test_apply_wait_with_nothing_pending_is_a_live_release(project):
+    # with nothing pending the CLI prints nothing under --json, and exits 0
+    unchanged = "service.web,service.whatsapp,database.Postgres"
+    done = project.run("railway", "apply", "staging", "--wait", "--yes", FAKE_RAILWAY_UNCHANGED=unchanged)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the apply redeployed no service; release 2 is live" in done.stdout
+    assert [(r["number"], r["status"]) for r in project.history()] == [(2, "live"), (1, "superseded")]
+
+
+def test_apply_wait_of_a_pinned_plan_reads_the_apply_result_alone(project, tmp_path):
+    plan_file = tmp_path / "staging.plan"
+    planned = project.run("railway", "plan", "staging", "--plan-out", str(plan_file))
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # `config apply --plan FILE --json` prints the apply result alone: no `ok`, no change set
+    done = project.run("railway", "apply", "staging", "--wait", "--plan", str(plan_file), "--timeout", "60")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Update service web (applied)" in done.stdout
+    assert "release 2 is live on Railway (web, whatsapp redeployed)" in done.stdout
+
+
 def test_wait_needs_yes_since_the_cli_never_asks_in_json_mode(project):
     done = project.run("railway", "apply", "staging", "--wait")
     assert done.returncode == 2 and "add --yes" in done.stderr
