@@ -271,7 +271,7 @@ _BODY_ARGS = ("ctx", "db", "cache", "volumes")
 def _layout_view(plan: Plan, function: str, summary: str, names: _Names, label: str) -> dict[str, Any]:
     """One layout function and its body functions: one per spec service, its instances' differences (a tenant's
     PORT, TENANT_ID, WA_SERVICE_NAME) keyword arguments, so 1,000 tenants are 1,000 short calls and not 1,000
-    copies of a body (a file Railway's CLI, and `validate`, compile in a fifth of the time). `label` names the
+    copies of a body (a file Railway's CLI, and `validate`, compile in about a third of the time). `label` names the
     body functions (`_<label>_<service>`)."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for svc, view in zip(plan.services, _services_view(plan), strict=True):
